@@ -1,0 +1,170 @@
+// minerva/model.h: loading a LLaMA-family model, sessions with a KV cache, sampling, generation.
+//
+// Thread-safety: a Model is immutable after load() and may be shared by many Sessions. A Session
+// is used by one thread at a time, and Sessions of the same Model must not evaluate concurrently
+// (they share the Model's backend); batch several sequences into one Session instead (n_seq).
+// Sampler: one per generation stream, not shared.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "minerva/types.h"
+#include "minerva/vocab.h"
+
+namespace minerva {
+
+enum class KvType { F16, F32 };
+
+struct ModelOptions {
+    std::string device = "auto";  // "auto", "cpu", "vulkan", "vulkan:N" (MINERVA_DEVICE overrides "auto")
+    int n_threads = 0;            // CPU threads; 0 = physical cores
+    bool progress = false;        // log a progress line while uploading large models
+};
+
+struct ModelInfo {
+    std::string arch;            // general.architecture
+    std::string name;            // general.name (or the file name)
+    std::string path;
+    uint64_t file_size = 0;
+    uint64_t n_params = 0;
+    DType weight_type = DType::F32;  // the type of most weight bytes (e.g. Q4_K for a Q4_K_M file)
+    int n_vocab = 0;
+    int n_ctx_train = 0;
+    int n_embd = 0;
+    int n_layer = 0;
+    int n_head = 0;
+    int n_head_kv = 0;
+    int head_dim = 0;
+    int n_ff = 0;
+    int n_rot = 0;
+    float rope_freq_base = 10000.f;
+    float rope_freq_scale = 1.f;
+    float rms_eps = 1e-5f;
+    bool tied_output = false;
+    bool has_rope_freqs = false;
+};
+
+class Model {
+public:
+    // Maps the file, checks every tensor and hyperparameter, uploads weights to the backend.
+    // Throws Error naming the missing tensor, wrong shape, unsupported type or bad key.
+    static std::shared_ptr<Model> load(const std::string& path, const ModelOptions& opts = {});
+    virtual ~Model() = default;
+
+    virtual const ModelInfo& info() const = 0;
+    virtual const std::shared_ptr<const Vocab>& vocab() const = 0;
+    virtual std::string chat_template() const = 0;  // tokenizer.chat_template, "" if none
+    virtual std::string backend_name() const = 0;
+};
+
+struct SessionOptions {
+    int n_ctx = 0;                 // cells per sequence; 0 = min(n_ctx_train, 4096)
+    int n_seq = 1;                 // independent sequences (server slots), each with n_ctx cells
+    int n_batch = 512;             // most tokens evaluated in one forward pass (larger evals are split)
+    KvType kv_type = KvType::F16;
+};
+
+class Session {
+public:
+    Session(std::shared_ptr<Model> model, const SessionOptions& opts = {});
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+
+    const Model& model() const;
+    int n_ctx() const;
+    int n_seq() const;
+    int n_vocab() const;
+    int n_past(int seq = 0) const;  // tokens held in the cache of sequence seq
+
+    // Appends tokens to sequence seq and evaluates them. Returns the logits of the last token
+    // ([n_vocab]); with all_logits, logits() then holds [n_tokens * n_vocab]. Running past n_ctx
+    // throws Error (the cache is left as before the call).
+    std::span<const float> eval(std::span<const int32_t> tokens, int seq = 0, bool all_logits = false);
+
+    // One forward pass over several sequences: the continuous-batching step of a server.
+    struct BatchItem {
+        int seq = 0;
+        std::span<const int32_t> tokens;
+    };
+    // After it, last_logits(item.seq) holds the logits of each item's last token.
+    void eval_batch(std::span<const BatchItem> items);
+
+    std::span<const float> logits() const;             // from the last eval()
+    std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
+
+    void truncate(int seq, int n_keep);  // forget cells n_keep.. of seq (prefix reuse)
+    void clear();                        // all sequences
+
+    size_t kv_bytes() const;  // KV-cache size in bytes
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+struct SamplerParams {
+    float temperature = 0.8f;  // <= 0: greedy
+    int top_k = 40;            // <= 0: off
+    float top_p = 0.95f;       // >= 1: off
+    float min_p = 0.05f;       // <= 0: off
+    float repeat_penalty = 1.0f;     // 1: off (llama.cpp semantics: divide positive logits)
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
+    int penalty_last_n = 64;   // window of recent tokens the penalties look at; -1 = all
+    uint64_t seed = 0xFFFFFFFFFFFFFFFFull;  // default: random
+    std::vector<std::pair<int32_t, float>> logit_bias;
+};
+
+class Sampler {
+public:
+    Sampler(const SamplerParams& params, int n_vocab);
+    // Picks the next token from raw logits (after penalties over the accepted history).
+    int32_t sample(std::span<const float> logits);
+    void accept(int32_t token);  // adds to the penalty history
+    void reset();
+    const SamplerParams& params() const { return params_; }
+
+private:
+    SamplerParams params_;
+    int n_vocab_;
+    uint64_t rng_state_;
+    std::vector<int32_t> history_;
+    std::vector<std::pair<float, int32_t>> work_;
+};
+
+// log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.
+std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k);
+float token_logprob(std::span<const float> logits, int32_t id);
+
+struct GenerateParams {
+    int max_tokens = 128;              // < 0: until the context is full
+    SamplerParams sampling;
+    std::vector<std::string> stop;     // stop strings (not included in the output)
+    bool ignore_eos = false;
+};
+
+struct GenerateResult {
+    std::vector<int32_t> tokens;
+    std::string text;
+    std::string finish_reason;  // "stop" (EOS/EOT or stop string), "length", "cancelled"
+    int n_prompt = 0;
+    double prompt_seconds = 0, gen_seconds = 0;
+};
+
+// Called with each new token and the text it completes (never half a UTF-8 character, never
+// text that might still become a stop string). Return false to cancel.
+using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
+
+// Evaluates the prompt into sequence seq of the session (reusing any cached common prefix) and
+// samples up to max_tokens more.
+GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
+                        const TokenCallback& on_token = {}, int seq = 0);
+
+}  // namespace minerva

@@ -1,0 +1,53 @@
+// tools/cli.h: the minerva CLI's command table and argument parser. Each tools/cmd_*.cpp file
+// registers its subcommands with a static Registrar, so adding one touches no other file.
+#pragma once
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace minerva::cli {
+
+using CommandFn = int (*)(int argc, char** argv);  // argv[0] is the subcommand name
+
+struct Command {
+    std::string name;
+    std::string summary;
+    CommandFn fn;
+};
+
+std::vector<Command>& commands();
+
+struct Registrar {
+    Registrar(const char* name, const char* summary, CommandFn fn) { commands().push_back({name, summary, fn}); }
+};
+
+// A small option parser. Options are spelled "-m|--model" (aliases separated by '|'); value
+// options take the next argument (or --opt=value); flags take none. Unknown options and missing
+// values throw minerva::Error with a message naming them.
+class Args {
+public:
+    Args(int argc, char** argv, std::initializer_list<std::string_view> value_opts,
+         std::initializer_list<std::string_view> flag_opts = {});
+
+    bool has(std::string_view name) const;  // any alias, e.g. has("-m")
+    std::optional<std::string> get(std::string_view name) const;
+    std::string get(std::string_view name, std::string_view def) const;
+    std::string require(std::string_view name) const;  // Error if absent
+    long long get_int(std::string_view name, long long def) const;
+    double get_float(std::string_view name, double def) const;
+    const std::vector<std::string>& positional() const { return positional_; }
+
+private:
+    std::string canonical(std::string_view name) const;
+    std::map<std::string, std::string> alias_;  // every spelling -> canonical (first) spelling
+    std::map<std::string, std::string> values_;
+    std::vector<std::string> positional_;
+};
+
+// Reads a whole file (or stdin for "-"); Error when it cannot.
+std::string read_file(const std::string& path);
+
+}  // namespace minerva::cli
