@@ -4,8 +4,6 @@
 // d the scale and m the min, so that x ~ d*L (symmetric types) or x ~ d*L - m (affine types).
 #include "cpu/quantize.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "cpu/fp16.h"
 #include "minerva/error.h"
 
 namespace minerva::cpu {
@@ -20,15 +19,9 @@ namespace {
 
 // ---- scalar helpers ---------------------------------------------------------------------
 
-inline uint16_t to_f16(float f) { return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
-inline float from_f16(uint16_t h) { return _cvtsh_ss(h); }
-
-inline uint16_t to_bf16(float f) {
-    uint32_t x;
-    std::memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // quiet NaN
-    return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1)) >> 16);                // nearest even
-}
+inline uint16_t to_f16(float f) { return f32_to_fp16_fast(f); }
+inline float from_f16(uint16_t h) { return fp16_to_f32_fast(h); }
+inline uint16_t to_bf16(float f) { return f32_to_bf16(f); }
 
 inline void put_f16(uint8_t* p, float f) {
     uint16_t h = to_f16(f);
