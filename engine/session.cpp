@@ -151,6 +151,9 @@ void Session::eval_batch(std::span<const BatchItem> items) {
     // Flatten into (item, index) pairs and run them n_batch at a time. Each item's tokens are
     // appended to its sequence after the pass that evaluated them.
     std::vector<int> out_seq;  // the sequence of each out row of the current pass
+    std::vector<size_t> start(items.size());  // n_past of each item's sequence before the call
+    for (size_t i = 0; i < items.size(); ++i)
+        if (!items[i].tokens.empty()) start[i] = s.tokens[static_cast<size_t>(items[i].seq)].size();
     size_t item_i = 0, tok_i = 0;
     while (item_i < items.size()) {
         s.clear_batch();
@@ -162,7 +165,7 @@ void Session::eval_batch(std::span<const BatchItem> items) {
             if (tok_i >= it.tokens.size()) { ++item_i, tok_i = 0; continue; }
             const size_t room = static_cast<size_t>(s.n_batch) - s.batch.tokens.size();
             const size_t n = std::min(room, it.tokens.size() - tok_i);
-            const int base = static_cast<int>(s.tokens[static_cast<size_t>(it.seq)].size() + tok_i);
+            const int base = static_cast<int>(start[item_i] + tok_i);
             for (size_t j = 0; j < n; ++j) {
                 const bool want = tok_i + j + 1 == it.tokens.size();
                 s.push(it.seq, it.tokens[tok_i + j], base + static_cast<int>(j), want);

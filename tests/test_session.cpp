@@ -39,6 +39,7 @@ protected:
         prompt_ = model_->vocab()->tokenize(
             "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", true, false);
         ASSERT_GE(prompt_.size(), 16u);
+        prompt_.resize(24);  // the tests below size their contexts for this
     }
     std::string path_;
     std::shared_ptr<Model> model_;
