@@ -35,8 +35,10 @@ inline float store_f16(uint8_t* p, float f) {
     return from_f16(h);
 }
 
+// Round to nearest (even on ties, the default MXCSR mode) in one instruction: std::lrintf is an
+// out-of-line call here, which made the scale search several times slower.
 inline int round_clamp(float v, int lo, int hi) {
-    int l = static_cast<int>(std::lrintf(v));
+    int l = _mm_cvtss_si32(_mm_set_ss(v));
     return std::clamp(l, lo, hi);
 }
 
@@ -163,19 +165,22 @@ float fit_affine(const float* x, const float* w, int n, int nmax, float& d_out, 
         m_out = -lo;
         return 0.0f;
     }
-    uint8_t L[32];
     float best_err = INFINITY, best_d = (hi - lo) / static_cast<float>(nmax), best_b = lo;
 
+    float sw = 0, sx = 0, sxx = 0;
+    for (int i = 0; i < n; ++i) {
+        sw += w[i];
+        sx += w[i] * x[i];
+        sxx += w[i] * x[i] * x[i];
+    }
     auto evaluate = [&](float iscale, float off) {
-        float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
+        float sl = 0, sll = 0, slx = 0;
         for (int i = 0; i < n; ++i) {
-            int l = round_clamp(iscale * (x[i] - off), 0, nmax);
-            L[i] = static_cast<uint8_t>(l);
-            sw += w[i];
-            sl += w[i] * l;
-            sll += w[i] * l * l;
-            sx += w[i] * x[i];
-            slx += w[i] * l * x[i];
+            float l = static_cast<float>(round_clamp(iscale * (x[i] - off), 0, nmax));
+            float wl = w[i] * l;
+            sl += wl;
+            sll += wl * l;
+            slx += wl * x[i];
         }
         float det = sw * sll - sl * sl;
         if (det <= 0.0f) return;
@@ -186,11 +191,8 @@ float fit_affine(const float* x, const float* w, int n, int nmax, float& d_out, 
             d = slx / sll;
         }
         if (d <= 0.0f) return;
-        float err = 0.0f;
-        for (int i = 0; i < n; ++i) {
-            float e = d * L[i] + b - x[i];
-            err += w[i] * e * e;
-        }
+        // sum w (d*L + b - x)^2 expanded in the sums already at hand.
+        float err = sxx + d * d * sll + b * b * sw + 2.0f * (d * b * sl - d * slx - b * sx);
         if (err < best_err) {
             best_err = err;
             best_d = d;
