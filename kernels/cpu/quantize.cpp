@@ -4,6 +4,8 @@
 // d the scale and m the min, so that x ~ d*L (symmetric types) or x ~ d*L - m (affine types).
 #include "cpu/quantize.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -135,6 +137,35 @@ void q8_0_block(const float* x, uint8_t* b) {
     for (int i = 0; i < kQK; ++i) qs[i] = static_cast<int8_t>(round_clamp(x[i] * id, -127, 127));
 }
 
+// ---- level sums for the scale search (AVX2, part of the x86-64 baseline of this project) --
+
+inline float hsum8(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+// For L_i = clamp(round(iscale * (x_i - off)), lo, hi): s[0] = sum w L, s[1] = sum w L^2,
+// s[2] = sum w L x. n is a multiple of 8. Rounding is to nearest even, as round_clamp does.
+inline void level_sums(const float* x, const float* w, int n, float iscale, float off, float lo, float hi, float s[3]) {
+    const __m256 vs = _mm256_set1_ps(iscale), vo = _mm256_set1_ps(off);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0;
+    for (int i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 l = _mm256_round_ps(_mm256_mul_ps(vs, _mm256_sub_ps(xv, vo)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        l = _mm256_min_ps(_mm256_max_ps(l, vlo), vhi);
+        __m256 wl = _mm256_mul_ps(_mm256_loadu_ps(w + i), l);
+        a0 = _mm256_add_ps(a0, wl);
+        a1 = _mm256_fmadd_ps(wl, l, a1);
+        a2 = _mm256_fmadd_ps(wl, xv, a2);
+    }
+    s[0] = hsum8(a0);
+    s[1] = hsum8(a1);
+    s[2] = hsum8(a2);
+}
+
 // ---- K-quant scale search ------------------------------------------------------------------
 
 constexpr int kQK_K = 256;
@@ -174,14 +205,9 @@ float fit_affine(const float* x, const float* w, int n, int nmax, float& d_out, 
         sxx += w[i] * x[i] * x[i];
     }
     auto evaluate = [&](float iscale, float off) {
-        float sl = 0, sll = 0, slx = 0;
-        for (int i = 0; i < n; ++i) {
-            float l = static_cast<float>(round_clamp(iscale * (x[i] - off), 0, nmax));
-            float wl = w[i] * l;
-            sl += wl;
-            sll += wl * l;
-            slx += wl * x[i];
-        }
+        float sums[3];
+        level_sums(x, w, n, iscale, off, 0.0f, static_cast<float>(nmax), sums);
+        const float sl = sums[0], sll = sums[1], slx = sums[2];
         float det = sw * sll - sl * sl;
         if (det <= 0.0f) return;
         float d = (sw * slx - sl * sx) / det;
@@ -223,12 +249,9 @@ float fit_symmetric(const float* x, const float* w, int n, int nneg) {
     if (vmax == 0.0f) return 0.0f;
     float best_score = -1.0f, best_d = vmax / -static_cast<float>(nneg);
     auto evaluate = [&](float iscale) {
-        float slx = 0.0f, sll = 0.0f;
-        for (int i = 0; i < n; ++i) {
-            int l = round_clamp(iscale * x[i], -nneg, nneg - 1);
-            slx += w[i] * l * x[i];
-            sll += w[i] * l * l;
-        }
+        float sums[3];
+        level_sums(x, w, n, iscale, 0.0f, -static_cast<float>(nneg), static_cast<float>(nneg - 1), sums);
+        const float sll = sums[1], slx = sums[2];
         if (sll <= 0.0f) return;
         float score = slx * slx / sll;
         if (score > best_score) {
