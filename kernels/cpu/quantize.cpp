@@ -276,15 +276,65 @@ float quantize_positive_scales(const float* s, int n, int qmax, uint8_t* q) {
     return D;
 }
 
+// With the super-block scales fixed, the rounded sub-block scale and min need not be the best
+// integers: try each one +-1 and keep the pair with the smallest weighted error after
+// re-rounding the levels (the same rounding the block writer then uses).
+void refine_affine_ints(const float* x, const float* w, int n, int nmax, float D, float M, int qmax, uint8_t& ls,
+                        uint8_t& lm) {
+    float best = INFINITY;
+    int best_a = ls, best_c = lm;
+    for (int a = ls - 1; a <= ls + 1; ++a) {
+        if (a < 0 || a > qmax) continue;
+        for (int c = lm - 1; c <= lm + 1; ++c) {
+            if (c < 0 || c > qmax) continue;
+            const float ds = D * a, ms = M * c, id = ds != 0.0f ? 1.0f / ds : 0.0f;
+            float err = 0.0f;
+            for (int i = 0; i < n; ++i) {
+                int l = ds != 0.0f ? round_clamp((x[i] + ms) * id, 0, nmax) : 0;
+                float e = ds * l - ms - x[i];
+                err += w[i] * e * e;
+            }
+            if (err < best) {
+                best = err;
+                best_a = a;
+                best_c = c;
+            }
+        }
+    }
+    ls = static_cast<uint8_t>(best_a);
+    lm = static_cast<uint8_t>(best_c);
+}
+
+// The symmetric counterpart: the rounded signed sub-block scale +-1, levels in -nneg..nneg-1.
+int refine_symmetric_int(const float* x, const float* w, int n, int nneg, float D, int lo, int hi, int ls) {
+    float best = INFINITY;
+    int best_a = ls;
+    for (int a = ls - 1; a <= ls + 1; ++a) {
+        if (a < lo || a > hi) continue;
+        const float ds = D * a, id = ds != 0.0f ? 1.0f / ds : 0.0f;
+        float err = 0.0f;
+        for (int i = 0; i < n; ++i) {
+            int l = ds != 0.0f ? round_clamp(x[i] * id, -nneg, nneg - 1) : 0;
+            float e = ds * l - x[i];
+            err += w[i] * e * e;
+        }
+        if (err < best) {
+            best = err;
+            best_a = a;
+        }
+    }
+    return best_a;
+}
+
 // ---- K-quant blocks --------------------------------------------------------------------------
 
 // Q2_K: 16 sub-blocks of 16, levels 0..3, 4-bit scale and 4-bit min per sub-block.
 // Layout: scales[16] (scale low nibble, min high nibble), qs[64], d, dmin.
 void q2_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16], m[16];
+    float w[256], d[16], m[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        fit_affine(x + 16 * s, w, 16, 3, d[s], m[s]);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        fit_affine(x + 16 * s, w + 16 * s, 16, 3, d[s], m[s]);
     }
     uint8_t ls[16], lm[16];
     float D = quantize_positive_scales(d, 16, 15, ls);
@@ -293,6 +343,7 @@ void q2_k_block(const float* x, uint8_t* b) {
     uint8_t* qs = b + 16;
     D = store_f16(b + 80, D);
     M = store_f16(b + 82, M);
+    for (int s = 0; s < 16; ++s) refine_affine_ints(x + 16 * s, w + 16 * s, 16, 3, D, M, 15, ls[s], lm[s]);
     std::memset(qs, 0, 64);
     for (int s = 0; s < 16; ++s) {
         scales[s] = static_cast<uint8_t>(ls[s] | (lm[s] << 4));
@@ -311,10 +362,10 @@ void q2_k_block(const float* x, uint8_t* b) {
 // "no -4"), signed 6-bit sub-block scales packed in 12 bytes. Layout: hmask[32], qs[64],
 // scales[12], d.
 void q3_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16];
+    float w[256], d[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        d[s] = fit_symmetric(x + 16 * s, w, 16, 4);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 4);
     }
     uint8_t* hmask = b;
     uint8_t* qs = b + 32;
@@ -325,6 +376,7 @@ void q3_k_block(const float* x, uint8_t* b) {
     int ls[16];
     for (int s = 0; s < 16; ++s) ls[s] = D != 0.0f ? round_clamp(d[s] / D, -32, 31) : 0;
     D = store_f16(b + 108, D);
+    for (int s = 0; s < 16; ++s) ls[s] = refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 4, D, -32, 31, ls[s]);
     for (int s = 0; s < 16; ++s) {
         int l = ls[s] + 32;  // 0..63
         if (s < 8) sc[s] = static_cast<uint8_t>(l & 15);
@@ -362,16 +414,17 @@ void pack_scales_mins_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* q) {
 // element 32*s + i) before qs.
 void q45_k_block(const float* x, uint8_t* b, int nbits) {
     const int nmax = (1 << nbits) - 1;
-    float w[32], d[8], m[8];
+    float w[256], d[8], m[8];
     for (int s = 0; s < 8; ++s) {
-        make_weights(x + 32 * s, 32, w);
-        fit_affine(x + 32 * s, w, 32, nmax, d[s], m[s]);
+        make_weights(x + 32 * s, 32, w + 32 * s);
+        fit_affine(x + 32 * s, w + 32 * s, 32, nmax, d[s], m[s]);
     }
     uint8_t ls[8], lm[8];
     float D = quantize_positive_scales(d, 8, 63, ls);
     float M = quantize_positive_scales(m, 8, 63, lm);
     D = store_f16(b, D);
     M = store_f16(b + 2, M);
+    for (int s = 0; s < 8; ++s) refine_affine_ints(x + 32 * s, w + 32 * s, 32, nmax, D, M, 63, ls[s], lm[s]);
     pack_scales_mins_k4(ls, lm, b + 4);
     uint8_t* qh = nbits == 5 ? b + 16 : nullptr;
     uint8_t* qs = nbits == 5 ? b + 48 : b + 16;
@@ -393,10 +446,10 @@ void q45_k_block(const float* x, uint8_t* b, int nbits) {
 // Q6_K: 16 sub-blocks of 16, levels -32..31 (low 4 bits in ql, high 2 in qh), int8 scales.
 // Layout: ql[128], qh[64], scales[16], d.
 void q6_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16];
+    float w[256], d[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        d[s] = fit_symmetric(x + 16 * s, w, 16, 32);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 32);
     }
     uint8_t* ql = b;
     uint8_t* qh = b + 128;
@@ -406,6 +459,8 @@ void q6_k_block(const float* x, uint8_t* b) {
     float D = vmax != 0.0f ? vmax / -128.0f : 0.0f;
     for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(D != 0.0f ? round_clamp(d[s] / D, -128, 127) : 0);
     D = store_f16(b + 208, D);
+    for (int s = 0; s < 16; ++s)
+        sc[s] = static_cast<int8_t>(refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 32, D, -128, 127, sc[s]));
     for (int s = 0; s < 16; ++s) {
         float ds = D * sc[s];
         float id = ds != 0.0f ? 1.0f / ds : 0.0f;
