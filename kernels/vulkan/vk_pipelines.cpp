@@ -5,6 +5,10 @@
 
 #include "vulkan/vk_pipelines.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 #include <unordered_map>
@@ -153,7 +157,12 @@ const Pipeline& Pipelines::get(const std::string& name) {
     p.name = name;
     p.n_bindings = m.refl.n_bindings;
     p.push_bytes = m.refl.push_bytes;
+    auto t0 = std::chrono::steady_clock::now();
     VkResult r = vkCreateComputePipelines(ctx_.device, cache_, 1, &ci, nullptr, &p.pipeline);
+    static const bool verbose = std::getenv("MINERVA_VK_VERBOSE") != nullptr;  // pipeline build times
+    if (verbose)
+        spdlog::info("vulkan: pipeline {} built in {:.0f} ms", name,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     vkDestroyShaderModule(ctx_.device, sm, nullptr);
     check(r, ("vkCreateComputePipelines(" + name + ")").c_str());
     return built_.emplace(name, p).first->second;
