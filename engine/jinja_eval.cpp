@@ -669,7 +669,7 @@ private:
             });
         if (name == "raise_exception")
             return Value::function([](std::vector<Value>& a, KwArgs&) -> Value {
-                throw Error("chat template raised an exception: " + (a.empty() ? std::string("(no message)") : a[0].str()));
+                throw Error("raise_exception: " + (a.empty() ? std::string("(no message)") : a[0].str()));
             });
         return Value::undefined(name);
     }

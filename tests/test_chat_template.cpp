@@ -131,7 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
         JinjaCase{"{{ 1 < 2 and 2 <= 2 }}{{ 'a' < 'b' }}{{ 1 == 1.0 }}{{ xs == [1, 2, 3] }}{{ flag or undefined_x }}{{ 0 or 'z' }}",
                   "TrueTrueTrueTrueTruez"},
         JinjaCase{"{{ 'yes' if flag else 'no' }}{{ 'yes' if nothing else 'no' }}", "yesno"},
-        JinjaCase{"a  {%- if true -%}  b  {%- endif -%}  c {{- ' d ' -}} e", "ab c d e"},
+        JinjaCase{"a  {%- if true -%}  b  {%- endif -%}  c {{- ' d ' -}} e", "abc d e"},
         JinjaCase{"{% if true %}\nline\n{% endif %}\n  {% if true %}\nx\n  {% endif %}\nend", "line\nx\nend"},
         JinjaCase{"{# a comment #}x{#- trimmed -#} y", "xy"},
         JinjaCase{"{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bob') }}{{ greet('Al', punct='?') }}",
