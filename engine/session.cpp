@@ -74,9 +74,10 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& opts) : imp
     if (int64_t(s.n_ctx) * s.n_seq > (int64_t(1) << 31) - 1) throw Error("n_ctx * n_seq is too large");
     // Larger batches than the cache can hold would only waste scratch memory.
     s.n_batch = static_cast<int>(std::min<int64_t>(s.n_batch, int64_t(s.n_ctx) * s.n_seq));
-    // Logit rows per output matmul: every sequence's last token in one pass, and prefill logits
-    // (perplexity) in chunks of up to 64 rows to bound the [n_vocab, rows] scratch.
-    const int n_out_max = std::min(s.n_batch, std::max(s.n_seq, 64));
+    // Logit rows per output matmul: every sequence's last token in one pass; all-token logits
+    // (perplexity) in chunks of 8 rows, which bounds the [n_vocab, rows] scratch (4 MB at a
+    // 128k vocabulary) at little cost in matmul efficiency.
+    const int n_out_max = std::min(s.n_batch, std::max(s.n_seq, 8));
     s.kv = alloc_kv_cache(*s.model, s.n_ctx, s.n_seq, opts.kv_type);
     s.scratch = alloc_scratch(*s.model, s.n_batch, n_out_max);
     s.tokens.resize(static_cast<size_t>(s.n_seq));

@@ -1,4 +1,5 @@
 // minerva run: generate a continuation of a prompt, streamed to stdout.
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -50,10 +51,6 @@ int cmd_run(int argc, char** argv) {
     mo.progress = true;
     auto model = Model::load(a.require("-m"), mo);
 
-    SessionOptions so;
-    so.n_ctx = static_cast<int>(a.get_int("-c", 0));
-    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
-    Session session(model, so);
 
     GenerateParams gp;
     gp.max_tokens = static_cast<int>(a.get_int("-n", 128));
@@ -71,6 +68,13 @@ int cmd_run(int argc, char** argv) {
 
     std::vector<int32_t> prompt = model->vocab()->tokenize(text, true, false);
     if (prompt.empty()) throw Error("the prompt has no tokens");
+
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(a.get_int("-c", 0));
+    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    // Scratch for the prompt's batch, no larger: activations are n_batch columns wide.
+    so.n_batch = static_cast<int>(std::min<size_t>(prompt.size(), 512));
+    Session session(model, so);
     if (static_cast<int>(prompt.size()) >= session.n_ctx())
         throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, which leaves no room in the context of " +
                     std::to_string(session.n_ctx()) + " (use -c)");
@@ -89,7 +93,8 @@ int cmd_run(int argc, char** argv) {
     std::printf("\n");
     std::fflush(stdout);
     const size_t n_gen = r.tokens.size();
-    std::fprintf(stderr, "\n%s on %s\n", model->info().name.c_str(), model->backend_name().c_str());
+    std::fprintf(stderr, "\n%s on %s, n_ctx %d, KV cache %.1f MiB\n", model->info().name.c_str(),
+                 model->backend_name().c_str(), session.n_ctx(), session.kv_bytes() / 1048576.0);
     std::fprintf(stderr, "prompt: %d tokens in %.3f s = %.2f tokens/s\n", r.n_prompt - r.n_cached, r.prompt_seconds,
                  r.prompt_seconds > 0 ? (r.n_prompt - r.n_cached) / r.prompt_seconds : 0.0);
     // The first generated token comes from the prompt's logits; n_gen - 1 forward passes follow.
