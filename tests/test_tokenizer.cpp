@@ -271,6 +271,16 @@ TEST(SpmVocab, PiecesSpacePrefixAndByteFallback) {
         EXPECT_EQ(v->token_text(ids[i + 1]), bytes[i]);
     }
     EXPECT_EQ(v->token_to_piece(ids[1]), "\xF0");
+    // Streaming those bytes: nothing until the character is complete.
+    minerva::StreamDecoder dec(v);
+    EXPECT_EQ(dec.push(ids[0]), " ");
+    EXPECT_EQ(dec.push(ids[1]), "");
+    EXPECT_EQ(dec.push(ids[2]), "");
+    EXPECT_EQ(dec.push(ids[3]), "");
+    EXPECT_EQ(dec.push(ids[4]), "\xF0\x9F\xA6\x99");
+    EXPECT_EQ(dec.push(ids[1]), "");
+    EXPECT_EQ(dec.flush(), "\xF0");  // an unfinished character comes out on flush
+    EXPECT_EQ(dec.flush(), "");
     // The space prefix comes back after each special token (parse_special), as in SentencePiece.
     const auto around = v->tokenize("a</s>b", false, true);
     ASSERT_EQ(around.size(), 3u);
