@@ -53,6 +53,27 @@ std::string printable(std::string_view s, size_t max = 64) {
     return out;
 }
 
+// A key or tensor name for an error message: valid UTF-8 is kept (control bytes escaped),
+// anything long is cut at a character boundary so a 1 MB key cannot flood the message.
+std::string display(std::string_view s, size_t max = 80) {
+    if (!valid_utf8(s)) return printable(s, max);
+    std::string out;
+    size_t i = 0;
+    for (; i < s.size() && out.size() < max; ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7F) { char b[8]; snprintf(b, sizeof b, "\\x%02X", c); out += b; }
+        else out += static_cast<char>(c);
+    }
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) out += s[i++];
+    if (i < s.size()) out += "... (" + std::to_string(s.size()) + " bytes)";
+    return out;
+}
+
+// Vectors are reserved up to this many elements from a count read in the file; beyond it they
+// grow as elements are actually parsed, so a lying count in a large file costs no memory.
+constexpr uint64_t kMaxReserve = 1 << 16;
+size_t reserve_for(uint64_t n) { return static_cast<size_t>(std::min<uint64_t>(n, kMaxReserve)); }
+
 size_t scalar_size(ValueType t) {
     switch (t) {
         case ValueType::UINT8: case ValueType::INT8: case ValueType::BOOL: return 1;
@@ -63,7 +84,15 @@ size_t scalar_size(ValueType t) {
     }
 }
 
-bool known_value_type(uint32_t t) { return t <= 12; }
+// Version 1 had no 64-bit value types (UINT64, INT64, FLOAT64 came with version 2).
+bool known_value_type(uint32_t t, uint32_t version) { return version == 1 ? t <= 9 : t <= 12; }
+
+std::string unknown_type_message(const char* what, uint32_t t, uint32_t version) {
+    std::string m = std::string("unknown ") + what + " " + std::to_string(t);
+    if (version == 1 && t >= 10 && t <= 12) m += " (64-bit value types do not exist in GGUF version 1)";
+    else m += " (valid: 0 to " + std::to_string(version == 1 ? 9 : 12) + ")";
+    return m;
+}
 
 class Cursor {
 public:
@@ -156,7 +185,7 @@ Value read_array(Cursor& c, uint32_t depth) {
     if (depth >= kMaxNesting) c.fail("arrays nested more than " + std::to_string(kMaxNesting) + " deep");
     size_t at = c.pos();
     uint32_t et = c.read<uint32_t>("array element type");
-    if (!known_value_type(et)) c.fail("unknown array element type " + std::to_string(et), at);
+    if (!known_value_type(et, c.version())) c.fail(unknown_type_message("array element type", et, c.version()), at);
     auto elem = static_cast<ValueType>(et);
     size_t at_n = c.pos();
     uint64_t n = c.read_count("array length");
@@ -172,16 +201,16 @@ Value read_array(Cursor& c, uint32_t depth) {
     auto arr = std::make_shared<Array>();
     arr->elem_type = elem;
     if (elem == ValueType::STRING) {
-        arr->strings.reserve(n);
+        arr->strings.reserve(reserve_for(n));
         for (uint64_t i = 0; i < n; ++i) arr->strings.push_back(c.read_string("string array element"));
     } else if (elem == ValueType::ARRAY) {
-        arr->nested.reserve(n);
+        arr->nested.reserve(reserve_for(n));
         for (uint64_t i = 0; i < n; ++i) arr->nested.push_back(read_array(c, depth + 1));
     } else if (elem == ValueType::FLOAT32 || elem == ValueType::FLOAT64) {
-        arr->floats.reserve(n);
+        arr->floats.reserve(reserve_for(n));
         for (uint64_t i = 0; i < n; ++i) arr->floats.push_back(std::get<double>(read_scalar(c, elem).data));
     } else {
-        arr->ints.reserve(n);
+        arr->ints.reserve(reserve_for(n));
         for (uint64_t i = 0; i < n; ++i) {
             Value v = read_scalar(c, elem);
             if (auto* u = std::get_if<uint64_t>(&v.data)) arr->ints.push_back(static_cast<int64_t>(*u));
@@ -305,9 +334,14 @@ File File::open(const std::string& path) {
         throw Error(path + ": not a regular file");
     }
     size_t size = static_cast<size_t>(st.st_size);
-    if (size == 0) {
+    if (size == 0) {  // mmap cannot map nothing; the parser gives the usual "file ends" error
         ::close(fd);
-        throw Error(path + ": invalid GGUF at byte 0: the file is empty");
+        static const uint8_t nothing = 0;
+        File f;
+        f.base_ = &nothing;
+        f.name_ = path;
+        f.parse();
+        return f;
     }
     void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
@@ -339,80 +373,95 @@ void File::parse() {
         c.fail("bad magic \"" + printable(got) + "\" (expected \"GGUF\"): not a GGUF file", 0);
     }
     version_ = c.read<uint32_t>("the version");
-    if (version_ < 1 || version_ > 3) c.fail("unsupported GGUF version " + std::to_string(version_) + " (1, 2 and 3 are supported)", 4);
+    if (version_ < 1 || version_ > 3)
+        c.fail("unsupported GGUF version " + std::to_string(version_) + " (1, 2 and 3 are supported)", 4);
+    // Version 1 stores counts, lengths and dimensions in 32 bits; later versions in 64.
     Cursor cur(base_, size_, name_, version_);
     cur.skip_to(c.pos());
+    const size_t count_bytes = version_ == 1 ? 4 : 8;
 
     size_t at = cur.pos();
     uint64_t n_tensors = cur.read_count("the tensor count");
-    // A tensor info takes at least: name length + n_dims + one dim + type + offset.
-    const size_t min_tensor = (version_ == 1 ? 4 : 8) + 4 + (version_ == 1 ? 4 : 8) + 4 + 8;
     size_t at_kv = cur.pos();
     uint64_t n_kv = cur.read_count("the metadata count");
-    const size_t min_kv = (version_ == 1 ? 4 : 8) + 1 + 4 + 1;
-    if (n_tensors > cur.remaining() / min_tensor)
-        cur.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the " + std::to_string(cur.remaining()) +
-                     " bytes left",
+    // The smallest encodings bound how many entries the rest of the file can hold:
+    // a key/value is key length + 1-byte key + type + 1-byte value; a tensor info is name length
+    // + 1-byte name + n_dims + one dimension + type + offset.
+    const size_t min_kv = count_bytes + 1 + 4 + 1;
+    const size_t min_tensor = count_bytes + 1 + 4 + count_bytes + 4 + 8;
+    const size_t left = cur.remaining();
+    if (n_tensors > left / min_tensor)
+        cur.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the " + std::to_string(left) +
+                     " bytes left (each tensor info takes at least " + std::to_string(min_tensor) + ")",
                  at);
-    if (n_kv > cur.remaining() / min_kv)
-        cur.fail("metadata count " + std::to_string(n_kv) + " cannot fit in the " + std::to_string(cur.remaining()) +
-                     " bytes left",
+    if (n_kv > left / min_kv)
+        cur.fail("metadata count " + std::to_string(n_kv) + " cannot fit in the " + std::to_string(left) +
+                     " bytes left (each entry takes at least " + std::to_string(min_kv) + ")",
                  at_kv);
+    if (n_tensors * min_tensor + n_kv * min_kv > left)  // no overflow: each term is <= left
+        cur.fail("metadata count " + std::to_string(n_kv) + " and tensor count " + std::to_string(n_tensors) +
+                     " together cannot fit in the " + std::to_string(left) + " bytes left",
+                 at);
 
     // Metadata.
     std::unordered_set<std::string_view> seen;
-    kv_.reserve(n_kv);
+    kv_.reserve(reserve_for(n_kv));
     for (uint64_t i = 0; i < n_kv; ++i) {
         cur.set_context("metadata entry " + std::to_string(i));
         size_t key_at = cur.pos();
         std::string_view key = cur.read_string("key");
         if (key.empty()) cur.fail("empty key", key_at);
         if (!valid_utf8(key)) cur.fail("key \"" + printable(key) + "\" is not valid UTF-8", key_at);
-        cur.set_context("key '" + std::string(key) + "'");
+        cur.set_context("key '" + display(key) + "'");
         if (!seen.insert(key).second) cur.fail("duplicate key", key_at);
         size_t t_at = cur.pos();
         uint32_t t = cur.read<uint32_t>("value type");
-        if (!known_value_type(t)) cur.fail("unknown value type " + std::to_string(t), t_at);
+        if (!known_value_type(t, version_)) cur.fail(unknown_type_message("value type", t, version_), t_at);
+        size_t v_at = cur.pos();
         Value v = read_value(cur, static_cast<ValueType>(t), 0);
+        if (key == "general.alignment") {
+            // Must be a power of two: tensor offsets are multiples of it and the data section
+            // starts at one. 1 GiB is far beyond any real file's alignment.
+            if (!v.is_integer())
+                cur.fail("alignment must be an integer, found " + std::string(value_type_name(v.type)), v_at);
+            bool neg = std::holds_alternative<int64_t>(v.data) && std::get<int64_t>(v.data) < 0;
+            uint64_t al = neg ? 0 : v.as_uint();
+            if (neg || al == 0 || (al & (al - 1)) != 0 || al > (uint64_t{1} << 30))
+                cur.fail("alignment " + v.to_string() + " is not a power of two between 1 and 2^30", v_at);
+            alignment_ = al;
+        }
         kv_.emplace_back(std::string(key), std::move(v));
-    }
-
-    // general.alignment
-    if (const Value* a = find("general.alignment")) {
-        cur.set_context("key 'general.alignment'");
-        if (!a->is_integer()) cur.fail("alignment must be an integer, found " + std::string(value_type_name(a->type)), 0);
-        int64_t al = 0;
-        try { al = a->as_int(); } catch (const Error&) { al = -1; }
-        if (al <= 0 || (al & (al - 1)) != 0 || al > (1 << 24))
-            throw Error(name_ + ": invalid GGUF: key 'general.alignment' is " + a->to_string() +
-                        ", not a power of two between 1 and 16M");
-        alignment_ = static_cast<uint64_t>(al);
     }
 
     // Tensor infos.
     std::unordered_set<std::string_view> names;
-    tensors_.reserve(n_tensors);
+    std::vector<size_t> offset_field_at;  // where each tensor's offset was read, for later errors
+    tensors_.reserve(reserve_for(n_tensors));
+    offset_field_at.reserve(reserve_for(n_tensors));
     for (uint64_t i = 0; i < n_tensors; ++i) {
         cur.set_context("tensor " + std::to_string(i));
         size_t name_at = cur.pos();
         std::string_view name = cur.read_string("tensor name");
         if (name.empty()) cur.fail("empty tensor name", name_at);
         if (!valid_utf8(name)) cur.fail("tensor name \"" + printable(name) + "\" is not valid UTF-8", name_at);
-        cur.set_context("tensor '" + std::string(name) + "'");
+        cur.set_context("tensor '" + display(name) + "'");
         if (!names.insert(name).second) cur.fail("duplicate tensor name", name_at);
         TensorInfo ti;
         ti.name = std::string(name);
         size_t nd_at = cur.pos();
         ti.n_dims = cur.read<uint32_t>("n_dims");
-        if (ti.n_dims == 0 || ti.n_dims > 4) cur.fail("n_dims is " + std::to_string(ti.n_dims) + " (must be 1 to 4)", nd_at);
+        if (ti.n_dims == 0 || ti.n_dims > 4)
+            cur.fail("n_dims is " + std::to_string(ti.n_dims) + " (must be 1 to 4)", nd_at);
         uint64_t n_el = 1;
         for (uint32_t d = 0; d < ti.n_dims; ++d) {
             size_t d_at = cur.pos();
-            uint64_t dim = version_ == 1 ? cur.read<uint32_t>("dimension") : cur.read<uint64_t>("dimension");
+            uint64_t dim = cur.read_count("dimension");
             if (dim == 0) cur.fail("dimension " + std::to_string(d) + " is zero", d_at);
             if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
                 n_el > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / dim)
-                cur.fail("dimensions overflow (element count exceeds 2^63)", d_at);
+                cur.fail("dimension " + std::to_string(d) + " = " + std::to_string(dim) +
+                             " overflows the element count (more than 2^63 - 1 elements)",
+                         d_at);
             n_el *= dim;
             ti.ne[d] = static_cast<int64_t>(dim);
         }
@@ -432,36 +481,48 @@ void File::parse() {
         size_t off_at = cur.pos();
         ti.offset = cur.read<uint64_t>("tensor data offset");
         if (ti.offset % alignment_ != 0)
-            cur.fail("data offset " + std::to_string(ti.offset) + " is not a multiple of the alignment " +
+            cur.fail("data offset " + std::to_string(ti.offset) + " is misaligned: not a multiple of the alignment " +
                          std::to_string(alignment_),
                      off_at);
         tensors_.push_back(std::move(ti));
+        offset_field_at.push_back(off_at);
     }
-    cur.set_context("");
 
-    // Data section: aligned start, every tensor inside the file, no overlaps.
+    // Data section: starts at the first aligned offset after the infos; every tensor inside the
+    // file, none overlapping another.
     uint64_t end_infos = cur.pos();
     data_offset_ = (end_infos + alignment_ - 1) / alignment_ * alignment_;
-    if (!tensors_.empty() && data_offset_ > size_)
-        cur.fail("tensor data section would start at byte " + std::to_string(data_offset_) + ", past the end of the " +
-                 std::to_string(size_) + "-byte file");
-    uint64_t data_size = data_offset_ <= size_ ? size_ - data_offset_ : 0;
-    std::vector<const TensorInfo*> by_offset;
-    by_offset.reserve(tensors_.size());
-    for (const auto& t : tensors_) {
-        if (t.offset > data_size || t.nbytes > data_size - t.offset)
-            throw Error(name_ + ": invalid GGUF: tensor '" + t.name + "' data [" + std::to_string(data_offset_ + t.offset) +
-                        ", +" + std::to_string(t.nbytes) + ") extends past the end of the " + std::to_string(size_) +
-                        "-byte file (truncated?)");
-        by_offset.push_back(&t);
+    if (tensors_.empty()) return;
+    cur.set_context("");
+    if (data_offset_ > size_)
+        cur.fail("the tensor data section would start at byte " + std::to_string(data_offset_) +
+                 ", past the end of the " + std::to_string(size_) + "-byte file (truncated?)");
+    uint64_t data_size = size_ - data_offset_;
+    std::vector<size_t> by_offset(tensors_.size());
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+        const TensorInfo& t = tensors_[i];
+        by_offset[i] = i;
+        if (t.offset > data_size || t.nbytes > data_size - t.offset) {
+            cur.set_context("tensor '" + display(t.name) + "'");
+            cur.fail("data at offset " + std::to_string(t.offset) + " (+" + std::to_string(t.nbytes) +
+                         " bytes) extends past the end of the data section (" + std::to_string(data_size) +
+                         " bytes from byte " + std::to_string(data_offset_) + " of the " + std::to_string(size_) +
+                         "-byte file; truncated?)",
+                     offset_field_at[i]);
+        }
     }
-    std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->offset < b->offset; });
-    for (size_t i = 1; i < by_offset.size(); ++i) {
-        const TensorInfo* p = by_offset[i - 1];
-        const TensorInfo* q = by_offset[i];
-        if (p->offset + p->nbytes > q->offset)
-            throw Error(name_ + ": invalid GGUF: tensor '" + q->name + "' data at byte " +
-                        std::to_string(data_offset_ + q->offset) + " overlaps tensor '" + p->name + "'");
+    std::sort(by_offset.begin(), by_offset.end(),
+              [&](size_t a, size_t b) { return tensors_[a].offset < tensors_[b].offset; });
+    for (size_t k = 1; k < by_offset.size(); ++k) {
+        const TensorInfo& p = tensors_[by_offset[k - 1]];
+        const TensorInfo& q = tensors_[by_offset[k]];
+        if (p.offset + p.nbytes > q.offset) {
+            cur.set_context("tensor '" + display(q.name) + "'");
+            cur.fail("data at byte " + std::to_string(data_offset_ + q.offset) + " overlaps the data of tensor '" +
+                         display(p.name) + "' [" + std::to_string(data_offset_ + p.offset) + ", " +
+                         std::to_string(data_offset_ + p.offset + p.nbytes) + ")",
+                     offset_field_at[by_offset[k]]);
+        }
     }
 }
 

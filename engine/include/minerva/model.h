@@ -82,6 +82,7 @@ public:
     int n_seq() const;
     int n_vocab() const;
     int n_past(int seq = 0) const;  // tokens held in the cache of sequence seq
+    std::span<const int32_t> tokens(int seq = 0) const;  // the tokens held for seq ([n_past(seq)])
 
     // Appends tokens to sequence seq and evaluates them. Returns the logits of the last token
     // ([n_vocab]); with all_logits, logits() then holds [n_tokens * n_vocab]. Running past n_ctx
@@ -93,13 +94,16 @@ public:
         int seq = 0;
         std::span<const int32_t> tokens;
     };
-    // After it, last_logits(item.seq) holds the logits of each item's last token.
+    // After it, last_logits(item.seq) holds the logits of each item's last token. Items with no
+    // tokens are ignored; a sequence may appear once. Throws Error (nothing evaluated) when any
+    // item would run past n_ctx or names a bad sequence or token.
     void eval_batch(std::span<const BatchItem> items);
 
     std::span<const float> logits() const;             // from the last eval()
     std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
 
     void truncate(int seq, int n_keep);  // forget cells n_keep.. of seq (prefix reuse)
+    void clear(int seq);                 // one sequence
     void clear();                        // all sequences
 
     size_t kv_bytes() const;  // KV-cache size in bytes
@@ -132,11 +136,15 @@ public:
     const SamplerParams& params() const { return params_; }
 
 private:
+    uint64_t next_u64();   // xoshiro256**
+    double next_unit();    // uniform in [0, 1)
+
     SamplerParams params_;
     int n_vocab_;
-    uint64_t rng_state_;
+    uint64_t rng_[4];
     std::vector<int32_t> history_;
     std::vector<std::pair<float, int32_t>> work_;
+    std::vector<float> scratch_;
 };
 
 // log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.
@@ -151,20 +159,36 @@ struct GenerateParams {
 };
 
 struct GenerateResult {
-    std::vector<int32_t> tokens;
-    std::string text;
-    std::string finish_reason;  // "stop" (EOS/EOT or stop string), "length", "cancelled"
-    int n_prompt = 0;
+    std::vector<int32_t> tokens;  // generated tokens (the EOS/EOT that ended generation excluded)
+    std::string text;             // their text, cut before a stop string
+    std::string finish_reason;    // "stop" (EOS/EOT or stop string), "length", "cancelled"
+    int n_prompt = 0;             // prompt tokens
+    int n_cached = 0;             // of those, reused from the cache (not evaluated again)
     double prompt_seconds = 0, gen_seconds = 0;
 };
 
 // Called with each new token and the text it completes (never half a UTF-8 character, never
-// text that might still become a stop string). Return false to cancel.
+// text that might still become a stop string; "" while text is held back). When generation
+// ends with text still held back (an incomplete UTF-8 character, or the start of a stop string
+// that never completed), it comes in one last call with token -1. Return false to cancel.
 using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
 
 // Evaluates the prompt into sequence seq of the session (reusing any cached common prefix) and
 // samples up to max_tokens more.
 GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
                         const TokenCallback& on_token = {}, int seq = 0);
+
+// Perplexity as llama.cpp's llama-perplexity defines it: the tokens (already with BOS) are cut
+// into tokens.size() / n_ctx chunks of n_ctx (n_ctx = session.n_ctx()); each chunk starts with
+// BOS, is evaluated alone, and scores the predictions of its tokens n_ctx/2+1 .. n_ctx-1.
+// on_chunk (optional) sees each chunk's running estimate. Error when there is not one chunk.
+struct PerplexityResult {
+    double ppl = 0;
+    double nll = 0;   // mean negative log-likelihood
+    int n_chunks = 0;
+    int n_scored = 0;
+};
+PerplexityResult perplexity(Session& session, std::span<const int32_t> tokens, int32_t bos,
+                            const std::function<void(int chunk, double ppl)>& on_chunk = {});
 
 }  // namespace minerva

@@ -1,0 +1,105 @@
+// minerva-bench e2e: end-to-end prompt processing and generation speed of one model, the way
+// llama-bench measures them: pp = one forward pass over n_prompt tokens from an empty cache;
+// tg = n_gen single-token forward passes (greedy argmax of each) after that prompt. Each run
+// starts from an empty cache; the figure is the median of the runs.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "tools/cli.h"
+#include "minerva/minerva.h"
+
+namespace minerva::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int cmd_e2e(int argc, char** argv) {
+    Args a(argc, argv, {"-m|--model", "-t|--threads", "-p|--n-prompt", "-n|--n-gen", "--device", "--reps", "-b|--batch-size"},
+           {"--json", "--kv-f32", "-h|--help"});
+    if (a.has("--help")) {
+        std::puts("usage: minerva-bench e2e -m MODEL [-t THREADS] [-p 128] [-n 64] [--device D] [--reps 3] [--json]\n"
+                  "prompt (pp) and generation (tg) tokens/s, median of the runs; with --json the last line is\n"
+                  "{\"pp_tps\": X, \"tg_tps\": Y, ...}");
+        return 0;
+    }
+    const int n_prompt = static_cast<int>(a.get_int("-p", 128));
+    const int n_gen = static_cast<int>(a.get_int("-n", 64));
+    const int reps = static_cast<int>(a.get_int("--reps", 3));
+    if (n_prompt < 1 || n_gen < 1 || reps < 1) throw Error("-p, -n and --reps must be at least 1");
+
+    ModelOptions mo;
+    mo.device = a.get("--device", "auto");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    const auto t_load = Clock::now();
+    auto model = Model::load(a.require("-m"), mo);
+    const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
+    const ModelInfo& info = model->info();
+
+    SessionOptions so;
+    so.n_ctx = n_prompt + n_gen;
+    so.n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1)));
+    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    Session session(model, so);
+
+    // A fixed, non-degenerate prompt: ids spread over the vocabulary (BOS first when there is one).
+    std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+    const int32_t bos = model->vocab()->bos();
+    for (int i = 0; i < n_prompt; ++i) prompt[static_cast<size_t>(i)] = static_cast<int32_t>((1009LL * (i + 1) + 7) % info.n_vocab);
+    if (bos >= 0) prompt[0] = bos;
+
+    std::vector<double> pp, tg;
+    for (int r = 0; r < reps + 1; ++r) {  // run 0 warms up caches and page-ins; not counted
+        session.clear();
+        const auto t0 = Clock::now();
+        auto logits = session.eval(prompt);
+        const auto t1 = Clock::now();
+        for (int i = 0; i < n_gen; ++i) {
+            const int32_t tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            logits = session.eval(std::span<const int32_t>(&tok, 1));
+        }
+        const auto t2 = Clock::now();
+        if (r == 0) continue;
+        pp.push_back(n_prompt / std::chrono::duration<double>(t1 - t0).count());
+        tg.push_back(n_gen / std::chrono::duration<double>(t2 - t1).count());
+    }
+    const double pp_tps = median(pp), tg_tps = median(tg);
+    // Decode reads every weight once per token: bytes of weights / time per token.
+    const double weight_gb = static_cast<double>(info.file_size) / 1e9;
+    std::printf("model      %s (%s, %.1f M params, %.1f MB)\n", info.name.c_str(),
+                std::string(dtype_name(info.weight_type)).c_str(), info.n_params / 1e6, info.file_size / 1e6);
+    std::printf("backend    %s (load %.2f s)\n", model->backend_name().c_str(), load_s);
+    std::printf("pp%-4d     %10.2f tokens/s  (median of %d)\n", n_prompt, pp_tps, reps);
+    std::printf("tg%-4d     %10.2f tokens/s  (median of %d; ~%.1f GB/s of weights)\n", n_gen, tg_tps, reps,
+                tg_tps * weight_gb);
+    if (a.has("--json")) {
+        nlohmann::json j = {{"model", info.name},
+                            {"path", info.path},
+                            {"type", std::string(dtype_name(info.weight_type))},
+                            {"backend", model->backend_name()},
+                            {"n_prompt", n_prompt},
+                            {"n_gen", n_gen},
+                            {"reps", reps},
+                            {"pp_tps", pp_tps},
+                            {"tg_tps", tg_tps},
+                            {"pp_runs", pp},
+                            {"tg_runs", tg},
+                            {"tg_weight_gbps", tg_tps * weight_gb}};
+        std::printf("%s\n", j.dump().c_str());
+    }
+    return 0;
+}
+
+Registrar reg_e2e("e2e", "end-to-end prompt and generation tokens/s (median of runs)", cmd_e2e);
+
+}  // namespace
+}  // namespace minerva::cli

@@ -1,0 +1,99 @@
+// minerva/quantize.h: make model files: quantize an existing GGUF, or synthesize a LLaMA-shaped
+// one with seeded random weights (for tests and benchmarks of the engine on realistic shapes).
+//
+// Both write GGUF version 3 through a temporary "<out>.tmp" that is renamed when complete, and
+// both stream tensor by tensor, so memory stays at a few chunks of rows whatever the model size.
+// Both throw minerva::Error with a message naming the file, tensor or option that was wrong.
+// The functions are safe to call from several threads on different files.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "minerva/types.h"
+
+namespace minerva {
+
+// ---- target types ------------------------------------------------------------------------
+
+// A quantization target: one weight type for all 2-D tensors ("Q4_0", "Q8_0", "Q6_K", "F16",
+// ...: any DType name of a compute type), or a llama.cpp-style mix:
+//   Q4_K_M / Q5_K_M: matrices Q4_K / Q5_K; attn_v.weight and ffn_down.weight Q6_K in the layers
+//   i with i < n/8, i >= 7n/8 or (i - n/8) % 3 == 2 (n = block count); output.weight Q6_K (or
+//   token_embd.weight when the output is tied to it).
+// In every target, 1-D tensors (norms, rope_freqs) are kept F32, and a matrix whose rows are
+// not a multiple of the type's block size falls back to a fitting type (Q2_K/Q3_K -> Q4_0,
+// Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, 32-element types -> F16) with a log line.
+struct QuantTarget {
+    std::string name;   // as given, upper-cased ("Q4_K_M")
+    DType base;         // the type of ordinary matrices
+    bool mix = false;   // Q4_K_M / Q5_K_M promotions on
+};
+// nullopt for names that are neither a producible type nor a known mix.
+std::optional<QuantTarget> parse_quant_target(std::string_view name);
+// The names accepted, for help texts.
+std::vector<std::string> quant_target_names();
+
+// The type a tensor gets under a target (before the block-size fallback, which needs ne[0]).
+// layer: the N of "blk.N." (-1 for none); n_layer: the block count; has_output: whether the
+// model has its own output.weight (when not, token_embd.weight is the output).
+DType tensor_type_for(const QuantTarget& target, std::string_view tensor_name, int n_dims, int layer,
+                      int n_layer, bool has_output);
+
+// llama.cpp's general.file_type number for a target (e.g. 2 for Q4_0, 15 for Q4_K_M).
+uint32_t file_type_for(const QuantTarget& target);
+
+// ---- quantize ----------------------------------------------------------------------------
+
+// Reads in_path (tensors in F32, F16 or BF16; already-quantized tensors are dequantized and
+// re-quantized with a log line) and writes out_path with every tensor converted as above.
+// Metadata is copied; general.file_type and general.quantization_version are set.
+// n_threads <= 0: all hardware threads.
+void quantize_file(const std::string& in_path, const std::string& out_path, std::string_view type_name,
+                   int n_threads = 0);
+
+// ---- synth -------------------------------------------------------------------------------
+
+// The hyperparameters of a LLaMA-architecture model.
+struct LlamaShape {
+    std::string name;
+    int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0;
+    int64_t n_ctx = 2048;
+    float rope_freq_base = 10000.0f;
+    float rms_eps = 1e-5f;
+    bool tied_output = false;        // no output.weight: logits use token_embd.weight
+    float llama3_rope_scale = 0.0f;  // > 0: write rope_freqs.weight with Llama-3.1 scaling (factor)
+};
+
+// Known shapes: "tinyllama-1.1b", "llama3.2-1b", "llama2-7b". nullopt for others.
+std::optional<LlamaShape> synth_shape(std::string_view name);
+std::vector<std::string> synth_shape_names();
+
+struct SynthOptions {
+    // Either a known shape's name, or shape empty and dims set (n_embd, n_layer, n_head,
+    // n_head_kv, n_ff, n_vocab; n_ctx defaults to 2048).
+    std::string shape;
+    LlamaShape dims;
+    std::string type = "F16";  // any quant target name (see parse_quant_target)
+    // A GGUF whose tokenizer.* metadata is copied (any vocab-only or model file). The vocab
+    // file decides n_vocab: when the shape's n_vocab differs, the vocab file's token count is
+    // used and a log line says so (so any shape can be paired with any vocabulary). Empty: no
+    // tokenizer metadata, n_vocab from the shape.
+    std::string vocab_from;
+    uint64_t seed = 1;
+    float weight_std = 0.02f;  // weights ~ N(0, std^2); norm weights are 1
+    int n_threads = 0;         // <= 0: all hardware threads
+    std::string out_path;
+};
+
+// Writes a LLaMA-architecture GGUF with the metadata llama.cpp writes for arch "llama" and the
+// usual tensor names (token_embd.weight, blk.N.attn_q.weight, ..., output.weight), each matrix
+// with ne[0] = its input dimension. Weights are drawn per row from a generator seeded by (seed,
+// tensor name, row): the file is the same for any thread count. Q and K rows are meant for
+// RoPE on adjacent pairs (x[2i], x[2i+1]), as in llama.cpp's GGUF files; random weights carry
+// no positional structure, so no permutation is applied or needed.
+void synth_file(const SynthOptions& options);
+
+}  // namespace minerva

@@ -1,0 +1,61 @@
+// kernels/cpu/fast_ops.h: the optimised CPU ops behind CpuBackend. Same contracts as ref_ops.h
+// (and kernels/backend.h); they split work over the Context's thread pool and dispatch to
+// AVX2 or AVX-512 kernels by CPUID. Tested against the reference in tests/test_cpu_ops.cpp.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/thread_pool.h"
+
+namespace minerva::cpu {
+
+// A 64-byte aligned buffer that only ever grows (so steady-state ops allocate nothing).
+class Scratch {
+public:
+    void* get(size_t bytes) {
+        if (bytes > cap_) {
+            cap_ = (bytes + 4095) / 4096 * 4096;
+            ptr_.reset(static_cast<char*>(std::aligned_alloc(64, cap_)));
+        }
+        return ptr_.get();
+    }
+
+private:
+    struct Free {
+        void operator()(char* p) const { std::free(p); }
+    };
+    std::unique_ptr<char, Free> ptr_;
+    size_t cap_ = 0;
+};
+
+}  // namespace minerva::cpu
+
+namespace minerva::cpu::fast {
+
+class Context {
+public:
+    explicit Context(int n_threads) : pool(n_threads), per_thread(static_cast<size_t>(pool.size())) {}
+    int n_threads() const { return pool.size(); }
+
+    ThreadPool pool;
+    Scratch shared;                   // quantized activations (written once per op, read by all)
+    std::vector<Scratch> per_thread;  // dequantized weight tiles, attention scores, ...
+    Scratch shared2;
+};
+
+void get_rows(Context& c, const Tensor& table, const Tensor& ids, const Tensor& out);
+void rms_norm(Context& c, const Tensor& x, const Tensor& w, const Tensor& out, float eps);
+void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out);
+void rope(Context& c, const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors);
+void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache, const Tensor& rows);
+void attention(Context& c, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
+               const Tensor& out, const AttentionParams& p);
+void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out);
+void add(Context& c, const Tensor& x, const Tensor& y);
+void gather_rows(Context& c, const Tensor& x, const Tensor& rows, const Tensor& out);
+
+}  // namespace minerva::cpu::fast

@@ -1,0 +1,93 @@
+// kernels/cpu/matmul.cpp: out[m, n] = w[k, m]^T x[k, n] on the thread pool.
+//
+// The activations are quantized once per call to the 8-bit layout the weight type's kernel
+// wants (qact.h); then the threads take chunks of weight rows from a shared counter (dynamic
+// scheduling: a core slowed by another process does less, the rest pick up its share) and run
+// the type's row kernel (vec_dot.h) four rows at a time. For n > 1 (prefill) a chunk's rows stay
+// in L1/L2 while every column streams past them, so the weights are read from memory once.
+// Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "cpu/dequant.h"
+#include "cpu/fast_ops.h"
+#include "cpu/qact.h"
+#include "cpu/ref_ops.h"
+#include "cpu/vec_dot.h"
+
+namespace minerva::cpu::fast {
+namespace {
+
+constexpr int64_t kChunkRows = 16;  // rows per scheduling unit: ~16-40 KB of quantized weights at k=2048
+
+size_t act_bytes(ActKind kind, int64_t k) {
+    switch (kind) {
+        case ActKind::Q8Pair: return q8pair_count(k) * sizeof(Q8Pair);
+        case ActKind::Q8K: return q8k_count(k) * sizeof(Q8KBlock);
+        default: return static_cast<size_t>(k) * 4;
+    }
+}
+
+void quantize_column(const DotKernel& kern, const float* x, int64_t k, void* dst) {
+    if (kern.act == ActKind::Q8Pair) quantize_q8pair(x, k, kern.bias_c, static_cast<Q8Pair*>(dst));
+    else quantize_q8k(x, k, static_cast<Q8KBlock*>(dst));
+}
+
+}  // namespace
+
+void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
+    check_matmul(w, x, out);
+    const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
+    const size_t rs = w.row_size();
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    const float* xp = x.data<float>();
+    float* op = out.data<float>();
+    DotKernel kern = find_dot_kernel(w.type);
+    if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
+
+    const void* act = xp;
+    size_t act_stride = static_cast<size_t>(k) * 4;
+    if (kern.fn && kern.act != ActKind::F32) {
+        act_stride = act_bytes(kern.act, k);
+        void* buf = c.shared.get(act_stride * static_cast<size_t>(n));
+        act = buf;
+        if (n == 1) {
+            quantize_column(kern, xp, k, buf);
+        } else {
+            c.pool.run([&](int ith, int nth) {
+                long j0, j1;
+                split_range(static_cast<long>(n), ith, nth, 1, j0, j1);
+                for (long j = j0; j < j1; ++j) quantize_column(kern, xp + j * k, k, static_cast<char*>(buf) + j * act_stride);
+            });
+        }
+    }
+
+    const int64_t n_chunks = (m + kChunkRows - 1) / kChunkRows;
+    std::atomic<int64_t> next{0};
+    c.pool.run([&](int ith, int nth) {
+        float* row = nullptr;
+        if (!kern.fn) row = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(static_cast<size_t>(k) * 4));
+        for (int64_t ch = next.fetch_add(1, std::memory_order_relaxed); ch < n_chunks;
+             ch = next.fetch_add(1, std::memory_order_relaxed)) {
+            const int64_t r0 = ch * kChunkRows, r1 = std::min(m, r0 + kChunkRows);
+            if (!kern.fn) {
+                for (int64_t r = r0; r < r1; ++r) {
+                    dequantize_row(w.type, wp + rs * static_cast<size_t>(r), row, k);
+                    for (int64_t j = 0; j < n; ++j) op[j * m + r] = dot_f32_avx2(row, xp + j * k, k);
+                }
+                continue;
+            }
+            for (int64_t j = 0; j < n; ++j) {
+                const void* aj = static_cast<const char*>(act) + static_cast<size_t>(j) * act_stride;
+                for (int64_t r = r0; r < r1; r += 4) {
+                    const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+                    kern.fn(k, wp + rs * static_cast<size_t>(r), rs, nr, aj, op + j * m + r);
+                }
+            }
+        }
+    });
+}
+
+}  // namespace minerva::cpu::fast

@@ -1,0 +1,39 @@
+// kernels/cpu/qact.h: activations quantized to 8 bits for the integer dot products.
+//
+// Two layouts, chosen by the weight type:
+// - Q8Pair: two 32-element blocks (64 activations) with one scale per block. qs holds the 64
+//   int8 values in order; bias[8b] = -c * sum(qs of block b) (other lanes 0), where c is the
+//   offset the weight kernel adds to make its quants unsigned (8 for Q4_0, 16 for Q5_0, 128 for
+//   Q8_0 on VNNI, 0 where no offset is used); dx[8b .. 8b+7] = the scale of block b, repeated so
+//   a 512-bit kernel loads the per-lane scales of two blocks at once. A row of k activations
+//   takes ceil(k/64) pairs; an odd last block is zero-padded.
+// - Q8KBlock: 256 activations with one scale and the sums of each 16 (for the K types' mins).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace minerva::cpu {
+
+struct alignas(64) Q8Pair {
+    int8_t qs[64];
+    int32_t bias[16];
+    float dx[16];
+};
+static_assert(sizeof(Q8Pair) == 192);
+
+struct alignas(64) Q8KBlock {
+    int8_t qs[256];
+    int16_t bsums[16];
+    float d;
+};
+static_assert(sizeof(Q8KBlock) == 320);
+
+inline size_t q8pair_count(int64_t k) { return static_cast<size_t>((k + 63) / 64); }
+inline size_t q8k_count(int64_t k) { return static_cast<size_t>(k / 256); }
+
+// Quantizes k floats (k a multiple of 32, resp. 256). The scalar and AVX2 forms give identical
+// bytes (round half away from zero on x/d with d = amax/127).
+void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out);
+void quantize_q8k(const float* x, int64_t k, Q8KBlock* out);
+
+}  // namespace minerva::cpu

@@ -1,0 +1,40 @@
+// kernels/cpu/ref_ops.h: the scalar reference of every Backend op (plain C++, no SIMD, no
+// threads). The fast CPU paths and the Vulkan shaders are tested against these by normalised
+// error. Arguments follow kernels/backend.h exactly; every tensor must have host memory.
+// Each function validates its shapes and types first (check_* below) and throws minerva::Error
+// on a mismatch, an out-of-range id/row/cell, or an unsupported type.
+#pragma once
+#include "backend.h"
+
+namespace minerva::cpu::ref {
+
+void get_rows(const Tensor& table, const Tensor& ids, const Tensor& out);
+void rms_norm(const Tensor& x, const Tensor& w, const Tensor& out, float eps);
+void matmul(const Tensor& w, const Tensor& x, const Tensor& out);
+void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors);
+void kv_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache, const Tensor& rows);
+void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
+               const Tensor& out, const AttentionParams& p);
+void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out);
+void add(const Tensor& x, const Tensor& y);
+void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out);
+
+}  // namespace minerva::cpu::ref
+
+namespace minerva::cpu {
+
+// Shape/type/index validation shared by the reference and the fast paths.
+void check_get_rows(const Tensor& table, const Tensor& ids, const Tensor& out);
+void check_rms_norm(const Tensor& x, const Tensor& w, const Tensor& out);
+void check_matmul(const Tensor& w, const Tensor& x, const Tensor& out);
+void check_rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors);
+void check_kv_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache, const Tensor& rows);
+void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
+                     const Tensor& out, const AttentionParams& p);
+void check_same_f32(const char* op, const Tensor& a, const Tensor& b);
+void check_gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out);
+
+// Reads element i of a K/V cache row (F16 or F32).
+float cache_at(const Tensor& cache, int64_t cell, int64_t i);
+
+}  // namespace minerva::cpu

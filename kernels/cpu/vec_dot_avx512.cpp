@@ -1,0 +1,331 @@
+// kernels/cpu/vec_dot_avx512.cpp: AVX-512 dot kernels, compiled with AVX-512 flags and only
+// called when CPUID reports AVX-512 (cpu_features.h). With VNNI the integer dot products are
+// vpdpbusd (u8 x s8 summed by fours into s32, accumulating); without it maddubs + madd on
+// 512-bit registers. Two 32-element blocks share one register.
+// GCC 12 reports its own _mm512_undefined_* helpers as uninitialized (a known false positive).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/cpu_features.h"
+#include "cpu/dequant.h"
+#include "cpu/fp16.h"
+#include "cpu/qact.h"
+#include "cpu/vec_dot.h"
+
+namespace minerva::cpu {
+namespace {
+
+template <bool Vnni>
+inline __m512i dpbusd(__m512i acc, __m512i u, __m512i s) {
+    if constexpr (Vnni) return _mm512_dpbusd_epi32(acc, u, s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1)));
+}
+template <bool Vnni>
+inline __m256i dpbusd(__m256i acc, __m256i u, __m256i s) {
+    if constexpr (Vnni) return _mm256_dpbusd_epi32(acc, u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+
+inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+inline uint16_t half_at(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return h;
+}
+
+// ---- 32-element block types: one register = two blocks ----
+
+// Unpack<...>::pair returns the two blocks' unsigned quants as 64 bytes in element order;
+// ::one returns one block's as 32 bytes.
+struct Q4_0U {
+    static constexpr size_t bytes = sizeof(BlockQ4_0);
+    static __m512i pair(const uint8_t* b) {
+        const __m256i qa = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2)));
+        const __m256i qb = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + bytes + 2)));
+        const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);  // [a a b b]
+        return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4)), _mm512_set1_epi8(0x0f));
+    }
+    static __m256i one(const uint8_t* b) {
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 2));
+        return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+    }
+};
+
+struct Q5_0U {
+    static constexpr size_t bytes = sizeof(BlockQ5_0);
+    static __m256i one(const uint8_t* b) {
+        uint32_t qh;
+        std::memcpy(&qh, b + 2, 4);
+        const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 6));
+        const __m256i u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+        return _mm256_mask_blend_epi8(qh, u, _mm256_or_si256(u, _mm256_set1_epi8(0x10)));
+    }
+    static __m512i pair(const uint8_t* b) {
+        return _mm512_inserti64x4(_mm512_castsi256_si512(one(b)), one(b + bytes), 1);
+    }
+};
+
+// Q8_0: signed quants made unsigned by flipping the top bit (+128); the activation bias
+// carries -128 * sum(x).
+struct Q8_0U {
+    static constexpr size_t bytes = sizeof(BlockQ8_0);
+    static __m512i pair(const uint8_t* b) {
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2));
+        const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + bytes + 2));
+        return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1), _mm512_set1_epi8(-128));
+    }
+    static __m256i one(const uint8_t* b) {
+        return _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 2)), _mm256_set1_epi8(-128));
+    }
+};
+
+template <int R, typename U, bool Vnni>
+void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* out) {
+    const int64_t nb = k / 32, np = nb / 2;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < np; ++p) {
+        const Q8Pair& ap = a[p];
+        const __m512i x = _mm512_load_si512(ap.qs);
+        const __m512i bias = _mm512_load_si512(ap.bias);
+        const __m512 dx = _mm512_load_ps(ap.dx);
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(2 * p) * U::bytes;
+            const __m512i s = dpbusd<Vnni>(bias, U::pair(blk), x);
+            const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(half_at(blk + U::bytes))),
+                                                _mm_set1_epi16(static_cast<short>(half_at(blk))));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_cvtph_ps(dh), dx), acc[r]);
+        }
+    }
+    float tail[R] = {};
+    if (nb % 2) {
+        const Q8Pair& ap = a[np];
+        const __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(ap.qs));
+        const __m256i bias = _mm256_load_si256(reinterpret_cast<const __m256i*>(ap.bias));
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(nb - 1) * U::bytes;
+            const __m256i s = dpbusd<Vnni>(bias, U::one(blk), x);
+            tail[r] = hsum256(_mm256_cvtepi32_ps(s)) * fp16_to_f32_fast(half_at(blk)) * ap.dx[0];
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) + tail[r];
+}
+
+template <typename U, bool Vnni>
+void q32_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const Q8Pair* a = static_cast<const Q8Pair*>(act);
+    switch (nr) {
+        case 4: q32_rows<4, U, Vnni>(k, w, ws, a, out); return;
+        case 3: q32_rows<3, U, Vnni>(k, w, ws, a, out); return;
+        case 2: q32_rows<2, U, Vnni>(k, w, ws, a, out); return;
+        default: q32_rows<1, U, Vnni>(k, w, ws, a, out); return;
+    }
+}
+
+// ---- K types ----
+
+inline void k4_unpack(const uint8_t* s, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t a, b, c;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + 4, 4);
+    std::memcpy(&c, s + 8, 4);
+    const uint32_t v[4] = {a & 0x3f3f3f3fu, (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u), b & 0x3f3f3f3fu,
+                           ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u)};
+    std::memcpy(sc, v, 8);
+    std::memcpy(mn, v + 2, 8);
+}
+
+template <int R, bool Five, bool Vnni>
+void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const int64_t nb = k / 256;
+    const size_t bb = Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
+    __m512 acc[R];
+    float accm[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = 0;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i nib_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+    __m512i idx[4];
+    for (int j = 0; j < 4; ++j)
+        idx[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * j)), _mm256_set1_epi32(2 * j + 1), 1);
+    for (int64_t b = 0; b < nb; ++b) {
+        const Q8KBlock& x = a[b];
+        const __m256i pair_sums =
+            _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), _mm256_set1_epi16(1));
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * bb;
+            uint8_t scm[16];
+            k4_unpack(blk + 4, scm, scm + 8);
+            const __m128i scm_v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scm));
+            const __m512i sc32 = _mm512_cvtepu8_epi32(scm_v);  // lanes 0..7 scales, 8..15 mins
+            const uint8_t* qs = blk + (Five ? 48 : 16);
+            __m512i qh = _mm512_setzero_si512();
+            if constexpr (Five) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
+            __m512i sumi = _mm512_setzero_si512();
+            for (int j = 0; j < 4; ++j) {
+                const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * j)));
+                __m512i u = _mm512_and_si512(_mm512_srlv_epi64(q, nib_shift), m4);  // [sub 2j | sub 2j+1]
+                if constexpr (Five) {
+                    // bit 2j of qh for the low half, bit 2j+1 for the high half, moved to bit 4
+                    const __m512i hb = _mm512_srlv_epi64(qh, _mm512_setr_epi64(2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1,
+                                                                               2 * j + 1, 2 * j + 1, 2 * j + 1));
+                    u = _mm512_or_si512(u, _mm512_slli_epi64(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 4));
+                }
+                const __m512i d = dpbusd<Vnni>(_mm512_setzero_si512(), u, _mm512_load_si512(x.qs + 64 * j));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[j], sc32)));
+            }
+            const __m256i mins = _mm512_extracti64x4_epi64(sc32, 1);
+            const int msum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_mullo_epi32(mins, pair_sums)));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(fp16_to_f32_fast(half_at(blk)) * x.d), acc[r]);
+            accm[r] += fp16_to_f32_fast(half_at(blk + 2)) * x.d * static_cast<float>(msum);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - accm[r];
+}
+
+template <bool Five, bool Vnni>
+void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
+    switch (nr) {
+        case 4: q45k_rows<4, Five, Vnni>(k, w, ws, a, out); return;
+        case 3: q45k_rows<3, Five, Vnni>(k, w, ws, a, out); return;
+        case 2: q45k_rows<2, Five, Vnni>(k, w, ws, a, out); return;
+        default: q45k_rows<1, Five, Vnni>(k, w, ws, a, out); return;
+    }
+}
+
+template <int R, bool Vnni>
+void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const int64_t nb = k / 256;
+    __m512 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);  // left: bits 0-1 / 2-3 -> 4-5
+    const __m512i sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);  // right: bits 4-5 / 6-7 -> 4-5
+    __m128i pat[4];  // sub-blocks 4q..4q+3, each scale repeated for its 4 lanes of 4 elements
+    for (int q = 0; q < 4; ++q) {
+        alignas(16) int8_t p[16];
+        for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(4 * q + i / 4);
+        pat[q] = _mm_load_si128(reinterpret_cast<const __m128i*>(p));
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+        const Q8KBlock& x = a[b];
+        const __m256i bs = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
+        for (int r = 0; r < R; ++r) {
+            const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+            const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+            const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(S), bs), 5);
+            __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(bias));
+            for (int hf = 0; hf < 2; ++hf) {
+                const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
+                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
+                const __m512i w01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
+                const __m512i w23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                    _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
+                const __m512i d01 = dpbusd<Vnni>(_mm512_setzero_si512(), w01, _mm512_load_si512(x.qs + 128 * hf));
+                const __m512i d23 = dpbusd<Vnni>(_mm512_setzero_si512(), w23, _mm512_load_si512(x.qs + 128 * hf + 64));
+                const __m512i s01 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf]));
+                const __m512i s23 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf + 1]));
+                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(d01, s01), _mm512_mullo_epi32(d23, s23)));
+            }
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(fp16_to_f32_fast(blk->d) * x.d), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+template <bool Vnni>
+void q6k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
+    switch (nr) {
+        case 4: q6k_rows<4, Vnni>(k, w, ws, a, out); return;
+        case 3: q6k_rows<3, Vnni>(k, w, ws, a, out); return;
+        case 2: q6k_rows<2, Vnni>(k, w, ws, a, out); return;
+        default: q6k_rows<1, Vnni>(k, w, ws, a, out); return;
+    }
+}
+
+// ---- float weights ----
+
+template <DType T>
+inline __m512 load16(const uint8_t* p) {
+    if constexpr (T == DType::F32) return _mm512_loadu_ps(p);
+    if constexpr (T == DType::F16) return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    if constexpr (T == DType::BF16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+template <DType T>
+inline float scalar_at(const uint8_t* p, int64_t i) {
+    if constexpr (T == DType::F32) return reinterpret_cast<const float*>(p)[i];
+    if constexpr (T == DType::F16) return fp16_to_f32(reinterpret_cast<const uint16_t*>(p)[i]);
+    if constexpr (T == DType::BF16) return bf16_to_f32(reinterpret_cast<const uint16_t*>(p)[i]);
+}
+
+template <DType T, int R>
+void float_rows(int64_t k, const uint8_t* w, size_t ws, const float* x, float* out) {
+    constexpr size_t es = T == DType::F32 ? 4 : 2;
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+        const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* p = w + r * ws + i * es;
+            acc[r][0] = _mm512_fmadd_ps(load16<T>(p), x0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(load16<T>(p + 16 * es), x1, acc[r][1]);
+        }
+    }
+    for (int r = 0; r < R; ++r) {
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+        for (int64_t j = i; j < k; ++j) s += scalar_at<T>(w + r * ws, j) * x[j];
+        out[r] = s;
+    }
+}
+
+template <DType T>
+void float_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const float* x = static_cast<const float*>(act);
+    switch (nr) {
+        case 4: float_rows<T, 4>(k, w, ws, x, out); return;
+        case 3: float_rows<T, 3>(k, w, ws, x, out); return;
+        case 2: float_rows<T, 2>(k, w, ws, x, out); return;
+        default: float_rows<T, 1>(k, w, ws, x, out); return;
+    }
+}
+
+template <bool Vnni>
+DotKernel table(DType t) {
+    switch (t) {
+        case DType::F32: return {float_kernel<DType::F32>, ActKind::F32, 0};
+        case DType::F16: return {float_kernel<DType::F16>, ActKind::F32, 0};
+        case DType::BF16: return {float_kernel<DType::BF16>, ActKind::F32, 0};
+        case DType::Q4_0: return {q32_kernel<Q4_0U, Vnni>, ActKind::Q8Pair, 8};
+        case DType::Q5_0: return {q32_kernel<Q5_0U, Vnni>, ActKind::Q8Pair, 16};
+        case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, ActKind::Q8Pair, 128};
+        case DType::Q4_K: return {q45k_kernel<false, Vnni>, ActKind::Q8K, 0};
+        case DType::Q5_K: return {q45k_kernel<true, Vnni>, ActKind::Q8K, 0};
+        case DType::Q6_K: return {q6k_kernel<Vnni>, ActKind::Q8K, 0};
+        default: return {};
+    }
+}
+
+}  // namespace
+
+DotKernel dot_kernel_avx512(DType t) {
+    if (features().avx512_vnni) return table<true>(t);
+    // Without VNNI the 512-bit maddubs path cannot take Q8_0's +128 offset (s16 saturation).
+    if (t == DType::Q8_0) return {};
+    return table<false>(t);
+}
+
+}  // namespace minerva::cpu

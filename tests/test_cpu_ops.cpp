@@ -1,0 +1,227 @@
+// tests/test_cpu_ops.cpp: every fast CPU op (through make_cpu_backend) against the scalar
+// reference (cpu/ref_ops.h) by normalised error, across weight types, shapes (odd sizes, block
+// multiples and non-multiples, n = 1 and n > 1), thread counts and instruction-set paths
+// (AVX2, AVX-512 without and with VNNI where the machine has them).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/cpu_features.h"
+#include "cpu/dequant.h"
+#include "cpu/fp16.h"
+#include "cpu/qact.h"
+#include "cpu/vec_dot.h"
+#include "cpu/ref_ops.h"
+
+using namespace minerva;
+using namespace minerva::cpu;
+
+namespace {
+
+struct Buf {
+    std::vector<uint8_t> bytes;
+    Tensor t;
+};
+
+Buf make_buf(DType type, std::initializer_list<int64_t> ne) {
+    Buf b;
+    b.t.type = type;
+    int i = 0;
+    for (int64_t v : ne) b.t.ne[i++] = v;
+    b.bytes.assign(b.t.nbytes() + 64, 0);
+    b.t.host = b.bytes.data();
+    return b;
+}
+
+void fill_normal(const Tensor& t, std::mt19937& rng, float sd = 1.f) {
+    std::normal_distribution<float> nd(0.f, sd);
+    for (int64_t i = 0; i < t.n_elements(); ++i) t.data<float>()[i] = nd(rng);
+}
+
+// Random but valid weight rows: random quant bytes, sane positive fp16 scales.
+void fill_weights(const Tensor& t, std::mt19937& rng) {
+    std::normal_distribution<float> nd(0.f, 0.5f);
+    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
+    const int64_t n = t.n_elements();
+    auto* u16 = t.data<uint16_t>();
+    switch (t.type) {
+        case DType::F32:
+            for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = nd(rng);
+            return;
+        case DType::F16:
+            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_fp16(nd(rng));
+            return;
+        case DType::BF16:
+            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_bf16(nd(rng));
+            return;
+        default: break;
+    }
+    uint8_t* p = t.data<uint8_t>();
+    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+    const auto& info = dtype_info(t.type);
+    const int64_t nblocks = n / info.block_elems;
+    auto put = [&](uint8_t* blk, int off, float v) {
+        const uint16_t h = f32_to_fp16(v);
+        std::memcpy(blk + off, &h, 2);
+    };
+    for (int64_t b = 0; b < nblocks; ++b) {
+        uint8_t* blk = p + b * info.block_bytes;
+        switch (t.type) {
+            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
+            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
+            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
+            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
+            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
+            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
+            default: break;
+        }
+    }
+}
+
+// Matmul error normalised by the magnitude of the products it sums: sqrt(sum_ij (got - want)^2 /
+// sum_ij sum_l (w_il x_lj)^2). Unlike ||got - want|| / ||want|| it does not blow up when a random
+// dot product happens to cancel; for 8-bit activations it is about the activation rounding.
+double product_err(const Tensor& w, const Tensor& x, const Tensor& got, const Tensor& want) {
+    const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
+    std::vector<float> row(static_cast<size_t>(k));
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < m; ++i) {
+        dequantize_row(w.type, w.data<uint8_t>() + w.row_size() * i, row.data(), k);
+        for (int64_t j = 0; j < n; ++j) {
+            for (int64_t l = 0; l < k; ++l) {
+                const double p = static_cast<double>(row[l]) * x.data<float>()[j * k + l];
+                den += p * p;
+            }
+            const double d = static_cast<double>(got.data<float>()[j * m + i]) - want.data<float>()[j * m + i];
+            num += d * d;
+        }
+    }
+    if (!std::isfinite(num)) return INFINITY;
+    return std::sqrt(num / std::max(den, 1e-30));
+}
+
+bool is_k_type(DType t) {
+    return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+}
+bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+// The instruction-set paths this machine can run.
+std::vector<std::pair<std::string, Features>> isa_paths() {
+    const Features d = detected_features();
+    std::vector<std::pair<std::string, Features>> v = {{"avx2", Features{true, false, false, false}}};
+    if (d.avx512) v.push_back({"avx512", Features{true, true, false, d.avx512_bf16}});
+    if (d.avx512_vnni) v.push_back({"avx512-vnni", d});
+    return v;
+}
+
+struct IsaGuard {
+    ~IsaGuard() { set_features(detected_features()); }
+};
+
+}  // namespace
+
+class MatmulTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulTest, MatchesReferenceAcrossShapes) {
+    const DType type = GetParam();
+    IsaGuard guard;
+    std::mt19937 rng(static_cast<unsigned>(type) * 7919u + 1);
+    const std::vector<int64_t> ks = is_k_type(type) ? std::vector<int64_t>{256, 768, 2048}
+                                    : is_float_type(type) ? std::vector<int64_t>{1, 7, 32, 100, 2048}
+                                                          : std::vector<int64_t>{32, 96, 288, 2048};
+    const std::vector<int64_t> ms = {1, 3, 17, 64};
+    const std::vector<int64_t> ns = {1, 2, 7};
+    // Float weights keep f32 activations: near-exact. Quantized weights meet 8-bit activations:
+    // the error is the activation rounding, about 0.5-0.7% of the product magnitude on average;
+    // a shape with a single output may land at twice that by chance, so the bound is looser there.
+    const double tol_many = is_float_type(type) ? 1e-6 : 1.5e-2, tol_few = is_float_type(type) ? 1e-6 : 3e-2;
+    for (const auto& [isa_name, feats] : isa_paths()) {
+        set_features(feats);
+        for (int threads : {1, 3}) {
+            auto be = make_cpu_backend(threads);
+            for (int64_t k : ks)
+                for (int64_t m : ms)
+                    for (int64_t n : ns) {
+                        Buf w = make_buf(type, {k, m}), x = make_buf(DType::F32, {k, n});
+                        Buf got = make_buf(DType::F32, {m, n}), want = make_buf(DType::F32, {m, n});
+                        fill_weights(w.t, rng);
+                        fill_normal(x.t, rng);
+                        const Tensor wt = be->upload_weight(type, w.t.ne, w.t.host, "w");
+                        be->matmul(wt, x.t, got.t);
+                        ref::matmul(w.t, x.t, want.t);
+                        const double e = product_err(w.t, x.t, got.t, want.t);
+                        ASSERT_LT(e, m * n >= 32 ? tol_many : tol_few) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k
+                                          << " m=" << m << " n=" << n;
+                    }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                           DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                                           DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The integer kernels must equal, to float rounding, the exact dot product of the dequantized
+// weights with the *quantized* activations: this isolates kernel bugs from activation rounding.
+class DotKernelTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
+    const DType type = GetParam();
+    IsaGuard guard;
+    std::mt19937 rng(static_cast<unsigned>(type) + 99u);
+    for (const auto& [isa_name, feats] : isa_paths()) {
+        set_features(feats);
+        const DotKernel kern = find_dot_kernel(type);
+        ASSERT_NE(kern.fn, nullptr) << isa_name;
+        for (int64_t k : is_k_type(type) ? std::vector<int64_t>{256, 1280} : std::vector<int64_t>{32, 96, 2048}) {
+            Buf w = make_buf(type, {k, 4}), x = make_buf(DType::F32, {k});
+            fill_weights(w.t, rng);
+            fill_normal(x.t, rng);
+            std::vector<Q8Pair> qp(q8pair_count(k));
+            std::vector<Q8KBlock> qk(q8k_count(k) + 1);
+            std::vector<float> xq(static_cast<size_t>(k));
+            const void* act = x.t.host;
+            if (kern.act == ActKind::Q8Pair) {
+                quantize_q8pair(x.t.data<float>(), k, kern.bias_c, qp.data());
+                for (int64_t i = 0; i < k; ++i) {
+                    const Q8Pair& p = qp[static_cast<size_t>(i / 64)];
+                    xq[static_cast<size_t>(i)] = p.qs[i % 64] * p.dx[8 * ((i / 32) % 2)];
+                }
+                act = qp.data();
+            } else if (kern.act == ActKind::Q8K) {
+                quantize_q8k(x.t.data<float>(), k, qk.data());
+                for (int64_t i = 0; i < k; ++i) xq[static_cast<size_t>(i)] = qk[static_cast<size_t>(i / 256)].qs[i % 256] * qk[static_cast<size_t>(i / 256)].d;
+                act = qk.data();
+            } else {
+                std::memcpy(xq.data(), x.t.host, static_cast<size_t>(k) * 4);
+            }
+            for (int nr = 1; nr <= 4; ++nr) {
+                float out[4];
+                kern.fn(k, w.t.data<uint8_t>(), w.t.row_size(), nr, act, out);
+                std::vector<float> row(static_cast<size_t>(k));
+                for (int r = 0; r < nr; ++r) {
+                    dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
+                    double want = 0, mag = 0;
+                    for (int64_t i = 0; i < k; ++i) {
+                        want += static_cast<double>(row[i]) * xq[i];
+                        mag += std::fabs(static_cast<double>(row[i]) * xq[i]);
+                    }
+                    EXPECT_NEAR(out[r], want, 1e-5 * mag + 1e-6)
+                        << dtype_name(type) << " " << isa_name << " k=" << k << " nr=" << nr << " row " << r;
+                }
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(FastTypes, DotKernelTest,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q5_0, DType::Q8_0,
+                                           DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });

@@ -1,0 +1,230 @@
+// tests/test_session.cpp: the KV cache and batching contracts of Session, and generate()'s
+// streaming, stop strings, cancellation and prefix reuse, on the small shared models.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common.h"
+#include "minerva/minerva.h"
+
+using namespace minerva;
+
+namespace {
+
+// Largest |a - b| relative to the scale of the logits.
+double max_rel_diff(std::span<const float> a, std::span<const float> b) {
+    EXPECT_EQ(a.size(), b.size());
+    double scale = 1, d = 0;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+        scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+        d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
+    }
+    return d / scale;
+}
+
+std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }
+
+class SessionTest : public testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        path_ = test::shared_file("models/" + GetParam() + ".gguf");
+        if (path_.empty()) {
+            if (test::require_shared()) GTEST_FAIL() << "missing models/" << GetParam();
+            GTEST_SKIP() << "shared data not available (set MINERVA_SHARED)";
+        }
+        ModelOptions mo;
+        mo.device = "cpu";
+        model_ = Model::load(path_, mo);
+        prompt_ = model_->vocab()->tokenize(
+            "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.", true, false);
+        ASSERT_GE(prompt_.size(), 16u);
+        prompt_.resize(24);  // the tests below size their contexts for this
+    }
+    std::string path_;
+    std::shared_ptr<Model> model_;
+    std::vector<int32_t> prompt_;
+};
+
+TEST_P(SessionTest, PrefillEqualsTokenByTokenDecode) {
+    for (KvType kv : {KvType::F32, KvType::F16}) {
+        SessionOptions so;
+        so.n_ctx = 64;
+        so.kv_type = kv;
+        Session a(model_, so), b(model_, so);
+        a.eval(prompt_, 0, true);
+        const std::vector<float> all = copy(a.logits());
+        const size_t nv = static_cast<size_t>(a.n_vocab());
+        ASSERT_EQ(all.size(), prompt_.size() * nv);
+        for (size_t i = 0; i < prompt_.size(); ++i) {
+            auto l = b.eval(std::span<const int32_t>(&prompt_[i], 1));
+            EXPECT_LT(max_rel_diff(l, std::span<const float>(all).subspan(i * nv, nv)), 2e-4)
+                << "position " << i << (kv == KvType::F16 ? " (f16 cache)" : " (f32 cache)");
+        }
+        EXPECT_EQ(a.n_past(), static_cast<int>(prompt_.size()));
+        EXPECT_EQ(b.n_past(), static_cast<int>(prompt_.size()));
+    }
+}
+
+TEST_P(SessionTest, SmallBatchesSplitLongInputs) {
+    SessionOptions big, small;
+    big.n_ctx = small.n_ctx = 64;
+    small.n_batch = 5;  // the prompt spans several forward passes
+    Session a(model_, big), b(model_, small);
+    a.eval(prompt_, 0, true);
+    b.eval(prompt_, 0, true);
+    EXPECT_LT(max_rel_diff(b.logits(), a.logits()), 2e-4);
+}
+
+TEST_P(SessionTest, EvalBatchOverThreeSequencesEqualsSeparateEvals) {
+    const std::vector<int32_t> p0(prompt_.begin(), prompt_.end());
+    const std::vector<int32_t> p1(prompt_.begin(), prompt_.begin() + 7);
+    std::vector<int32_t> p2(prompt_.begin() + 3, prompt_.end());
+    p2[0] = prompt_[0];
+    const std::vector<std::vector<int32_t>> prompts = {p0, p1, p2};
+
+    SessionOptions so;
+    so.n_ctx = 48;
+    so.n_seq = 3;
+    so.n_batch = 20;  // smaller than the total: the batch is split across passes
+    Session batched(model_, so);
+    std::vector<Session::BatchItem> items;
+    for (int s = 0; s < 3; ++s) items.push_back({s, prompts[static_cast<size_t>(s)]});
+    batched.eval_batch(items);
+
+    SessionOptions one;
+    one.n_ctx = 48;
+    std::vector<std::unique_ptr<Session>> alone;
+    for (int s = 0; s < 3; ++s) {
+        alone.push_back(std::make_unique<Session>(model_, one));
+        auto l = alone.back()->eval(prompts[static_cast<size_t>(s)]);
+        EXPECT_LT(max_rel_diff(batched.last_logits(s), l), 2e-4) << "sequence " << s << " after prefill";
+        EXPECT_EQ(batched.n_past(s), static_cast<int>(prompts[static_cast<size_t>(s)].size()));
+    }
+    // Then decode steps: one token per sequence in one pass.
+    for (int step = 0; step < 3; ++step) {
+        std::vector<int32_t> next(3);
+        items.clear();
+        for (int s = 0; s < 3; ++s) {
+            auto l = batched.last_logits(s);
+            next[static_cast<size_t>(s)] = static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+        }
+        for (int s = 0; s < 3; ++s) items.push_back({s, std::span<const int32_t>(&next[static_cast<size_t>(s)], 1)});
+        batched.eval_batch(items);
+        for (int s = 0; s < 3; ++s) {
+            auto l = alone[static_cast<size_t>(s)]->eval(std::span<const int32_t>(&next[static_cast<size_t>(s)], 1));
+            EXPECT_LT(max_rel_diff(batched.last_logits(s), l), 2e-4) << "sequence " << s << " decode step " << step;
+        }
+    }
+}
+
+TEST_P(SessionTest, ContextOverflowIsAnErrorAndLeavesTheCache) {
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(prompt_.size()) + 2;
+    Session s(model_, so);
+    auto before = copy(s.eval(prompt_));
+    const std::vector<int32_t> three = {prompt_[1], prompt_[2], prompt_[3]};
+    EXPECT_THROW(s.eval(three), Error);
+    EXPECT_EQ(s.n_past(), static_cast<int>(prompt_.size()));
+    EXPECT_EQ(max_rel_diff(s.last_logits(0), before), 0.0);
+    // Two more still fit, and give what a fresh session gives.
+    auto l = copy(s.eval(std::span<const int32_t>(three.data(), 2)));
+    Session fresh(model_, so);
+    fresh.eval(prompt_);
+    auto l2 = fresh.eval(std::span<const int32_t>(three.data(), 2));
+    EXPECT_LT(max_rel_diff(l, l2), 1e-6);
+    EXPECT_THROW(s.eval(std::span<const int32_t>(three.data(), 1)), Error);
+    // Bad tokens and sequences are Errors too.
+    Session t(model_, so);
+    const std::vector<int32_t> bad = {prompt_[0], model_->info().n_vocab};
+    EXPECT_THROW(t.eval(bad), Error);
+    EXPECT_EQ(t.n_past(), 0);
+    EXPECT_THROW(t.eval(prompt_, 1), Error);
+    EXPECT_THROW(t.eval(std::span<const int32_t>()), Error);
+}
+
+TEST_P(SessionTest, TruncateAndReevalReproducesLogits) {
+    SessionOptions so;
+    so.n_ctx = 64;
+    Session s(model_, so);
+    s.eval(prompt_, 0, true);
+    const std::vector<float> all = copy(s.logits());
+    const size_t nv = static_cast<size_t>(s.n_vocab());
+    const int keep = 6;
+    s.truncate(0, keep);
+    EXPECT_EQ(s.n_past(), keep);
+    EXPECT_THROW(s.last_logits(0), Error);
+    s.eval(std::span<const int32_t>(prompt_).subspan(keep), 0, true);
+    const std::vector<float> again = copy(s.logits());
+    for (size_t i = keep; i < prompt_.size(); ++i)
+        EXPECT_LT(max_rel_diff(std::span<const float>(again).subspan((i - keep) * nv, nv),
+                               std::span<const float>(all).subspan(i * nv, nv)),
+                  1e-5)
+            << "position " << i;
+    s.clear();
+    EXPECT_EQ(s.n_past(), 0);
+    EXPECT_LT(max_rel_diff(s.eval(std::span<const int32_t>(prompt_).first(3)),
+                           std::span<const float>(all).subspan(2 * nv, nv)),
+              1e-5);
+}
+
+TEST_P(SessionTest, GenerateStreamsStopsCancelsAndReusesThePrefix) {
+    SessionOptions so;
+    so.n_ctx = 128;
+    Session s(model_, so);
+    GenerateParams gp;
+    gp.max_tokens = 40;
+    gp.sampling.temperature = 0;
+    gp.ignore_eos = true;
+    std::string streamed;
+    GenerateResult r = generate(s, prompt_, gp, [&](int32_t, std::string_view t) {
+        streamed += t;
+        return true;
+    });
+    EXPECT_EQ(r.finish_reason, "length");
+    EXPECT_EQ(r.tokens.size(), 40u);
+    EXPECT_EQ(streamed, r.text);
+    EXPECT_EQ(r.text, model_->vocab()->detokenize(r.tokens));
+    EXPECT_EQ(r.n_cached, 0);
+
+    // The same prompt again: the cached prefix is reused and the output is the same.
+    GenerateResult r2 = generate(s, prompt_, gp);
+    EXPECT_EQ(r2.n_cached, static_cast<int>(prompt_.size()) - 1);
+    EXPECT_EQ(r2.tokens, r.tokens);
+
+    // A stop string from the middle of that text: output cut before it, nothing after it streamed.
+    ASSERT_GT(r.text.size(), 20u);
+    const std::string stop = r.text.substr(r.text.size() / 2, 4);
+    const size_t at = r.text.find(stop);
+    gp.stop = {"zzzz-never", stop};
+    streamed.clear();
+    GenerateResult r3 = generate(s, prompt_, gp, [&](int32_t, std::string_view t) {
+        streamed += t;
+        return true;
+    });
+    EXPECT_EQ(r3.finish_reason, "stop");
+    EXPECT_EQ(r3.text, r.text.substr(0, at));
+    EXPECT_EQ(streamed, r3.text);
+
+    // Cancellation after three tokens.
+    gp.stop.clear();
+    int calls = 0;
+    GenerateResult r4 = generate(s, prompt_, gp, [&](int32_t, std::string_view) { return ++calls < 3; });
+    EXPECT_EQ(r4.finish_reason, "cancelled");
+    EXPECT_EQ(r4.tokens.size(), 3u);
+
+    // Until the context is full.
+    gp.max_tokens = -1;
+    GenerateResult r5 = generate(s, prompt_, gp);
+    EXPECT_EQ(r5.finish_reason, "length");
+    EXPECT_EQ(static_cast<int>(prompt_.size() + r5.tokens.size()), so.n_ctx + 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, SessionTest, testing::Values("stories260K-f32", "tiny-k-f32", "tiny-k-Q4_K_M"),
+                         [](const auto& info) {
+                             std::string s = info.param;
+                             std::replace(s.begin(), s.end(), '-', '_');
+                             return s;
+                         });
+
+}  // namespace

@@ -1,0 +1,68 @@
+// minerva logits: teacher-forced top logits at every prompt position, as JSON (the shape of the
+// llama.cpp references in ../shared/reference).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli.h"
+#include "minerva/minerva.h"
+
+namespace minerva::cli {
+namespace {
+
+int cmd_logits(int argc, char** argv) {
+    Args a(argc, argv, {"-m|--model", "-f|--file", "-p|--prompt", "--top", "-t|--threads", "--device", "--kv"},
+           {"-h|--help"});
+    if (a.has("--help")) {
+        std::puts("usage: minerva logits -m MODEL (-f FILE | -p TEXT) [--top K] [-t N] [--device D] [--kv f16|f32]\n"
+                  "prints {\"prompt_tokens\": [...], \"prompt_topK\": [[[id, logit] x K] per position]}\n"
+                  "(the prompt is tokenized with BOS; logits are teacher-forced)");
+        return 0;
+    }
+    if (a.has("-p") == a.has("-f")) throw Error("give the prompt with exactly one of -p TEXT or -f FILE");
+    const std::string text = a.has("-p") ? *a.get("-p") : read_file(*a.get("-f"));
+    const int top = static_cast<int>(a.get_int("--top", 5));
+    if (top < 1) throw Error("--top must be at least 1");
+    ModelOptions mo;
+    mo.device = a.get("--device", "auto");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    auto model = Model::load(a.require("-m"), mo);
+    std::vector<int32_t> tokens = model->vocab()->tokenize(text, true, false);
+    if (tokens.empty()) throw Error("the prompt has no tokens");
+
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(tokens.size());
+    const std::string kv = a.get("--kv", "f16");
+    if (kv != "f16" && kv != "f32") throw Error("--kv must be f16 or f32");
+    so.kv_type = kv == "f32" ? KvType::F32 : KvType::F16;
+    Session session(model, so);
+    session.eval(tokens, 0, true);
+    std::span<const float> all = session.logits();
+    const size_t nv = static_cast<size_t>(session.n_vocab());
+
+    nlohmann::json out;
+    out["n_vocab"] = nv;
+    out["prompt_tokens"] = tokens;
+    nlohmann::json rows = nlohmann::json::array();
+    std::vector<int32_t> idx(nv);
+    const int k = std::min<int>(top, static_cast<int>(nv));
+    for (size_t p = 0; p < tokens.size(); ++p) {
+        const float* l = all.data() + p * nv;
+        for (size_t i = 0; i < nv; ++i) idx[i] = static_cast<int32_t>(i);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int32_t x, int32_t y) { return l[x] > l[y] || (l[x] == l[y] && x < y); });
+        nlohmann::json row = nlohmann::json::array();
+        for (int i = 0; i < k; ++i) row.push_back({idx[static_cast<size_t>(i)], l[idx[static_cast<size_t>(i)]]});
+        rows.push_back(std::move(row));
+    }
+    out["prompt_top" + std::to_string(top)] = std::move(rows);
+    std::puts(out.dump().c_str());
+    return 0;
+}
+
+Registrar reg_logits("logits", "teacher-forced top-K logits of a prompt as JSON", cmd_logits);
+
+}  // namespace
+}  // namespace minerva::cli

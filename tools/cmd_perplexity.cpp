@@ -1,0 +1,47 @@
+// minerva perplexity: llama.cpp's perplexity definition (see engine/generate.cpp, perplexity()).
+#include <cstdio>
+#include <string>
+
+#include "cli.h"
+#include "minerva/minerva.h"
+
+namespace minerva::cli {
+namespace {
+
+int cmd_perplexity(int argc, char** argv) {
+    Args a(argc, argv, {"-m|--model", "-f|--file", "-c|--ctx-size", "-t|--threads", "--device", "-b|--batch-size"},
+           {"--kv-f32", "-h|--help"});
+    if (a.has("--help")) {
+        std::puts("usage: minerva perplexity -m MODEL -f TEXT [-c N] [-t N] [-b N] [--device D] [--kv-f32]\n"
+                  "llama.cpp's definition: chunks of N tokens starting with BOS, the second half of each scored;\n"
+                  "the last line is `PPL = <value>`");
+        return 0;
+    }
+    const std::string text = read_file(a.require("-f"));
+    ModelOptions mo;
+    mo.device = a.get("--device", "auto");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    auto model = Model::load(a.require("-m"), mo);
+    const Vocab& vocab = *model->vocab();
+    std::vector<int32_t> tokens = vocab.tokenize(text, true, false);
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(a.get_int("-c", 512));
+    if (so.n_ctx < 4) throw Error("-c must be at least 4");
+    so.n_batch = static_cast<int>(a.get_int("-b", so.n_ctx));
+    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    Session session(model, so);
+    std::fprintf(stderr, "%s: %zu tokens, %zu chunks of %d\n", model->info().name.c_str(), tokens.size(),
+                 tokens.size() / static_cast<size_t>(so.n_ctx), so.n_ctx);
+    PerplexityResult r = perplexity(session, tokens, vocab.bos(), [](int chunk, double ppl) {
+        std::printf("[%d] %.4f\n", chunk + 1, ppl);
+        std::fflush(stdout);
+    });
+    std::printf("chunks = %d, scored tokens = %d, mean NLL = %.6f\n", r.n_chunks, r.n_scored, r.nll);
+    std::printf("PPL = %.4f\n", r.ppl);
+    return 0;
+}
+
+Registrar reg_perplexity("perplexity", "perplexity of a text (llama.cpp's definition)", cmd_perplexity);
+
+}  // namespace
+}  // namespace minerva::cli
