@@ -12,6 +12,9 @@ foreach(v SRC BIN CLANGXX SECONDS)
   endif()
 endforeach()
 
+get_filename_component(SRC ${SRC} ABSOLUTE)
+get_filename_component(BIN ${BIN} ABSOLUTE)
+
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
