@@ -36,11 +36,16 @@ public:
     virtual int32_t n_tokens() const = 0;
 
     // Text -> ids. add_special adds BOS/EOS as the file's add_bos_token/add_eos_token say;
-    // parse_special turns the text of control and user-defined tokens into those tokens.
+    // parse_special turns the text of control tokens into those tokens (longest first; that text
+    // is never split). User-defined tokens are always matched as whole tokens, as in the
+    // reference tokenizer (llama.cpp). Any bytes are accepted (invalid UTF-8 included).
     virtual std::vector<int32_t> tokenize(std::string_view text, bool add_special, bool parse_special) const = 0;
     // The bytes one token stands for. Control tokens give their text only when `special`.
     virtual std::string token_to_piece(int32_t id, bool special = true) const = 0;
-    // Ids -> text (bytes). With remove_special, BOS/EOS and other control tokens are dropped.
+    // Ids -> text (bytes). With remove_special, BOS/EOS and other control tokens are dropped;
+    // otherwise their text is included. Throws Error on an id out of range. For SPM vocabularies
+    // with add_space_prefix the space the tokenizer put in front is removed from the first piece,
+    // so detokenize(tokenize(x, ...), true) == x.
     std::string detokenize(std::span<const int32_t> ids, bool remove_special = false) const;
 
     virtual std::string_view token_text(int32_t id) const = 0;  // as stored in the vocabulary
@@ -52,8 +57,14 @@ public:
     virtual int32_t eot() const = 0;
     virtual int32_t pad() const = 0;
     virtual int32_t unk() const = 0;
+    virtual int32_t sep() const = 0;
     virtual bool add_bos() const = 0;
     virtual bool add_eos() const = 0;
+    // SPM only: a space is put before the text (and after every special token) before
+    // tokenizing; detokenize() removes it again from the start of the text.
+    virtual bool add_space_prefix() const = 0;
+    // The id of the token whose stored text is exactly `text`, or -1.
+    virtual int32_t find_token(std::string_view text) const = 0;
     // End of generation: EOS, EOT and the other end-of-turn control tokens.
     virtual bool is_eog(int32_t id) const = 0;
     bool valid(int32_t id) const { return id >= 0 && id < n_tokens(); }
@@ -65,7 +76,9 @@ class StreamDecoder {
 public:
     explicit StreamDecoder(std::shared_ptr<const Vocab> vocab, bool special = false)
         : vocab_(std::move(vocab)), special_(special) {}
-    std::string push(int32_t id);  // the complete characters now available
+    // The complete characters now available (pieces are emitted as they are: no space is
+    // stripped). Throws Error on an id out of range.
+    std::string push(int32_t id);
     std::string flush();           // whatever is held back (invalid bytes included)
     void reset() { pending_.clear(); }
 
