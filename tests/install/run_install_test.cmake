@@ -1,4 +1,4 @@
-# cmake -DBUILD=<build dir> -DSRC=<source dir> -DWORK=<scratch dir> -P run_install_test.cmake
+# cmake -DBUILD=<build dir> -DSRC=<source dir> -DWORK=<scratch dir> [-DLIBDIR=lib] -P run_install_test.cmake
 cmake_minimum_required(VERSION 3.25)
 foreach(v BUILD SRC WORK)
   if(NOT DEFINED ${v})
@@ -19,11 +19,13 @@ file(REMOVE_RECURSE ${WORK})
 
 # 1. Install, and check the layout a consumer relies on.
 run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix})
-include(GNUInstallDirs)
+if(NOT DEFINED LIBDIR)
+  set(LIBDIR lib)
+endif()
 foreach(f include/minerva/minerva.h include/minerva/vocab.h include/minerva/gguf.h include/minerva/error.h
-          ${CMAKE_INSTALL_LIBDIR}/libminerva.so ${CMAKE_INSTALL_LIBDIR}/cmake/minerva/minervaConfig.cmake
-          ${CMAKE_INSTALL_LIBDIR}/cmake/minerva/minervaConfigVersion.cmake
-          ${CMAKE_INSTALL_LIBDIR}/cmake/minerva/minervaTargets.cmake bin/minerva)
+          ${LIBDIR}/libminerva.so ${LIBDIR}/cmake/minerva/minervaConfig.cmake
+          ${LIBDIR}/cmake/minerva/minervaConfigVersion.cmake
+          ${LIBDIR}/cmake/minerva/minervaTargets.cmake bin/minerva)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "cmake --install did not install ${f}")
   endif()
