@@ -445,6 +445,31 @@ void VulkanBackend::set_profiling(bool on) {
     profiling_ = on;
 }
 
+double VulkanBackend::measure_copy_bandwidth(uint64_t bytes, int reps) {
+    if (!ctx_->phys.timestamps) throw Error("vulkan: " + name() + " has no timestamp queries on its compute queue");
+    sync();
+    bytes = std::min<uint64_t>(bytes, ctx_->phys.props.limits.maxStorageBufferRange) / 256 * 256;
+    uint64_t a = create_buffer(bytes, false), b = create_buffer(bytes, false);
+    double best = 0;
+    for (int r = 0; r < reps; ++r) {
+        Frame& f = frame();
+        vkCmdWriteTimestamp(f.cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, f.queries, 0);
+        VkBufferCopy c{0, 0, bytes};
+        vkCmdCopyBuffer(f.cb, buffers_[a - 1].buf, buffers_[b - 1].buf, 1, &c);
+        vkCmdWriteTimestamp(f.cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, f.queries, 1);
+        sync();
+        uint64_t ts[2];
+        check(vkGetQueryPoolResults(ctx_->device, f.queries, 0, 2, sizeof ts, ts, 8,
+                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+              "vkGetQueryPoolResults");
+        double sec = double(ts[1] - ts[0]) * ctx_->phys.props.limits.timestampPeriod * 1e-9;
+        if (sec > 0) best = std::max(best, 2.0 * double(bytes) / sec);
+    }
+    destroy_buffer(a);
+    destroy_buffer(b);
+    return best;
+}
+
 void VulkanBackend::submit() {
     Frame& f = frames_[cur_];
     if (!f.recording) return;
