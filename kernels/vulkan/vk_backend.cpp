@@ -596,8 +596,15 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
     const int64_t n_max = 8;  // matvec.comp NMAX
     if (n <= n_max) {
         pc.n = static_cast<uint32_t>(n);
-        std::string v = weight_variant("matvec", w.type) + (use_subgroups_ ? "_sg" : "");
-        dispatch(v, args, &pc, sizeof pc, pc.m);
+        if (use_subgroups_) {
+            // One subgroup per row, 64-invocation workgroups; CPU devices (lavapipe) pay per
+            // workgroup, so give each of their subgroups 4 rows in turn.
+            uint32_t sg = std::max<uint32_t>(1, ctx_->phys.subgroup_size);
+            pc.rows_per_wg = std::max<uint32_t>(1, 64 / sg) * (ctx_->phys.rank() == 3 ? 4 : 1);
+            dispatch(weight_variant("matvec", w.type) + "_sg", args, &pc, sizeof pc, ceil_div(pc.m, pc.rows_per_wg));
+        } else {
+            dispatch(weight_variant("matvec", w.type), args, &pc, sizeof pc, pc.m);
+        }
     } else {
         pc.n = static_cast<uint32_t>(n);
         dispatch(weight_variant("matmul", w.type), args, &pc, sizeof pc, ceil_div(pc.m, 64), ceil_div(pc.n, 64));
