@@ -394,6 +394,7 @@ TEST(VulkanOps, BadArgumentsAreErrors) {
     EXPECT_THROW(vk->matmul(dw, dx, dout), Error);                  // k mismatch
     EXPECT_THROW(vk->matmul(dw, x.t, dout), Error);                 // host tensor
     EXPECT_THROW(vk->write(dx, x.t.host, x.t.nbytes() + 4), Error); // past the end
+    EXPECT_THROW(vk->plan_weights(uint64_t{1} << 52), Error);       // a model larger than the device
     const int64_t ne[4] = {64, 1, 1, 1};
     EXPECT_THROW(vk->upload_weight(DType::IQ2_XXS, ne, w.t.host, "blk.0.attn_q.weight"), Error);
     EXPECT_THROW(vk->upload_weight(DType::Q4_0, std::array<int64_t, 4>{33, 1, 1, 1}.data(), w.t.host, "odd"), Error);

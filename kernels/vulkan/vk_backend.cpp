@@ -260,7 +260,7 @@ Tensor VulkanBackend::upload_weight(DType type, const int64_t ne[4], const void*
     weight_bytes_ += bytes;
     uint64_t total = planned_weight_bytes_;
     if (total >= (256ull << 20) && weight_bytes_ >= next_progress_) {
-        spdlog::info("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
+        spdlog::debug("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
                      weight_bytes_ * 100 / total);
         next_progress_ = weight_bytes_ + total / 10;
     } else if (!total && weight_bytes_ >= next_progress_ + (512ull << 20)) {

@@ -57,7 +57,7 @@ public:
     // ---- beyond the Backend interface (bench, tests, model loading) ----
     // Declares the total bytes of weights about to be uploaded: a model that cannot fit the
     // device-local memory is an Error here, before any upload; also drives the progress log.
-    void plan_weights(uint64_t total_bytes);
+    void plan_weights(uint64_t total_bytes) override;
     // Timestamp every dispatch; timings() accumulates per shader variant after each sync.
     void set_profiling(bool on);
     bool can_profile() const { return ctx_->phys.timestamps; }
