@@ -129,6 +129,7 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
     std::map<DType, uint64_t> bytes_by_type;
     size_t n_uploaded = 0, total_bytes = 0;
     for (const auto& t : f.tensors()) total_bytes += t.nbytes;
+    backend_->plan_weights(total_bytes);  // a model too big for the device fails here, before any upload
     size_t done_bytes = 0;
     int last_pct = -1;
 

@@ -55,6 +55,9 @@ public:
     // Makes a weight available to ops. The CPU backend uses `data` in place (it must outlive the
     // backend: it is the model's mmap); Vulkan copies it to device-local memory.
     virtual Tensor upload_weight(DType type, const int64_t ne[4], const void* data, const std::string& name) = 0;
+    // Called once before the first upload_weight with the total bytes to come, so a model that
+    // cannot fit the device is an Error before any upload (and uploads can report progress).
+    virtual void plan_weights(uint64_t total_bytes) { (void)total_bytes; }
     // Scratch/activation/KV memory, zero-initialised, owned by the backend until it dies.
     virtual Tensor alloc(DType type, const int64_t ne[4]) = 0;
     // Copies between host memory and a tensor (byte offsets). read() waits for queued work.

@@ -387,6 +387,26 @@ TEST(VulkanOps, DependentChainInOneSubmission) {
     EXPECT_LT(nerr(got.data(), xr.f(), dim), 1e-5);
 }
 
+// More workgroups than maxComputeWorkGroupCount[0] (65535 on most devices) fold into a 2-D grid.
+TEST(VulkanOps, LargeGridFolds) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(23);
+    const int64_t k = 32, m = 70001;
+    Host w(DType::Q8_0, {k, m}), x(DType::F32, {k, 1}), ref(DType::F32, {m, 1});
+    fill_weights(w, rng);
+    fill_normal(x, rng);
+    cpu::ref::matmul(w.t, x.t, ref.t);
+    Tensor dw = to_device(vk, w, true), dx = to_device(vk, x), dout = vk->alloc(DType::F32, ref.t.ne);
+    for (int sg = 0; sg < 2; ++sg) {
+        vk->set_use_subgroups(sg == 0);
+        vk->matmul(dw, dx, dout);
+        auto got = from_device(vk, dout);
+        EXPECT_LT(nerr(got.data(), ref.f(), m), 1e-5) << (sg == 0 ? "subgroup" : "one workgroup per row");
+        EXPECT_NEAR(got[m - 1], ref.f()[m - 1], 1e-4 + 1e-4 * std::fabs(ref.f()[m - 1])) << "last row";
+    }
+    vk->set_use_subgroups(true);
+}
+
 TEST(VulkanOps, BadArgumentsAreErrors) {
     VK_OR_SKIP(vk);
     Host w(DType::F32, {64, 8}), x(DType::F32, {32, 1});
@@ -394,6 +414,7 @@ TEST(VulkanOps, BadArgumentsAreErrors) {
     EXPECT_THROW(vk->matmul(dw, dx, dout), Error);                  // k mismatch
     EXPECT_THROW(vk->matmul(dw, x.t, dout), Error);                 // host tensor
     EXPECT_THROW(vk->write(dx, x.t.host, x.t.nbytes() + 4), Error); // past the end
+    EXPECT_THROW(vk->plan_weights(uint64_t{1} << 52), Error);       // a model larger than the device
     const int64_t ne[4] = {64, 1, 1, 1};
     EXPECT_THROW(vk->upload_weight(DType::IQ2_XXS, ne, w.t.host, "blk.0.attn_q.weight"), Error);
     EXPECT_THROW(vk->upload_weight(DType::Q4_0, std::array<int64_t, 4>{33, 1, 1, 1}.data(), w.t.host, "odd"), Error);

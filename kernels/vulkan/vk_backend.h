@@ -57,13 +57,16 @@ public:
     // ---- beyond the Backend interface (bench, tests, model loading) ----
     // Declares the total bytes of weights about to be uploaded: a model that cannot fit the
     // device-local memory is an Error here, before any upload; also drives the progress log.
-    void plan_weights(uint64_t total_bytes);
+    void plan_weights(uint64_t total_bytes) override;
     // Timestamp every dispatch; timings() accumulates per shader variant after each sync.
     void set_profiling(bool on);
     bool can_profile() const { return ctx_->phys.timestamps; }
     const std::map<std::string, KernelTiming>& timings() const { return timings_; }
     void clear_timings() { timings_.clear(); }
     const Context& context() const { return *ctx_; }
+    // Device memory bandwidth: a buffer-to-buffer copy of `bytes` timed by timestamps, best of
+    // `reps`; counts bytes read + written. For the benchmark's reference line.
+    double measure_copy_bandwidth(uint64_t bytes, int reps);
     // Forces the attention split count for decode (0 = automatic); for tests.
     void set_attention_split(uint32_t n) { forced_split_ = n; }
     // Disables the subgroup variants (tests the shared-memory fallback on devices that have them).

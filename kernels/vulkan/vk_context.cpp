@@ -296,7 +296,7 @@ std::unique_ptr<Context> Context::create(int index, bool required) {
             return nullptr;
         }
         if (!required && infos[chosen].rank() >= 3) {
-            spdlog::info("vulkan: only a CPU Vulkan device ({}) is present; the CPU backend is faster",
+            spdlog::debug("vulkan: only a CPU Vulkan device ({}) is present; the CPU backend is faster",
                          infos[chosen].props.deviceName);
             return nullptr;
         }
