@@ -193,7 +193,9 @@ TEST_P(Reference, GreedyContinuation) {
                 GetParam().device.c_str(), same, want.size());
     // design.md: identical greedy continuations are required of the F32 files; with rounded
     // weights a near-tie may flip (held to logits and perplexity instead).
-    if (model_->info().weight_type == DType::F32) EXPECT_EQ(got, want);
+    if (model_->info().weight_type == DType::F32) {
+        EXPECT_EQ(got, want);
+    }
 }
 
 TEST_P(Reference, Perplexity) {
