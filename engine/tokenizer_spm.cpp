@@ -8,11 +8,16 @@
 #include "tokenizer_spm.h"
 
 #include <cstdio>
-#include <queue>
+#include <algorithm>
+#include <unordered_map>
 
 #include "unicode.h"
 
 namespace minerva {
+
+namespace {
+constexpr std::string_view kSpace = "\xE2\x96\x81";  // U+2581
+}  // namespace
 
 std::string spm_escape_spaces(std::string_view text) {
     std::string out;
@@ -35,6 +40,15 @@ SpmTokenizer::SpmTokenizer(const VocabData& vocab) : v_(vocab) {
         }
         byte_tokens_[b] = id;
     }
+    split_at_spaces_ = true;
+    for (const std::string& t : v_.texts) {
+        for (size_t pos = t.find(kSpace, 1); pos != std::string::npos; pos = t.find(kSpace, pos + 1)) {
+            if (pos < kSpace.size() || t.compare(pos - kSpace.size(), kSpace.size(), kSpace) != 0) {
+                split_at_spaces_ = false;
+                return;
+            }
+        }
+    }
 }
 
 namespace {
@@ -51,7 +65,7 @@ struct Bigram {
     uint32_t len;
 };
 
-struct BigramOrder {  // priority_queue puts the "largest" first: highest score, then leftmost
+struct BigramOrder {  // the heap puts the "largest" first: highest score, then leftmost
     bool operator()(const Bigram& a, const Bigram& b) const {
         return a.score < b.score || (a.score == b.score && a.left > b.left);
     }
@@ -60,8 +74,44 @@ struct BigramOrder {  // priority_queue puts the "largest" first: highest score,
 }  // namespace
 
 void SpmTokenizer::tokenize(std::string_view text, std::vector<int32_t>& out) const {
+    if (!split_at_spaces_) {
+        encode_segment(text, out);
+        return;
+    }
+    // Cut before every "▁" that follows another character; encode each piece once.
+    struct Span {
+        uint32_t begin, count;
+    };
+    std::unordered_map<std::string_view, Span> cache;
+    std::vector<int32_t> cached;
+    auto emit = [&](std::string_view seg) {
+        if (seg.size() > 64) {
+            encode_segment(seg, out);
+            return;
+        }
+        if (auto it = cache.find(seg); it != cache.end()) {
+            out.insert(out.end(), cached.begin() + it->second.begin, cached.begin() + it->second.begin + it->second.count);
+            return;
+        }
+        const size_t before = out.size();
+        encode_segment(seg, out);
+        cache.emplace(seg, Span{static_cast<uint32_t>(cached.size()), static_cast<uint32_t>(out.size() - before)});
+        cached.insert(cached.end(), out.begin() + before, out.end());
+    };
+    size_t start = 0;
+    for (size_t pos = text.find(kSpace, 1); pos != std::string_view::npos; pos = text.find(kSpace, pos + kSpace.size())) {
+        const bool after_space = pos >= kSpace.size() && text.compare(pos - kSpace.size(), kSpace.size(), kSpace) == 0;
+        if (after_space || pos == start) continue;
+        emit(text.substr(start, pos - start));
+        start = pos;
+    }
+    emit(text.substr(start));
+}
+
+void SpmTokenizer::encode_segment(std::string_view text, std::vector<int32_t>& out) const {
     if (text.empty()) return;
-    std::vector<Symbol> sym;
+    thread_local std::vector<Symbol> sym;
+    sym.clear();
     sym.reserve(text.size());
     for (size_t i = 0; i < text.size();) {
         const size_t n = std::min(unicode::utf8_len(static_cast<uint8_t>(text[i])), text.size() - i);
@@ -71,19 +121,22 @@ void SpmTokenizer::tokenize(std::string_view text, std::vector<int32_t>& out) co
         i += n;
     }
 
-    std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue;
+    thread_local std::vector<Bigram> queue;  // a heap ordered by BigramOrder
+    queue.clear();
     auto try_add = [&](int32_t l, int32_t r) {
         if (l < 0 || r < 0) return;
         const uint32_t len = sym[l].len + sym[r].len;  // the two symbols are contiguous in text
         const int32_t id = v_.index.find(text.substr(sym[l].start, len));
         if (id < 0) return;
-        queue.push({v_.scores[id], l, r, len});
+        queue.push_back({v_.scores[id], l, r, len});
+        std::push_heap(queue.begin(), queue.end(), BigramOrder{});
     };
     for (int32_t i = 1; i < static_cast<int32_t>(sym.size()); ++i) try_add(i - 1, i);
 
     while (!queue.empty()) {
-        const Bigram b = queue.top();
-        queue.pop();
+        std::pop_heap(queue.begin(), queue.end(), BigramOrder{});
+        const Bigram b = queue.back();
+        queue.pop_back();
         Symbol& l = sym[b.left];
         Symbol& r = sym[b.right];
         // Stale candidate: one side was merged away or has grown since it was queued.

@@ -18,8 +18,14 @@ public:
     int32_t byte_token(uint8_t b) const { return byte_tokens_[b]; }
 
 private:
+    void encode_segment(std::string_view text, std::vector<int32_t>& out) const;
+
     const VocabData& v_;
     std::array<int32_t, 256> byte_tokens_{};
+    // True when no token has a U+2581 right after another character: then no token can span
+    // the start of a "▁word", and the text can be cut there and its pieces encoded (and
+    // cached) separately with the same result, instead of one merge queue over the whole text.
+    bool split_at_spaces_ = false;
 };
 
 // ' ' -> U+2581 ("▁"), the SentencePiece whitespace marker.

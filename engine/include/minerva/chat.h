@@ -1,0 +1,75 @@
+// minerva/chat.h: chat templates. A conversation becomes prompt text by rendering the model's
+// tokenizer.chat_template (a Jinja template) with a built-in Jinja-subset interpreter, or a
+// built-in template when the model has none (ChatML) or the user names one.
+//
+//   auto tmpl = minerva::ChatTemplate::resolve("", model->chat_template());
+//   std::vector<minerva::ChatMessage> msgs = {{"system", "Be brief."}, {"user", "Hi"}};
+//   std::string text = tmpl.render(msgs, minerva::chat_options(*model->vocab()));
+//   auto prompt = minerva::tokenize_chat(*model->vocab(), text);
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "minerva/vocab.h"
+
+namespace minerva {
+
+struct ChatMessage {
+    ChatMessage() = default;
+    ChatMessage(std::string role_, std::string content_, std::string name_ = {}, std::string tool_call_id_ = {})
+        : role(std::move(role_)), content(std::move(content_)), name(std::move(name_)), tool_call_id(std::move(tool_call_id_)) {}
+    std::string role;     // "system", "user", "assistant", "tool", ...
+    std::string content;  // text (content-part arrays are joined by the caller)
+    std::string name;     // optional: tool or participant name ("" = absent)
+    std::string tool_call_id;  // optional: for role "tool" ("" = absent)
+};
+
+struct ChatOptions {
+    bool add_generation_prompt = true;  // end with the header of an assistant turn
+    std::string bos_token;              // text of the BOS token, as templates expect
+    std::string eos_token;
+    std::optional<int64_t> now;         // unix time for strftime_now() (default: the clock)
+};
+
+class ChatTemplate {
+public:
+    // Parses a Jinja template. Throws Error naming the line for a malformed template.
+    explicit ChatTemplate(std::string_view source, std::string name = "custom");
+    ~ChatTemplate();
+    ChatTemplate(const ChatTemplate&);
+    ChatTemplate& operator=(const ChatTemplate&);
+
+    // A built-in template by name (see builtin_names()); Error for an unknown name.
+    static ChatTemplate builtin(std::string_view name);
+    // chatml, llama2, llama3, mistral, zephyr, gemma, phi3, tinyllama
+    static const std::vector<std::string>& builtin_names();
+    // spec "" -> the model's template (or ChatML when it has none); a built-in name; otherwise the
+    // path of a file holding a Jinja template. Error when the file cannot be read or parsed.
+    static ChatTemplate resolve(const std::string& spec, const std::string& model_template);
+
+    const std::string& name() const;
+    const std::string& source() const;
+
+    // Renders the conversation. Throws Error for template errors and for raise_exception()
+    // (e.g. "Conversation roles must alternate user/assistant/user/assistant/...").
+    std::string render(std::span<const ChatMessage> messages, const ChatOptions& opts = {}) const;
+
+private:
+    struct Impl;
+    std::shared_ptr<const Impl> impl_;
+};
+
+// bos_token/eos_token as the vocabulary spells them.
+ChatOptions chat_options(const Vocab& vocab, bool add_generation_prompt = true);
+
+// Tokenizes rendered chat text with special-token text parsed. BOS is prepended when the
+// vocabulary asks for it and the text does not already start with the BOS text.
+std::vector<int32_t> tokenize_chat(const Vocab& vocab, std::string_view text);
+
+}  // namespace minerva

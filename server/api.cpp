@@ -1,0 +1,555 @@
+// api.cpp: routes, authentication, CORS, access log, and the chat/completions handlers (plain
+// JSON or SSE streaming) over the scheduler's jobs.
+#include "api.h"
+
+#include <httplib.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <ctime>
+#include <filesystem>
+
+#include "minerva/error.h"
+#include "request.h"
+
+namespace minerva::serve {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void send_json(httplib::Response& res, int status, const json& j) {
+    res.status = status;
+    res.set_content(dump(j), "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.status, error_body(e)); }
+
+json parse_body(const httplib::Request& req) {
+    json body;
+    try {
+        body = json::parse(req.body);
+    } catch (const json::exception& e) {
+        throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what(), "", "invalid_json");
+    }
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
+    return body;
+}
+
+// The socket of the connection a request came on, found by its address pair: httplib 0.11 does
+// not hand it to handlers, and it is needed to notice a client that went away while its
+// request waits in the queue or generates without writing anything.
+int find_socket(const httplib::Request& req) {
+    std::error_code ec;
+    for (auto& de : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        int fd = -1;
+        try {
+            fd = std::stoi(de.path().filename().string());
+        } catch (const std::exception&) {
+            continue;
+        }
+        sockaddr_storage local{}, peer{};
+        socklen_t ll = sizeof local, pl = sizeof peer;
+        if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
+        if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
+        auto port_of = [](const sockaddr_storage& a) -> int {
+            if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
+            if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
+            return -1;
+        };
+        if (port_of(local) == req.local_port && port_of(peer) == req.remote_port) return fd;
+    }
+    return -1;
+}
+
+bool peer_closed(int fd) {
+    if (fd < 0) return false;
+    pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+    if (p.revents & POLLIN) {
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0;
+    }
+    return false;
+}
+
+std::string route_label(const std::string& path) {
+    static const char* exact[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize",
+                                  "/health", "/ready", "/metrics"};
+    for (const char* e : exact)
+        if (path == e) return e;
+    if (path.rfind("/v1/models/", 0) == 0) return path.size() > 5 && path.ends_with("/load") ? "/v1/models/{id}/load" : "/v1/models/{id}";
+    return "other";
+}
+
+// What the HTTP thread has taken from one job so far.
+struct Choice {
+    std::shared_ptr<Job> job;
+    std::string text;
+    std::vector<TokenInfo> tokens;
+    bool finished = false;
+    bool role_sent = false;
+};
+
+// Waits until a job has output or is done; cancels all when the client is gone.
+struct Waiter {
+    std::vector<Choice>& choices;
+    Scheduler& sched;
+    int fd;
+
+    bool client_gone() const { return peer_closed(fd); }
+    void cancel_all() {
+        for (auto& c : choices) sched.cancel(c.job);
+    }
+    // Takes new output of every job into out_text/out_tokens (per choice). Returns false when
+    // the client went away (all jobs cancelled).
+    bool wait_any(std::vector<std::pair<std::string, std::vector<TokenInfo>>>& fresh, int ms) {
+        fresh.assign(choices.size(), {});
+        auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+        while (true) {
+            bool any = false, all_done = true;
+            for (size_t k = 0; k < choices.size(); ++k) {
+                auto& c = choices[k];
+                if (c.finished) continue;
+                std::lock_guard lock(c.job->mu);
+                if (!c.job->text.empty() || !c.job->tokens.empty() || c.job->done) any = true;
+                fresh[k].first += c.job->text;
+                c.job->text.clear();
+                for (auto& t : c.job->tokens) fresh[k].second.push_back(std::move(t));
+                c.job->tokens.clear();
+                if (!c.job->done) all_done = false;
+            }
+            if (any || all_done) return true;
+            if (client_gone()) {
+                cancel_all();
+                return false;
+            }
+            if (Clock::now() >= deadline) return true;
+            // sleep on the first unfinished job's condition variable
+            for (auto& c : choices) {
+                if (c.finished) continue;
+                std::unique_lock lock(c.job->mu);
+                c.job->cv.wait_for(lock, std::chrono::milliseconds(25),
+                                   [&] { return !c.job->text.empty() || !c.job->tokens.empty() || c.job->done; });
+                break;
+            }
+        }
+    }
+};
+
+json usage_json(const std::vector<Choice>& choices) {
+    int prompt = choices.empty() ? 0 : choices[0].job->n_prompt;
+    int completion = 0;
+    for (auto& c : choices) completion += c.job->n_gen;
+    return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+}
+
+std::string finish_reason(const Job& j) { return j.finish_reason == "stop" || j.finish_reason == "length" ? j.finish_reason : "stop"; }
+
+}  // namespace
+
+Api::Api(const Config& cfg) : cfg_(cfg), pool_(cfg, &metrics_), http_(std::make_unique<httplib::Server>()) {
+    http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
+    http_->set_payload_max_length(cfg_.max_body_bytes);
+    http_->set_keep_alive_timeout(30);
+    http_->set_read_timeout(60);
+    http_->set_write_timeout(60);
+    routes();
+}
+
+Api::~Api() = default;
+
+bool Api::listen() {
+    if (cfg_.port == 0) {
+        port_ = http_->bind_to_any_port(cfg_.host);
+        if (port_ <= 0) return false;
+    } else {
+        if (!http_->bind_to_port(cfg_.host, cfg_.port)) return false;
+        port_ = cfg_.port;
+    }
+    spdlog::info("minerva-serve listening on http://{}:{} ({} model(s) available)", cfg_.host, port_, pool_.list().size());
+    std::fflush(stdout);
+    return http_->listen_after_bind();
+}
+
+void Api::stop() { http_->stop(); }
+
+std::string Api::begin_request(const std::string& method, const std::string& path) {
+    std::string rid = "req-" + std::to_string(next_id_.fetch_add(1));
+    std::lock_guard lock(log_mu_);
+    records_[rid] = {Clock::now(), 0, 0};
+    return rid;
+}
+
+void Api::note_tokens(const std::string& rid, int prompt, int completion) {
+    std::lock_guard lock(log_mu_);
+    if (auto it = records_.find(rid); it != records_.end()) {
+        it->second.prompt_tokens = prompt;
+        it->second.completion_tokens = completion;
+    }
+}
+
+void Api::routes() {
+    auto& http = *http_;
+
+    // ---- every request: id, auth, CORS
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+        std::string rid = begin_request(req.method, req.path);
+        res.set_header("X-Request-Id", rid);
+        if (!cfg_.cors.empty() && req.has_header("Origin")) {
+            std::string origin = req.get_header_value("Origin");
+            bool ok = cfg_.cors == "*";
+            size_t start = 0;
+            while (!ok && start <= cfg_.cors.size()) {
+                size_t comma = cfg_.cors.find(',', start);
+                std::string o = cfg_.cors.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+                while (!o.empty() && o.front() == ' ') o.erase(0, 1);
+                while (!o.empty() && o.back() == ' ') o.pop_back();
+                ok = o == origin;
+                if (comma == std::string::npos) break;
+                start = comma + 1;
+            }
+            if (ok) {
+                res.set_header("Access-Control-Allow-Origin", cfg_.cors == "*" ? "*" : origin);
+                res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+                res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+                res.set_header("Vary", "Origin");
+            }
+            if (req.method == "OPTIONS") {
+                res.status = ok ? 204 : 403;
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready") {
+            std::string auth = req.get_header_value("Authorization");
+            if (auth != "Bearer " + cfg_.api_key) {
+                send_error(res, ApiError(401,
+                                         auth.empty() ? "Missing API key: send it as 'Authorization: Bearer <key>'"
+                                                      : "Incorrect API key provided",
+                                         "", "invalid_api_key"));
+                return httplib::Server::HandlerResponse::Handled;
+            }
+        }
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
+
+    // ---- statuses httplib sets itself (unknown route 404, oversized body 413, ...)
+    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string msg;
+        std::string code;
+        switch (res.status) {
+            case 404: msg = "Unknown route: " + req.method + " " + req.path; code = "unknown_route"; break;
+            case 405: msg = "Method not allowed: " + req.method + " " + req.path; break;
+            case 413:
+                msg = "The request body is too large (limit " + std::to_string(cfg_.max_body_bytes) + " bytes)";
+                code = "request_too_large";
+                break;
+            default: msg = "HTTP error " + std::to_string(res.status);
+        }
+        send_error(res, ApiError(res.status, msg, "", code));
+        return httplib::Server::HandlerResponse::Handled;
+    }));
+
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+        try {
+            std::rethrow_exception(ep);
+        } catch (const ApiError& e) {
+            send_error(res, e);
+        } catch (const std::exception& e) {
+            send_error(res, ApiError(500, std::string("internal error: ") + e.what()));
+        } catch (...) {
+            send_error(res, ApiError(500, "internal error"));
+        }
+    });
+
+    // ---- access log + request metrics, once the response is written
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+        std::string rid = res.get_header_value("X-Request-Id");
+        RequestRecord rec;
+        {
+            std::lock_guard lock(log_mu_);
+            if (auto it = records_.find(rid); it != records_.end()) {
+                rec = it->second;
+                records_.erase(it);
+            } else {
+                rec.t0 = Clock::now();
+            }
+        }
+        double secs = std::chrono::duration<double>(Clock::now() - rec.t0).count();
+        metrics_.request(route_label(req.path), res.status);
+        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s", rid, req.remote_addr, req.method, req.path,
+                     res.status, rec.prompt_tokens, rec.completion_tokens, secs);
+    });
+
+    // wraps a handler: ApiError and other exceptions become OpenAI-shaped errors
+    auto guarded = [](auto fn) {
+        return [fn](const httplib::Request& req, httplib::Response& res) {
+            try {
+                fn(req, res);
+            } catch (const ApiError& e) {
+                send_error(res, e);
+            } catch (const Error& e) {
+                send_error(res, ApiError(400, e.what()));
+            } catch (const std::exception& e) {
+                send_error(res, ApiError(500, std::string("internal error: ") + e.what()));
+            }
+        };
+    };
+
+    http.Get("/health", guarded([](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }));
+
+    http.Get("/ready", guarded([this](const httplib::Request&, httplib::Response& res) {
+        auto models = pool_.list();
+        if (models.empty()) send_json(res, 503, {{"status", "no models"}});
+        else send_json(res, 200, {{"status", "ready"}, {"models", models.size()}, {"loaded", pool_.loaded().size()}});
+    }));
+
+    http.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
+        std::string text = metrics_.render([this](std::string& out) {
+            auto loaded = pool_.loaded();
+            SchedulerStats total;
+            for (auto& m : loaded) {
+                auto s = m->scheduler->stats();
+                total.queued += s.queued;
+                total.active += s.active;
+                total.slots += s.slots;
+                total.kv_cells_used += s.kv_cells_used;
+                total.kv_cells_total += s.kv_cells_total;
+                total.kv_bytes += s.kv_bytes;
+            }
+            auto gauge = [&](const char* name, const char* help, double v) {
+                out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
+                       std::to_string(v) + "\n";
+            };
+            gauge("minerva_queue_depth", "Requests waiting for a slot.", total.queued);
+            gauge("minerva_active_slots", "Slots generating now.", total.active);
+            gauge("minerva_slots", "Slots of all loaded models.", total.slots);
+            gauge("minerva_kv_cache_used_cells", "KV-cache cells holding tokens.", static_cast<double>(total.kv_cells_used));
+            gauge("minerva_kv_cache_cells", "KV-cache cells in all.", static_cast<double>(total.kv_cells_total));
+            gauge("minerva_kv_cache_usage_ratio", "Share of KV-cache cells in use.",
+                  total.kv_cells_total ? static_cast<double>(total.kv_cells_used) / static_cast<double>(total.kv_cells_total) : 0.0);
+            gauge("minerva_kv_cache_bytes", "KV-cache memory.", static_cast<double>(total.kv_bytes));
+            gauge("minerva_models_loaded", "Models loaded.", static_cast<double>(loaded.size()));
+        });
+        res.set_content(text, "text/plain; version=0.0.4");
+    }));
+
+    auto model_json = [](const ModelEntry& e) {
+        return json{{"id", e.id}, {"object", "model"}, {"created", e.created}, {"owned_by", "minerva"}, {"loaded", e.loaded}};
+    };
+    http.Get("/v1/models", guarded([this, model_json](const httplib::Request&, httplib::Response& res) {
+        json data = json::array();
+        for (auto& e : pool_.list()) data.push_back(model_json(e));
+        send_json(res, 200, {{"object", "list"}, {"data", data}});
+    }));
+    http.Get(R"(/v1/models/([^/]+))", guarded([this, model_json](const httplib::Request& req, httplib::Response& res) {
+        auto e = pool_.find(req.matches[1]);
+        if (!e) throw ApiError(404, "The model '" + std::string(req.matches[1]) + "' does not exist", "model", "model_not_found");
+        send_json(res, 200, model_json(*e));
+    }));
+    http.Post(R"(/v1/models/([^/]+)/load)", guarded([this, model_json](const httplib::Request& req, httplib::Response& res) {
+        pool_.get(req.matches[1]);
+        send_json(res, 200, model_json(*pool_.find(req.matches[1])));
+    }));
+    http.Delete(R"(/v1/models/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+        std::string id = req.matches[1];
+        if (!pool_.find(id)) throw ApiError(404, "The model '" + id + "' does not exist", "model", "model_not_found");
+        bool was = pool_.unload(id);
+        send_json(res, 200, {{"id", id}, {"object", "model"}, {"deleted", was}});
+    }));
+
+    http.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
+        json body = parse_body(req);
+        auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+        if (!body.contains("content") || !body["content"].is_string())
+            throw ApiError(400, "'content' must be a string", "content", "invalid_type");
+        bool add_special = false;
+        if (body.contains("add_special")) {
+            if (!body["add_special"].is_boolean()) throw ApiError(400, "'add_special' must be a boolean", "add_special", "invalid_type");
+            add_special = body["add_special"].get<bool>();
+        }
+        auto ids = lm->model->vocab()->tokenize(body["content"].get<std::string>(), add_special, true);
+        send_json(res, 200, {{"tokens", ids}});
+    }));
+    http.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
+        json body = parse_body(req);
+        auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+        if (!body.contains("tokens") || !body["tokens"].is_array())
+            throw ApiError(400, "'tokens' must be an array of token ids", "tokens", "invalid_type");
+        std::vector<int32_t> ids;
+        const Vocab& vocab = *lm->model->vocab();
+        for (auto& t : body["tokens"]) {
+            if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
+                throw ApiError(400, "'tokens' holds a value that is not a token id of this model", "tokens", "invalid_value");
+            ids.push_back(t.get<int32_t>());
+        }
+        send_json(res, 200, {{"content", vocab.detokenize(ids)}});
+    }));
+
+    auto generation = [this](Endpoint endpoint) {
+        return [this, endpoint](const httplib::Request& req, httplib::Response& res) {
+            json body = parse_body(req);
+            auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+            GenRequest g = parse_generation(body, endpoint, *lm);
+            std::string rid = res.get_header_value("X-Request-Id");
+
+            auto choices = std::make_shared<std::vector<Choice>>();
+            std::vector<std::shared_ptr<Job>> jobs;
+            for (int i = 0; i < g.n; ++i) {
+                auto j = std::make_shared<Job>();
+                j->prompt = g.prompt;
+                j->max_tokens = g.max_tokens;
+                j->sampling = g.sampling;
+                if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
+                j->stop = g.stop;
+                j->top_logprobs = g.top_logprobs;
+                jobs.push_back(j);
+                choices->push_back(Choice{j, {}, {}, false, false});
+            }
+            if (!lm->scheduler->submit(jobs))
+                throw ApiError(429, "The server is busy: the request queue of model '" + lm->id + "' is full; retry later", "",
+                               "queue_full");
+
+            const bool chat = endpoint == Endpoint::Chat;
+            const std::string id = std::string(chat ? "chatcmpl-" : "cmpl-") + rid.substr(4) + "-" + std::to_string(std::time(nullptr));
+            const int64_t created = std::time(nullptr);
+            const std::string object = chat ? "chat.completion" : "text_completion";
+            const Vocab& vocab = *lm->model->vocab();
+            int fd = find_socket(req);
+
+            if (!g.stream) {
+                Waiter w{*choices, *lm->scheduler, fd};
+                std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
+                while (true) {
+                    if (!w.wait_any(fresh, 200)) {
+                        res.status = 499;  // client closed the request (logged; nobody reads it)
+                        return;
+                    }
+                    bool all = true;
+                    for (size_t k = 0; k < choices->size(); ++k) {
+                        auto& c = (*choices)[k];
+                        c.text += fresh[k].first;
+                        for (auto& t : fresh[k].second) c.tokens.push_back(std::move(t));
+                        std::lock_guard lock(c.job->mu);
+                        if (c.job->done && c.job->text.empty() && c.job->tokens.empty()) c.finished = true;
+                        all = all && c.finished;
+                    }
+                    if (all) break;
+                }
+                json out_choices = json::array();
+                for (size_t k = 0; k < choices->size(); ++k) {
+                    auto& c = (*choices)[k];
+                    if (c.job->finish_reason == "error") throw ApiError(500, "generation failed: " + c.job->error);
+                    json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}};
+                    if (chat) {
+                        ch["message"] = {{"role", "assistant"}, {"content", c.text}};
+                        ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
+                    } else {
+                        ch["text"] = g.echo ? g.prompt_text + c.text : c.text;
+                        ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? g.prompt_text.size() : 0)
+                                                             : json(nullptr);
+                    }
+                    out_choices.push_back(ch);
+                    metrics_.latency(c.job->total_seconds);
+                }
+                json usage = usage_json(*choices);
+                note_tokens(rid, usage["prompt_tokens"], usage["completion_tokens"]);
+                send_json(res, 200,
+                          {{"id", id}, {"object", object}, {"created", created}, {"model", lm->id}, {"choices", out_choices},
+                           {"usage", usage}, {"system_fingerprint", "minerva"}});
+                return;
+            }
+
+            // ---- SSE streaming
+            const std::string chunk_object = chat ? "chat.completion.chunk" : "text_completion";
+            auto chunk = [=](json choices_arr) {
+                json j = {{"id", id}, {"object", chunk_object}, {"created", created}, {"model", lm->id},
+                          {"system_fingerprint", "minerva"}, {"choices", std::move(choices_arr)}};
+                if (g.include_usage) j["usage"] = nullptr;
+                return "data: " + dump(j) + "\n\n";
+            };
+            auto sched = lm->scheduler.get();
+            res.set_header("Cache-Control", "no-cache");
+            res.set_chunked_content_provider(
+                "text/event-stream",
+                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, &vocab](size_t, httplib::DataSink& sink) {
+                    Waiter w{*choices, *sched, fd};
+                    std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
+                    if (!w.wait_any(fresh, 200)) return false;
+                    std::string out;
+                    bool all = true;
+                    for (size_t k = 0; k < choices->size(); ++k) {
+                        auto& c = (*choices)[k];
+                        if (c.finished) continue;
+                        auto& [text, toks] = fresh[k];
+                        if (chat && !c.role_sent) {
+                            out += chunk(json::array({{{"index", k}, {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                       {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                            c.role_sent = true;
+                        }
+                        if (!text.empty() || !toks.empty()) {
+                            json ch = {{"index", k}, {"finish_reason", nullptr}};
+                            if (chat) {
+                                ch["delta"] = {{"content", text}};
+                                ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, toks) : json(nullptr);
+                            } else {
+                                ch["text"] = text;
+                                ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, toks, c.text.size()) : json(nullptr);
+                            }
+                            c.text += text;
+                            for (auto& t : toks) c.tokens.push_back(t);
+                            out += chunk(json::array({ch}));
+                        }
+                        bool done;
+                        {
+                            std::lock_guard lock(c.job->mu);
+                            done = c.job->done && c.job->text.empty() && c.job->tokens.empty();
+                        }
+                        if (done) {
+                            c.finished = true;
+                            if (c.job->finish_reason == "error") {
+                                out += "data: " + dump(error_body(ApiError(500, "generation failed: " + c.job->error))) + "\n\n";
+                            } else {
+                                json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}, {"logprobs", nullptr}};
+                                if (chat) ch["delta"] = json::object();
+                                else ch["text"] = "";
+                                out += chunk(json::array({ch}));
+                            }
+                            metrics_.latency(c.job->total_seconds);
+                        }
+                        all = all && c.finished;
+                    }
+                    if (all) {
+                        json usage = usage_json(*choices);
+                        note_tokens(rid, usage["prompt_tokens"], usage["completion_tokens"]);
+                        if (g.include_usage) {
+                            json j = {{"id", id}, {"object", chunk_object}, {"created", created}, {"model", lm->id},
+                                      {"system_fingerprint", "minerva"}, {"choices", json::array()}, {"usage", usage}};
+                            out += "data: " + dump(j) + "\n\n";
+                        }
+                        out += "data: [DONE]\n\n";
+                    }
+                    if (!out.empty() && !sink.write(out.data(), out.size())) {
+                        w.cancel_all();
+                        return false;
+                    }
+                    if (all) sink.done();
+                    return true;
+                },
+                [choices, sched](bool success) {
+                    if (!success)
+                        for (auto& c : *choices) sched->cancel(c.job);
+                });
+        };
+    };
+    http.Post("/v1/chat/completions", guarded(generation(Endpoint::Chat)));
+    http.Post("/v1/completions", guarded(generation(Endpoint::Completion)));
+    http.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+}
+
+}  // namespace minerva::serve

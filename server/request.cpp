@@ -1,0 +1,276 @@
+// request.cpp: validation of OpenAI chat/completions parameters and the logprobs formats.
+// Unknown fields are ignored; a known field with the wrong type or out of range is a 400 whose
+// "param" names it.
+#include "request.h"
+
+#include <cmath>
+
+#include "minerva/chat.h"
+#include "minerva/error.h"
+
+namespace minerva::serve {
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+json error_body(const ApiError& e) {
+    return json{{"error",
+                 {{"message", e.what()},
+                  {"type", e.type},
+                  {"param", e.param.empty() ? json(nullptr) : json(e.param)},
+                  {"code", e.code.empty() ? json(nullptr) : json(e.code)}}}};
+}
+
+static const json* field(const json& body, const char* key) {
+    auto it = body.find(key);
+    if (it == body.end() || it->is_null()) return nullptr;
+    return &*it;
+}
+
+std::optional<int64_t> get_int(const json& body, const char* key, int64_t lo, int64_t hi) {
+    const json* v = field(body, key);
+    if (!v) return std::nullopt;
+    int64_t x;
+    if (v->is_number_integer()) x = v->get<int64_t>();
+    else if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>() && std::fabs(v->get<double>()) < 1e15)
+        x = static_cast<int64_t>(v->get<double>());
+    else throw ApiError(400, std::string("'") + key + "' must be an integer", key, "invalid_type");
+    if (x < lo || x > hi)
+        throw ApiError(400, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                                ", got " + std::to_string(x),
+                       key, "invalid_value");
+    return x;
+}
+
+static std::optional<double> get_num(const json& body, const char* key, double lo, double hi) {
+    const json* v = field(body, key);
+    if (!v) return std::nullopt;
+    if (!v->is_number()) throw ApiError(400, std::string("'") + key + "' must be a number", key, "invalid_type");
+    double x = v->get<double>();
+    if (!(x >= lo && x <= hi)) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "'%s' must be between %g and %g, got %g", key, lo, hi, x);
+        throw ApiError(400, buf, key, "invalid_value");
+    }
+    return x;
+}
+
+static std::optional<bool> get_bool(const json& body, const char* key) {
+    const json* v = field(body, key);
+    if (!v) return std::nullopt;
+    if (!v->is_boolean()) throw ApiError(400, std::string("'") + key + "' must be a boolean", key, "invalid_type");
+    return v->get<bool>();
+}
+
+std::string requested_model(const json& body) {
+    const json* v = field(body, "model");
+    if (!v) return "";
+    if (!v->is_string()) throw ApiError(400, "'model' must be a string", "model", "invalid_type");
+    return v->get<std::string>();
+}
+
+// content: a string, null, or an array of {"type": "text", "text": ...} parts
+static std::string message_text(const json& content, size_t index) {
+    std::string param = "messages[" + std::to_string(index) + "].content";
+    if (content.is_null()) return "";
+    if (content.is_string()) return content.get<std::string>();
+    if (!content.is_array()) throw ApiError(400, "'" + param + "' must be a string or an array of content parts", param, "invalid_type");
+    std::string out;
+    for (size_t k = 0; k < content.size(); ++k) {
+        const json& part = content[k];
+        std::string pp = param + "[" + std::to_string(k) + "]";
+        if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
+            throw ApiError(400, "'" + pp + "' must be an object with a 'type'", pp, "invalid_type");
+        std::string type = part["type"].get<std::string>();
+        if (type != "text" && type != "input_text")
+            throw ApiError(400, "content parts of type '" + type + "' are not supported (only 'text')", pp, "invalid_value");
+        if (!part.contains("text") || !part["text"].is_string())
+            throw ApiError(400, "'" + pp + ".text' must be a string", pp + ".text", "invalid_type");
+        if (!out.empty()) out += "\n";
+        out += part["text"].get<std::string>();
+    }
+    return out;
+}
+
+static std::vector<ChatMessage> parse_messages(const json& body) {
+    const json* msgs = field(body, "messages");
+    if (!msgs) throw ApiError(400, "'messages' is required", "messages", "missing_required_parameter");
+    if (!msgs->is_array() || msgs->empty())
+        throw ApiError(400, "'messages' must be a non-empty array", "messages", "invalid_type");
+    std::vector<ChatMessage> out;
+    for (size_t k = 0; k < msgs->size(); ++k) {
+        const json& m = (*msgs)[k];
+        std::string p = "messages[" + std::to_string(k) + "]";
+        if (!m.is_object()) throw ApiError(400, "'" + p + "' must be an object", p, "invalid_type");
+        if (!m.contains("role") || !m["role"].is_string())
+            throw ApiError(400, "'" + p + ".role' must be a string", p + ".role", "invalid_type");
+        std::string role = m["role"].get<std::string>();
+        if (role == "developer") role = "system";
+        if (role != "system" && role != "user" && role != "assistant" && role != "tool")
+            throw ApiError(400, "'" + p + ".role' must be one of system, developer, user, assistant, tool; got '" + role + "'",
+                           p + ".role", "invalid_value");
+        if (role != "assistant" && !m.contains("content"))
+            throw ApiError(400, "'" + p + ".content' is required", p + ".content", "missing_required_parameter");
+        ChatMessage cm(role, message_text(m.value("content", json(nullptr)), k));
+        if (m.contains("name") && m["name"].is_string()) cm.name = m["name"].get<std::string>();
+        if (m.contains("tool_call_id") && m["tool_call_id"].is_string()) cm.tool_call_id = m["tool_call_id"].get<std::string>();
+        out.push_back(std::move(cm));
+    }
+    return out;
+}
+
+GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm) {
+    GenRequest r;
+    r.endpoint = endpoint;
+    const Vocab& vocab = *lm.model->vocab();
+    const int n_ctx = lm.scheduler->n_ctx();
+    const char* prompt_param = endpoint == Endpoint::Chat ? "messages" : "prompt";
+
+    // ---- the prompt
+    if (endpoint == Endpoint::Chat) {
+        auto msgs = parse_messages(body);
+        std::string text;
+        try {
+            text = lm.chat->render(msgs, lm.chat_opts);
+        } catch (const Error& e) {
+            throw ApiError(400, std::string("cannot apply the chat template: ") + e.what(), "messages", "invalid_value");
+        }
+        r.prompt = tokenize_chat(vocab, text);
+    } else {
+        const json* p = field(body, "prompt");
+        if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
+        const json* one = p;
+        if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) one = &(*p)[0];
+        if (one->is_string()) {
+            r.prompt_text = one->get<std::string>();
+            r.prompt = vocab.tokenize(r.prompt_text, true, true);
+        } else if (one->is_array() && !one->empty()) {
+            for (size_t k = 0; k < one->size(); ++k) {
+                const json& t = (*one)[k];
+                if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
+                    throw ApiError(400, "'prompt' token " + std::to_string(k) + " is not a token id of this model (0.." +
+                                            std::to_string(vocab.n_tokens() - 1) + ")",
+                                   "prompt", "invalid_value");
+                r.prompt.push_back(t.get<int32_t>());
+            }
+            r.prompt_text = vocab.detokenize(r.prompt);
+        } else {
+            throw ApiError(400, "'prompt' must be a string, an array of token ids, or an array holding one of those", "prompt",
+                           "invalid_type");
+        }
+    }
+    if (r.prompt.empty()) throw ApiError(400, std::string("'") + prompt_param + "' gives no tokens", prompt_param, "invalid_value");
+
+    // ---- lengths
+    auto max_tokens = get_int(body, "max_tokens", 1, 1 << 30);
+    if (auto m = get_int(body, "max_completion_tokens", 1, 1 << 30)) max_tokens = m;
+    const int n_prompt = static_cast<int>(r.prompt.size());
+    const char* len_param = field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    if (n_prompt >= n_ctx || (max_tokens && n_prompt + *max_tokens > n_ctx))
+        throw ApiError(400,
+                       "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, you requested " +
+                           std::to_string(n_prompt + (max_tokens ? *max_tokens : 0)) + " tokens (" + std::to_string(n_prompt) +
+                           " in the " + prompt_param + ", " + std::to_string(max_tokens ? *max_tokens : 0) +
+                           " for the completion). Please reduce the length of the " + prompt_param + " or completion.",
+                       max_tokens ? len_param : prompt_param, "context_length_exceeded");
+    r.max_tokens = max_tokens ? static_cast<int>(*max_tokens) : n_ctx - n_prompt;
+
+    // ---- sampling
+    SamplerParams& s = r.sampling;
+    if (auto v = get_num(body, "temperature", 0, 2)) s.temperature = static_cast<float>(*v);
+    if (auto v = get_num(body, "top_p", 0, 1)) s.top_p = static_cast<float>(*v);
+    if (auto v = get_int(body, "top_k", 0, 1 << 30)) s.top_k = static_cast<int>(*v);
+    if (auto v = get_num(body, "min_p", 0, 1)) s.min_p = static_cast<float>(*v);
+    if (auto v = get_num(body, "presence_penalty", -2, 2)) s.presence_penalty = static_cast<float>(*v);
+    if (auto v = get_num(body, "frequency_penalty", -2, 2)) s.frequency_penalty = static_cast<float>(*v);
+    if (auto v = get_num(body, "repeat_penalty", 0.01, 10)) s.repeat_penalty = static_cast<float>(*v);
+    if (auto v = get_int(body, "seed", INT64_MIN, INT64_MAX)) {
+        s.seed = static_cast<uint64_t>(*v);
+        r.seeded = true;
+    }
+    if (const json* lb = field(body, "logit_bias")) {
+        if (!lb->is_object()) throw ApiError(400, "'logit_bias' must be an object of token id -> bias", "logit_bias", "invalid_type");
+        for (auto& [key, val] : lb->items()) {
+            int32_t id = -1;
+            try {
+                size_t used = 0;
+                id = std::stoi(key, &used);
+                if (used != key.size()) id = -1;
+            } catch (const std::exception&) {
+            }
+            if (!vocab.valid(id))
+                throw ApiError(400, "'logit_bias' key '" + key + "' is not a token id of this model", "logit_bias", "invalid_value");
+            if (!val.is_number() || val.get<double>() < -100 || val.get<double>() > 100)
+                throw ApiError(400, "'logit_bias' values must be numbers between -100 and 100", "logit_bias", "invalid_value");
+            s.logit_bias.emplace_back(id, val.get<float>());
+        }
+    }
+
+    // ---- stop, n, stream, logprobs
+    if (const json* st = field(body, "stop")) {
+        if (st->is_string()) {
+            r.stop.push_back(st->get<std::string>());
+        } else if (st->is_array() && st->size() <= 16) {
+            for (auto& x : *st) {
+                if (!x.is_string()) throw ApiError(400, "'stop' must be a string or an array of strings", "stop", "invalid_type");
+                r.stop.push_back(x.get<std::string>());
+            }
+        } else {
+            throw ApiError(400, "'stop' must be a string or an array of at most 16 strings", "stop", "invalid_type");
+        }
+        std::erase_if(r.stop, [](const std::string& x) { return x.empty(); });
+    }
+    r.n = static_cast<int>(get_int(body, "n", 1, 16).value_or(1));
+    r.stream = get_bool(body, "stream").value_or(false);
+    if (const json* so = field(body, "stream_options")) {
+        if (!so->is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options", "invalid_type");
+        if (!r.stream) throw ApiError(400, "'stream_options' is only allowed when 'stream' is true", "stream_options", "invalid_value");
+        r.include_usage = get_bool(*so, "include_usage").value_or(false);
+    }
+    if (endpoint == Endpoint::Chat) {
+        bool lp = get_bool(body, "logprobs").value_or(false);
+        auto top = get_int(body, "top_logprobs", 0, 20);
+        if (top && !lp) throw ApiError(400, "'top_logprobs' needs 'logprobs' set to true", "top_logprobs", "invalid_value");
+        if (lp) r.top_logprobs = static_cast<int>(top.value_or(0));
+    } else {
+        if (auto lp = get_int(body, "logprobs", 0, 5)) r.top_logprobs = static_cast<int>(*lp);
+        r.echo = get_bool(body, "echo").value_or(false);
+    }
+    return r;
+}
+
+static json bytes_of(const std::string& s) {
+    json b = json::array();
+    for (unsigned char c : s) b.push_back(static_cast<int>(c));
+    return b;
+}
+
+json chat_logprobs(const Vocab& vocab, const std::vector<TokenInfo>& tokens) {
+    json content = json::array();
+    for (auto& t : tokens) {
+        std::string piece = vocab.token_to_piece(t.id, true);
+        json top = json::array();
+        for (auto& [id, lp] : t.top) {
+            std::string p = vocab.token_to_piece(id, true);
+            top.push_back({{"token", p}, {"logprob", lp}, {"bytes", bytes_of(p)}});
+        }
+        content.push_back({{"token", piece}, {"logprob", t.logprob}, {"bytes", bytes_of(piece)}, {"top_logprobs", top}});
+    }
+    return json{{"content", content}};
+}
+
+json completion_logprobs(const Vocab& vocab, const std::vector<TokenInfo>& tokens, size_t text_offset) {
+    json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+    for (auto& t : tokens) {
+        std::string piece = vocab.token_to_piece(t.id, true);
+        toks.push_back(piece);
+        lps.push_back(t.logprob);
+        json top = json::object();
+        for (auto& [id, lp] : t.top) top[vocab.token_to_piece(id, true)] = lp;
+        tops.push_back(top);
+        offs.push_back(text_offset);
+        text_offset += piece.size();
+    }
+    return json{{"tokens", toks}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
+}
+
+}  // namespace minerva::serve
