@@ -5,12 +5,15 @@
 
 #include <cstdlib>
 
+#include "minerva/devices.h"
 #include "minerva/error.h"
 
 namespace minerva {
 
 #ifdef MINERVA_HAVE_VULKAN
 std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool required);
+#else
+std::vector<DeviceInfo> list_devices() { return {}; }  // built without the Vulkan backend
 #endif
 
 std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
