@@ -145,7 +145,11 @@ json usage_json(const std::vector<Choice>& choices) {
     int prompt = choices.empty() ? 0 : choices[0].job->n_prompt;
     int completion = 0;
     for (auto& c : choices) completion += c.job->n_gen;
-    return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+    int cached = choices.empty() ? 0 : choices[0].job->n_cached;
+    return json{{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion},
+                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 std::string finish_reason(const Job& j) { return j.finish_reason == "stop" || j.finish_reason == "length" ? j.finish_reason : "stop"; }
