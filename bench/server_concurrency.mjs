@@ -1,6 +1,6 @@
 // bench/server_concurrency.mjs: aggregate generation throughput of minerva-serve with N
 // concurrent streams against one stream (continuous batching).
-//   node bench/server_concurrency.mjs BUILD/minerva-serve MODEL.gguf [STREAMS=8] [TOKENS=128] [THREADS=2]
+//   node bench/server_concurrency.mjs BUILD/minerva-serve MODEL.gguf [STREAMS=8] [TOKENS=128] [THREADS=1]
 // Starts the server with --parallel STREAMS on a free port, warms it up, then times
 //   1) one stream of TOKENS tokens (best of 3), and
 //   2) STREAMS streams of TOKENS tokens each, started together;
@@ -13,7 +13,7 @@ if (!serve || !model) {
   console.error('usage: node bench/server_concurrency.mjs MINERVA_SERVE MODEL.gguf [STREAMS] [TOKENS] [THREADS]');
   process.exit(2);
 }
-const STREAMS = Number(streamsArg || 8), TOKENS = Number(tokensArg || 128), THREADS = Number(threadsArg || 2);
+const STREAMS = Number(streamsArg || 8), TOKENS = Number(tokensArg || 128), THREADS = Number(threadsArg || 1);
 
 const proc = spawn(serve, ['--model', model, '--port', '0', '--parallel', String(STREAMS), '--threads', String(THREADS),
   '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });

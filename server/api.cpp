@@ -111,6 +111,10 @@ struct Waiter {
         fresh.assign(choices.size(), {});
         auto deadline = Clock::now() + std::chrono::milliseconds(ms);
         while (true) {
+            if (client_gone()) {
+                cancel_all();
+                return false;
+            }
             bool any = false, all_done = true;
             for (size_t k = 0; k < choices.size(); ++k) {
                 auto& c = choices[k];
@@ -123,12 +127,7 @@ struct Waiter {
                 c.job->tokens.clear();
                 if (!c.job->done) all_done = false;
             }
-            if (any || all_done) return true;
-            if (client_gone()) {
-                cancel_all();
-                return false;
-            }
-            if (Clock::now() >= deadline) return true;
+            if (any || all_done || Clock::now() >= deadline) return true;
             // sleep on the first unfinished job's condition variable
             for (auto& c : choices) {
                 if (c.finished) continue;
@@ -175,7 +174,9 @@ bool Api::listen() {
         if (!http_->bind_to_port(cfg_.host, cfg_.port)) return false;
         port_ = cfg_.port;
     }
-    spdlog::info("minerva-serve listening on http://{}:{} ({} model(s) available)", cfg_.host, port_, pool_.list().size());
+    // printed whatever the log level: scripts read the port from this line (--port 0)
+    std::printf("minerva-serve listening on http://%s:%d (%zu model(s) available)\n", cfg_.host.c_str(), port_,
+                pool_.list().size());
     std::fflush(stdout);
     return http_->listen_after_bind();
 }

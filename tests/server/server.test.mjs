@@ -30,7 +30,7 @@ let modelsDir;
 
 function startServer(extra = []) {
   return new Promise((resolve, reject) => {
-    const args = ['--port', '0', '--models-dir', modelsDir, '--threads', '2', ...extra];
+    const args = ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra];
     const proc = spawn(SERVE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: modelsDir } });
     let log = '';
     const timer = setTimeout(() => reject(new Error('minerva-serve did not start:\n' + log)), 60000);
@@ -299,13 +299,17 @@ test('client abort mid-stream frees the slot; the next request works', { skip },
   const controller = new AbortController();
   const stream = await ai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 400, temperature: 1, top_k: 0,
     top_p: 1, min_p: 0, stream: true, seed: 1 }, { signal: controller.signal });
+  // the SDK ends the iteration quietly when its request is aborted
   let chunks = 0;
-  await assert.rejects((async () => {
+  try {
     for await (const chunk of stream) {
       void chunk;
       if (++chunks === 3) controller.abort();
     }
-  })());
+  } catch (e) {
+    assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
+  }
+  assert.ok(chunks >= 3 && chunks < 10, `stream stopped after the abort (${chunks} chunks)`);
   // the slot is released within a moment (no need to wait for 400 tokens)
   let active = NaN;
   for (let i = 0; i < 40; i++) {
