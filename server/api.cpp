@@ -186,15 +186,16 @@ void Api::stop() { http_->stop(); }
 std::string Api::begin_request(const std::string& method, const std::string& path) {
     std::string rid = "req-" + std::to_string(next_id_.fetch_add(1));
     std::lock_guard lock(log_mu_);
-    records_[rid] = {Clock::now(), 0, 0};
+    records_[rid] = {Clock::now(), 0, 0, {}};
     return rid;
 }
 
-void Api::note_tokens(const std::string& rid, int prompt, int completion) {
+void Api::note_tokens(const std::string& rid, int prompt, int completion, const std::string& note) {
     std::lock_guard lock(log_mu_);
     if (auto it = records_.find(rid); it != records_.end()) {
         it->second.prompt_tokens = prompt;
         it->second.completion_tokens = completion;
+        it->second.note = note;
     }
 }
 
@@ -287,8 +288,9 @@ void Api::routes() {
         }
         double secs = std::chrono::duration<double>(Clock::now() - rec.t0).count();
         metrics_.request(route_label(req.path), res.status);
-        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s", rid, req.remote_addr, req.method, req.path,
-                     res.status, rec.prompt_tokens, rec.completion_tokens, secs);
+        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr, req.method,
+                     req.path, res.status, rec.prompt_tokens, rec.completion_tokens, secs, rec.note.empty() ? "" : " ",
+                     rec.note);
     });
 
     // wraps a handler: ApiError and other exceptions become OpenAI-shaped errors
@@ -433,6 +435,7 @@ void Api::routes() {
                 while (true) {
                     if (!w.wait_any(fresh, 200)) {
                         res.status = 499;  // client closed the request (logged; nobody reads it)
+                        note_tokens(rid, (*choices)[0].job->n_prompt, static_cast<int>((*choices)[0].tokens.size()), "cancelled");
                         return;
                     }
                     bool all = true;
@@ -485,7 +488,13 @@ void Api::routes() {
                 [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, &vocab](size_t, httplib::DataSink& sink) {
                     Waiter w{*choices, *sched, fd};
                     std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
-                    if (!w.wait_any(fresh, 200)) return false;
+                    auto cancelled = [&] {
+                        int gen = 0;
+                        for (auto& c : *choices) gen += static_cast<int>(c.tokens.size());
+                        note_tokens(rid, (*choices)[0].job->n_prompt, gen, "cancelled");
+                        return false;
+                    };
+                    if (!w.wait_any(fresh, 200)) return cancelled();
                     std::string out;
                     bool all = true;
                     for (size_t k = 0; k < choices->size(); ++k) {
@@ -541,7 +550,7 @@ void Api::routes() {
                     }
                     if (!out.empty() && !sink.write(out.data(), out.size())) {
                         w.cancel_all();
-                        return false;
+                        return cancelled();
                     }
                     if (all) sink.done();
                     return true;
