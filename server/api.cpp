@@ -10,6 +10,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "minerva/error.h"
 #include "request.h"
@@ -482,10 +483,16 @@ void Api::routes() {
                 return "data: " + dump(j) + "\n\n";
             };
             auto sched = lm->scheduler.get();
+            // Tokens are written at most every kFlushInterval per stream: one write (and one wake-up of
+            // this thread) per token would cost more than the batched decode step that made it.
+            auto last_write = std::make_shared<Clock::time_point>();
             res.set_header("Cache-Control", "no-cache");
             res.set_chunked_content_provider(
                 "text/event-stream",
-                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, &vocab](size_t, httplib::DataSink& sink) {
+                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, last_write,
+                 &vocab](size_t, httplib::DataSink& sink) {
+                    constexpr auto kFlushInterval = std::chrono::milliseconds(15);
+                    if (Clock::now() < *last_write + kFlushInterval) std::this_thread::sleep_until(*last_write + kFlushInterval);
                     Waiter w{*choices, *sched, fd};
                     std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
                     auto cancelled = [&] {
@@ -548,6 +555,7 @@ void Api::routes() {
                         }
                         out += "data: [DONE]\n\n";
                     }
+                    if (!out.empty()) *last_write = Clock::now();
                     if (!out.empty() && !sink.write(out.data(), out.size())) {
                         w.cancel_all();
                         return cancelled();
