@@ -88,6 +88,7 @@ before(async () => {
   if (skip) return;
   modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'minerva-serve-test-'));
   fs.symlinkSync(MODEL_FILE, path.join(modelsDir, 'stories.gguf'));
+  fs.symlinkSync(path.join(SHARED, 'models', 'stories260K-Q8_0.gguf'), path.join(modelsDir, 'stories-q8.gguf'));
   fs.writeFileSync(path.join(modelsDir, 'broken.gguf'), 'GGUF this is not a model file');
   fs.writeFileSync(path.join(modelsDir, 'notes.txt'), 'not listed');
   main = await startServer(['--parallel', '8', '--max-body', '1048576']);
@@ -104,7 +105,7 @@ after(() => {
 test('models list and retrieve', { skip }, async () => {
   const list = await ai.models.list();
   const ids = list.data.map((m) => m.id).sort();
-  assert.deepEqual(ids, ['broken', 'stories']);
+  assert.deepEqual(ids, ['broken', 'stories', 'stories-q8']);
   for (const m of list.data) assert.equal(m.object, 'model');
   const one = await ai.models.retrieve('stories');
   assert.equal(one.id, 'stories');
@@ -386,8 +387,14 @@ test('500: a model file that cannot be loaded', { skip }, async () => {
   assert.equal(r.choices.length, 1);
 });
 
-test('401: --api-key', { skip }, async () => {
-  const s = await startServer(['--api-key', 'sekrit', '--parallel', '1']);
+test('401: --api-key; CORS only with --cors', { skip }, async () => {
+  const plain = await fetch(main.url + '/health', { headers: { Origin: 'http://a.example' } });
+  assert.equal(plain.headers.get('access-control-allow-origin'), null, 'CORS is off by default');
+  const s = await startServer(['--api-key', 'sekrit', '--parallel', '1', '--cors', 'http://a.example']);
+  const cors = await fetch(s.url + '/health', { headers: { Origin: 'http://a.example' } });
+  assert.equal(cors.headers.get('access-control-allow-origin'), 'http://a.example');
+  const other = await fetch(s.url + '/health', { headers: { Origin: 'http://b.example' } });
+  assert.equal(other.headers.get('access-control-allow-origin'), null);
   await expectApiError(client(s, 'wrong').models.list(), 401, (e) => assert.equal(e.code, 'invalid_api_key'));
   const noKey = await fetch(s.url + '/v1/models');
   assert.equal(noKey.status, 401);
@@ -418,4 +425,39 @@ test('access log has one line per request', { skip }, async () => {
   const log = main.log();
   assert.match(log, /req-\d+ 127\.0\.0\.1 POST \/v1\/chat\/completions 200 prompt_tokens=\d+ completion_tokens=\d+ [0-9.]+s/);
   assert.match(log, /POST \/v1\/completions 413/);
+});
+
+test('load, unload, and least-recently-used unloading past --max-loaded-models', { skip }, async () => {
+  const s = await startServer(['--max-loaded-models', '1', '--parallel', '1']);
+  const loaded = async () => (await (await fetch(s.url + '/v1/models')).json()).data.filter((m) => m.loaded).map((m) => m.id);
+  assert.deepEqual(await loaded(), []);
+  const l = await fetch(s.url + '/v1/models/stories/load', { method: 'POST' });
+  assert.equal(l.status, 200);
+  assert.deepEqual(await loaded(), ['stories']);
+  await client(s).completions.create({ model: 'stories-q8', prompt: 'Once', max_tokens: 2 });
+  assert.deepEqual(await loaded(), ['stories-q8'], 'the least recently used model was unloaded');
+  const d = await (await fetch(s.url + '/v1/models/stories-q8', { method: 'DELETE' })).json();
+  assert.equal(d.deleted, true);
+  assert.deepEqual(await loaded(), []);
+  assert.equal((await fetch(s.url + '/v1/models/nope/load', { method: 'POST' })).status, 404);
+  s.proc.kill('SIGTERM');
+});
+
+test('config file: values apply, flags override, a bad file is a clear error', { skip }, async () => {
+  const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'minerva-cfg-'));
+  const good = path.join(cfgDir, 'good.json');
+  fs.writeFileSync(good, JSON.stringify({ models_dir: modelsDir, api_key: 'fromconfig', parallel: 2 }));
+  const s = await startServer(['--config', good]);
+  assert.equal((await fetch(s.url + '/v1/models')).status, 401, 'api_key from the config file');
+  assert.equal((await client(s, 'fromconfig').models.list()).data.length, 3);
+  s.proc.kill('SIGTERM');
+  const s2 = await startServer(['--config', good, '--api-key', 'fromflag']);
+  assert.equal((await client(s2, 'fromflag').models.list()).data.length, 3, 'the flag overrides the file');
+  s2.proc.kill('SIGTERM');
+  for (const [text, needle] of [['{"port": "high"}', "'port'"], ['{not json', 'invalid JSON'], ['{"colour": 1}', "'colour'"]]) {
+    const bad = path.join(cfgDir, 'bad.json');
+    fs.writeFileSync(bad, text);
+    await assert.rejects(startServer(['--config', bad]), (e) => e.message.includes(needle) && e.message.includes('bad.json'));
+  }
+  fs.rmSync(cfgDir, { recursive: true, force: true });
 });
