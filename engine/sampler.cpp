@@ -6,7 +6,6 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <unordered_map>
 
 #include "minerva/error.h"
 #include "minerva/model.h"
@@ -76,9 +75,15 @@ int32_t Sampler::sample(std::span<const float> logits_in) {
     const bool penalize = p.repeat_penalty != 1.f || p.frequency_penalty != 0.f || p.presence_penalty != 0.f;
     if (penalize && !history_.empty() && p.penalty_last_n != 0) {
         size_t n = p.penalty_last_n < 0 ? history_.size() : std::min(history_.size(), static_cast<size_t>(p.penalty_last_n));
-        std::unordered_map<int32_t, int> counts;
-        for (size_t i = history_.size() - n; i < history_.size(); ++i) ++counts[history_[i]];
-        for (auto& [id, c] : counts) {
+        // Count occurrences by sorting a copy of the window (no per-token map allocation).
+        window_.assign(history_.end() - static_cast<ptrdiff_t>(n), history_.end());
+        std::sort(window_.begin(), window_.end());
+        for (size_t i = 0; i < window_.size();) {
+            size_t j = i;
+            while (j < window_.size() && window_[j] == window_[i]) ++j;
+            const int32_t id = window_[i];
+            const int c = static_cast<int>(j - i);
+            i = j;
             if (id < 0 || id >= n_vocab_) continue;
             float& v = l[static_cast<size_t>(id)];
             v = v > 0 ? v / p.repeat_penalty : v * p.repeat_penalty;
@@ -112,7 +117,7 @@ int32_t Sampler::sample(std::span<const float> logits_in) {
         for (size_t i = 0; i < work_.size(); ++i) sum += out[i] = std::exp((work_[i].first - mx) / temp);
         for (double& x : out) x /= sum;
     };
-    std::vector<double> pr;
+    std::vector<double>& pr = probs_;
 
     // Top-p: the smallest prefix whose probability reaches top_p (at least one token).
     if (p.top_p < 1.f) {

@@ -23,6 +23,12 @@ struct Session::Impl {
     std::vector<char> has_last;                // [n_seq]
     ForwardBatch batch;                        // reused between passes
     std::vector<float> out_buf;                // [n_seq * n_vocab] logits of one eval_batch pass
+    // eval_batch bookkeeping, kept to avoid allocating per step.
+    struct Part { size_t item, first, n; };
+    std::vector<Part> parts;                   // the slices of items in the current pass
+    std::vector<int> out_seq;                  // the sequence of each out row of the current pass
+    std::vector<size_t> start;                 // [items] n_past of each item's sequence before the call
+    std::vector<char> seen;                    // [n_seq]
 
     void check_seq(int seq) const {
         if (seq < 0 || seq >= n_seq)
@@ -135,7 +141,8 @@ std::span<const float> Session::eval(std::span<const int32_t> toks, int seq, boo
 void Session::eval_batch(std::span<const BatchItem> items) {
     Impl& s = *impl_;
     // Check everything first so that an Error leaves every sequence as it was.
-    std::vector<char> seen(static_cast<size_t>(s.n_seq), 0);
+    std::vector<char>& seen = s.seen;
+    seen.assign(static_cast<size_t>(s.n_seq), 0);
     size_t total = 0;
     for (const BatchItem& it : items) {
         if (it.tokens.empty()) continue;
@@ -151,16 +158,17 @@ void Session::eval_batch(std::span<const BatchItem> items) {
     const size_t nv = static_cast<size_t>(s.n_vocab);
     // Flatten into (item, index) pairs and run them n_batch at a time. Each item's tokens are
     // appended to its sequence after the pass that evaluated them.
-    std::vector<int> out_seq;  // the sequence of each out row of the current pass
-    std::vector<size_t> start(items.size());  // n_past of each item's sequence before the call
+    std::vector<int>& out_seq = s.out_seq;
+    std::vector<size_t>& start = s.start;
+    start.assign(items.size(), 0);
     for (size_t i = 0; i < items.size(); ++i)
         if (!items[i].tokens.empty()) start[i] = s.tokens[static_cast<size_t>(items[i].seq)].size();
     size_t item_i = 0, tok_i = 0;
     while (item_i < items.size()) {
         s.clear_batch();
         out_seq.clear();
-        struct Part { size_t item, first, n; };
-        std::vector<Part> parts;
+        auto& parts = s.parts;
+        parts.clear();
         while (item_i < items.size() && s.batch.tokens.size() < static_cast<size_t>(s.n_batch)) {
             const BatchItem& it = items[item_i];
             if (tok_i >= it.tokens.size()) { ++item_i, tok_i = 0; continue; }
@@ -182,7 +190,7 @@ void Session::eval_batch(std::span<const BatchItem> items) {
                         nv * sizeof(float));
             s.has_last[static_cast<size_t>(out_seq[r])] = 1;
         }
-        for (const Part& p : parts) {
+        for (const Impl::Part& p : parts) {
             const BatchItem& it = items[p.item];
             auto& held = s.tokens[static_cast<size_t>(it.seq)];
             held.insert(held.end(), it.tokens.begin() + static_cast<ptrdiff_t>(p.first),

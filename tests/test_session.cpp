@@ -184,7 +184,7 @@ TEST_P(SessionTest, GenerateStreamsStopsCancelsAndReusesThePrefix) {
     EXPECT_EQ(r.finish_reason, "length");
     EXPECT_EQ(r.tokens.size(), 40u);
     EXPECT_EQ(streamed, r.text);
-    EXPECT_EQ(r.text, model_->vocab()->detokenize(r.tokens));
+    EXPECT_EQ(r.text, model_->vocab()->detokenize(r.tokens, true));
     EXPECT_EQ(r.n_cached, 0);
 
     // The same prompt again: the cached prefix is reused and the output is the same.

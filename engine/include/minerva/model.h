@@ -145,6 +145,8 @@ private:
     std::vector<int32_t> history_;
     std::vector<std::pair<float, int32_t>> work_;
     std::vector<float> scratch_;
+    std::vector<double> probs_;
+    std::vector<int32_t> window_;
 };
 
 // log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.

@@ -1,0 +1,121 @@
+#version 450
+// attention.comp: causal attention with GQA, softmax in f32, online (one pass over K and V).
+// Workgroup (head h, token t, split s): token t attends to cells span[0,t] .. +span[1,t]-1;
+// with n_split > 1 (decode) the span is cut into n_split pieces, each workgroup writes its
+// partial (max, sum, unnormalised output) and attention_reduce.comp combines them.
+// Per chunk of WG cells: invocation j scores cell j (q.k over head_dim), then every invocation
+// updates the dims it owns (d = tid + WG*i) with the chunk's probabilities.
+#include "common.glsl"
+#define WG 64u
+#define DMAX 4u   // head_dim <= WG * DMAX = 256
+layout(local_size_x = 64) in;
+layout(std430, set = 0, binding = 0) readonly buffer Q { float qs[]; };
+#ifdef KV_F16
+layout(std430, set = 0, binding = 1) readonly buffer KC { uint kc[]; };
+layout(std430, set = 0, binding = 2) readonly buffer VC { uint vc[]; };
+#else
+layout(std430, set = 0, binding = 1) readonly buffer KC { float kc[]; };
+layout(std430, set = 0, binding = 2) readonly buffer VC { float vc[]; };
+#endif
+layout(std430, set = 0, binding = 3) readonly buffer S { int span[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer O { float outs[]; };
+layout(std430, set = 0, binding = 5) writeonly buffer P { float part[]; };
+layout(push_constant) uniform PC {
+    uint off[8];
+    uint head_dim, n_head, n_head_kv, n_tokens;
+    uint n_cells;
+    uint n_split;
+    float scale;
+} pc;
+
+shared float q_sh[WG * DMAX];
+shared float p_sh[WG];
+
+const float NEG_BIG = -1.0e30;
+
+float k_dot(uint cell, uint kvh) {
+    float s = 0.0;
+#ifdef KV_F16
+    uint base = pc.off[1] + (cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim) / 2u;
+    for (uint d = 0; d < pc.head_dim; d += 2u) {
+        vec2 kk = unpackHalf2x16(kc[base + d / 2u]);
+        s += q_sh[d] * kk.x + q_sh[d + 1u] * kk.y;
+    }
+#else
+    uint base = pc.off[1] + cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim;
+    for (uint d = 0; d < pc.head_dim; ++d) s += q_sh[d] * kc[base + d];
+#endif
+    return s;
+}
+
+float v_at(uint cell, uint kvh, uint d) {
+    uint e = cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim + d;
+#ifdef KV_F16
+    vec2 vv = unpackHalf2x16(vc[pc.off[2] + e / 2u]);
+    return (d & 1u) == 0u ? vv.x : vv.y;
+#else
+    return vc[pc.off[2] + e];
+#endif
+}
+
+void main() {
+    uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
+    uint tid = gl_LocalInvocationID.x;
+    uint kvh = h / (pc.n_head / pc.n_head_kv);
+    uint qb = pc.off[0] + (t * pc.n_head + h) * pc.head_dim;
+    for (uint d = tid; d < pc.head_dim; d += WG) q_sh[d] = qs[qb + d] * pc.scale;
+
+    int first = span[pc.off[3] + 2u * t], len = span[pc.off[3] + 2u * t + 1u];
+    uint cell0 = uint(max(first, 0));
+    uint n = uint(clamp(len, 0, int(pc.n_cells) - int(cell0)));
+    uint per = (n + pc.n_split - 1u) / pc.n_split;
+    uint a = cell0 + min(n, s * per), b = cell0 + min(n, (s + 1u) * per);
+    barrier();
+
+    float m_run = NEG_BIG, l_run = 0.0;
+    float acc[DMAX];
+    [[unroll]] for (uint i = 0; i < DMAX; ++i) acc[i] = 0.0;
+    for (uint c0 = a; c0 < b; c0 += WG) {
+        uint cnt = min(WG, b - c0);
+        float sc = tid < cnt ? k_dot(c0 + tid, kvh) : NEG_BIG;
+        p_sh[tid] = sc;
+        barrier();
+        float m_chunk = NEG_BIG;
+        for (uint j = 0; j < cnt; ++j) m_chunk = max(m_chunk, p_sh[j]);
+        float m_new = max(m_run, m_chunk);
+        barrier();
+        p_sh[tid] = tid < cnt ? exp(sc - m_new) : 0.0;
+        barrier();
+        float corr = exp(m_run - m_new);
+        l_run *= corr;
+        [[unroll]] for (uint i = 0; i < DMAX; ++i) acc[i] *= corr;
+        for (uint j = 0; j < cnt; ++j) {
+            float p = p_sh[j];
+            l_run += p;
+            [[unroll]] for (uint i = 0; i < DMAX; ++i) {
+                uint d = tid + WG * i;
+                if (d < pc.head_dim) acc[i] += p * v_at(c0 + j, kvh, d);
+            }
+        }
+        m_run = m_new;
+        barrier();
+    }
+
+    if (pc.n_split == 1u) {
+        float inv = l_run > 0.0 ? 1.0 / l_run : 0.0;
+        [[unroll]] for (uint i = 0; i < DMAX; ++i) {
+            uint d = tid + WG * i;
+            if (d < pc.head_dim) outs[pc.off[4] + (t * pc.n_head + h) * pc.head_dim + d] = acc[i] * inv;
+        }
+    } else {
+        uint pb = pc.off[5] + ((t * pc.n_head + h) * pc.n_split + s) * (pc.head_dim + 2u);
+        if (tid == 0u) {
+            part[pb] = m_run;
+            part[pb + 1u] = l_run;
+        }
+        [[unroll]] for (uint i = 0; i < DMAX; ++i) {
+            uint d = tid + WG * i;
+            if (d < pc.head_dim) part[pb + 2u + d] = acc[i];
+        }
+    }
+}

@@ -1,0 +1,21 @@
+# The one table of shader variants: minerva_shader(NAME SOURCE DEFINES...).
+# Weight-type variants differ only by the W_<TYPE> define (dequant.glsl); "_sg" variants use
+# subgroup reductions and are only used on devices with subgroup arithmetic.
+set(MINERVA_WEIGHT_TYPES F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K)
+foreach(t ${MINERVA_WEIGHT_TYPES})
+  string(TOLOWER ${t} lt)
+  minerva_shader(matvec_${lt}     matvec.comp   W_${t})
+  minerva_shader(matvec_${lt}_sg  matvec.comp   W_${t} USE_SUBGROUP)
+  minerva_shader(matmul_${lt}     matmul.comp   W_${t})
+  minerva_shader(get_rows_${lt}   get_rows.comp W_${t})
+endforeach()
+minerva_shader(rms_norm          rms_norm.comp)
+minerva_shader(rope              rope.comp)
+minerva_shader(kv_store_f16      kv_store.comp   KV_F16)
+minerva_shader(kv_store_f32      kv_store.comp)
+minerva_shader(attention_f16     attention.comp  KV_F16)
+minerva_shader(attention_f32     attention.comp)
+minerva_shader(attention_reduce  attention_reduce.comp)
+minerva_shader(swiglu            swiglu.comp)
+minerva_shader(add               add.comp)
+minerva_shader(gather_rows       gather_rows.comp)

@@ -1,0 +1,422 @@
+// tests/test_vulkan_ops.cpp: every Vulkan op and weight type against the CPU scalar reference
+// (cpu/ref_ops.h) by normalised error, across shapes: odd sizes, sizes that are not multiples of
+// the workgroup, matrix-vector (n <= 8) and tiled matrix-matrix (n > 8) paths, subgroup and
+// shared-memory reductions, GQA ratios, short and long contexts, split and unsplit decode
+// attention, F16 and F32 KV caches. Without a Vulkan device the tests are SKIPPED; with
+// MINERVA_REQUIRE_VULKAN=1 (CI) a missing device FAILS them.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/fp16.h"
+#include "cpu/ref_ops.h"
+#include "minerva/devices.h"
+#include "minerva/error.h"
+#include "vulkan/vk_backend.h"
+
+namespace minerva {
+std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool required);
+}
+
+using namespace minerva;
+
+namespace {
+
+bool require_vulkan() {
+    const char* r = std::getenv("MINERVA_REQUIRE_VULKAN");
+    return r && std::string(r) == "1";
+}
+
+// One backend for the whole program: pipeline compilation is slow on lavapipe.
+vk::VulkanBackend* vk_backend() {
+    static std::unique_ptr<Backend> b;
+    static std::string error;
+    static bool tried = false;
+    if (!tried) {
+        tried = true;
+        try {
+            b = make_vulkan_backend("vulkan", true);
+        } catch (const Error& e) {
+            error = e.what();
+        }
+    }
+    if (!b && require_vulkan()) ADD_FAILURE() << "MINERVA_REQUIRE_VULKAN=1 but no Vulkan backend: " << error;
+    return static_cast<vk::VulkanBackend*>(b.get());
+}
+
+#define VK_OR_SKIP(var)                                                                   \
+    vk::VulkanBackend* var = vk_backend();                                                \
+    if (!var) {                                                                           \
+        if (require_vulkan()) return;                                                     \
+        GTEST_SKIP() << "no Vulkan device (set MINERVA_REQUIRE_VULKAN=1 to fail instead)"; \
+    }
+
+// A host tensor for the reference.
+struct Host {
+    std::vector<uint8_t> bytes;
+    Tensor t;
+    Host(DType type, std::initializer_list<int64_t> ne) {
+        t.type = type;
+        int i = 0;
+        for (int64_t v : ne) t.ne[i++] = v;
+        bytes.assign(t.nbytes() + 16, 0);
+        t.host = bytes.data();
+    }
+    float* f() const { return t.data<float>(); }
+    int32_t* i32() const { return t.data<int32_t>(); }
+};
+
+// The device copy of a host tensor (activations through alloc+write, weights through upload).
+Tensor to_device(vk::VulkanBackend* vk, const Host& h, bool weight = false) {
+    if (weight) return vk->upload_weight(h.t.type, h.t.ne, h.t.host, "test weight");
+    Tensor d = vk->alloc(h.t.type, h.t.ne);
+    vk->write(d, h.t.host, h.t.nbytes());
+    return d;
+}
+
+std::vector<float> from_device(vk::VulkanBackend* vk, const Tensor& d) {
+    std::vector<float> v(d.n_elements());
+    vk->read(d, v.data(), d.nbytes());
+    return v;
+}
+
+// ||a - b|| / ||b||
+double nerr(const float* a, const float* b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;
+        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        den += double(b[i]) * b[i];
+    }
+    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+void fill_normal(const Host& h, std::mt19937& rng, float sd = 1.f) {
+    std::normal_distribution<float> nd(0.f, sd);
+    for (int64_t i = 0; i < h.t.n_elements(); ++i) h.f()[i] = nd(rng);
+}
+
+// Random valid weights: random quant bytes with sane fp16 scales written over the scale fields.
+void fill_weights(const Host& h, std::mt19937& rng) {
+    const Tensor& t = h.t;
+    std::normal_distribution<float> nd(0.f, 0.5f);
+    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
+    auto* u16 = t.data<uint16_t>();
+    switch (t.type) {
+        case DType::F32: for (int64_t i = 0; i < t.n_elements(); ++i) h.f()[i] = nd(rng); return;
+        case DType::F16: for (int64_t i = 0; i < t.n_elements(); ++i) u16[i] = cpu::f32_to_fp16(nd(rng)); return;
+        case DType::BF16: for (int64_t i = 0; i < t.n_elements(); ++i) u16[i] = cpu::f32_to_bf16(nd(rng)); return;
+        default: break;
+    }
+    uint8_t* p = t.data<uint8_t>();
+    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
+    const auto& info = dtype_info(t.type);
+    auto put = [](uint8_t* blk, int off, float v) {
+        uint16_t x = cpu::f32_to_fp16(v);
+        std::memcpy(blk + off, &x, 2);
+    };
+    for (int64_t b = 0; b < t.n_elements() / info.block_elems; ++b) {
+        uint8_t* blk = p + b * info.block_bytes;
+        switch (t.type) {
+            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
+            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
+            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
+            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
+            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
+            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
+            default: FAIL() << "no random fill for " << dtype_name(t.type);
+        }
+    }
+}
+
+const DType k_weight_types[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::string type_name(const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); }
+
+// A row length for the type: odd for plain types, odd numbers of blocks for quantized ones.
+int64_t odd_k(DType t, int which) {
+    int64_t be = dtype_info(t).block_elems;
+    if (be == 1) return which == 0 ? 67 : 517;
+    if (be == 32) return which == 0 ? 32 * 3 : 32 * 23;
+    return which == 0 ? 256 : 256 * 3;
+}
+
+class VulkanWeightOps : public testing::TestWithParam<DType> {};
+
+TEST_P(VulkanWeightOps, MatmulMatchesReference) {
+    VK_OR_SKIP(vk);
+    const DType type = GetParam();
+    std::mt19937 rng(1234 + static_cast<int>(type));
+    struct Shape { int which_k; int64_t m, n; };
+    // n <= 8: matvec.comp (decode, small batches); n > 8: the tiled matmul.comp (prefill).
+    const Shape shapes[] = {{0, 1, 1}, {0, 67, 1}, {1, 130, 1}, {1, 33, 3}, {0, 65, 8}, {1, 70, 9}, {0, 129, 70}};
+    for (const Shape& s : shapes) {
+        int64_t k = odd_k(type, s.which_k);
+        Host w(type, {k, s.m}), x(DType::F32, {k, s.n}), ref(DType::F32, {s.m, s.n});
+        fill_weights(w, rng);
+        fill_normal(x, rng);
+        cpu::ref::matmul(w.t, x.t, ref.t);
+        Tensor dw = to_device(vk, w, true), dx = to_device(vk, x);
+        Tensor dout = vk->alloc(DType::F32, ref.t.ne);
+        for (int sg = 0; sg < 2; ++sg) {
+            vk->set_use_subgroups(sg == 0);
+            vk->matmul(dw, dx, dout);
+            auto got = from_device(vk, dout);
+            EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-4)
+                << dtype_name(type) << " k=" << k << " m=" << s.m << " n=" << s.n << (sg == 0 ? " subgroup" : " shared-memory");
+            if (s.n > 8) break;  // the tiled path has no subgroup variant
+        }
+        vk->set_use_subgroups(true);
+    }
+}
+
+TEST_P(VulkanWeightOps, GetRowsMatchesReference) {
+    VK_OR_SKIP(vk);
+    const DType type = GetParam();
+    std::mt19937 rng(99 + static_cast<int>(type));
+    int64_t k = odd_k(type, 1), n_vocab = 37;
+    Host table(type, {k, n_vocab}), ids(DType::I32, {5}), ref(DType::F32, {k, 5});
+    fill_weights(table, rng);
+    const int32_t id_list[5] = {0, 36, 17, 17, 5};
+    std::memcpy(ids.i32(), id_list, sizeof id_list);
+    cpu::ref::get_rows(table.t, ids.t, ref.t);
+    Tensor dt = to_device(vk, table, true), di = to_device(vk, ids), dout = vk->alloc(DType::F32, ref.t.ne);
+    vk->get_rows(dt, di, dout);
+    auto got = from_device(vk, dout);
+    EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-6) << dtype_name(type);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), type_name);
+
+TEST(VulkanOps, RmsNorm) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(7);
+    for (int64_t dim : {1, 63, 129, 2048}) {
+        for (int64_t rows : {1, 5}) {
+            Host x(DType::F32, {dim, rows}), w(DType::F32, {dim}), ref(DType::F32, {dim, rows});
+            fill_normal(x, rng, 3.f);
+            fill_normal(w, rng);
+            cpu::ref::rms_norm(x.t, w.t, ref.t, 1e-5f);
+            Tensor dx = to_device(vk, x), dw = to_device(vk, w, true), dout = vk->alloc(DType::F32, ref.t.ne);
+            vk->rms_norm(dx, dw, dout, 1e-5f);
+            auto got = from_device(vk, dout);
+            EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5) << dim << "x" << rows;
+            vk->rms_norm(dx, dw, dx, 1e-5f);  // in place
+            got = from_device(vk, dx);
+            EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5) << "in place " << dim << "x" << rows;
+        }
+    }
+}
+
+TEST(VulkanOps, Rope) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(11);
+    struct Case { int64_t head_dim, n_heads, n_tok; int n_rot; float base, scale; bool ff; int max_pos; };
+    const Case cases[] = {{64, 4, 3, 64, 10000.f, 1.f, false, 20},     {128, 3, 5, 128, 500000.f, 1.f, true, 4000},
+                          {96, 2, 7, 64, 10000.f, 0.5f, false, 2000}, {8, 1, 1, 8, 10000.f, 1.f, true, 100000}};
+    for (const Case& c : cases) {
+        Host x(DType::F32, {c.head_dim, c.n_heads, c.n_tok}), pos(DType::I32, {c.n_tok}), ff(DType::F32, {c.n_rot / 2});
+        fill_normal(x, rng);
+        std::uniform_int_distribution<int> pd(0, c.max_pos);
+        for (int64_t t = 0; t < c.n_tok; ++t) pos.i32()[t] = pd(rng);
+        std::uniform_real_distribution<float> fd(1.f, 8.f);
+        for (int i = 0; i < c.n_rot / 2; ++i) ff.f()[i] = fd(rng);
+        Tensor dx = to_device(vk, x), dp = to_device(vk, pos), dff = to_device(vk, ff, true);
+        RopeParams p{c.n_rot, c.base, c.scale};
+        cpu::ref::rope(x.t, pos.t, p, c.ff ? &ff.t : nullptr);
+        vk->rope(dx, dp, p, c.ff ? &dff : nullptr);
+        auto got = from_device(vk, dx);
+        // sin/cos of angles up to ~1e5 rad in f32 on the device vs double on the host.
+        EXPECT_LT(nerr(got.data(), x.f(), x.t.n_elements()), c.max_pos > 10000 ? 2e-2 : 2e-3)
+            << "head_dim " << c.head_dim << " n_rot " << c.n_rot << " max_pos " << c.max_pos;
+    }
+}
+
+// Fills caches through kv_store on both sides and compares attention for one configuration.
+void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_head_kv, int head_dim, int n_cells,
+                    int n_tok, int n_past, uint32_t split) {
+    std::mt19937 rng(n_head * 131 + n_head_kv * 7 + head_dim + n_cells + n_tok + n_past);
+    const int64_t width = int64_t(head_dim) * n_head_kv;
+    const int n_total = n_past + n_tok;
+    Host k(DType::F32, {width, n_total}), v(DType::F32, {width, n_total}), rows(DType::I32, {n_total});
+    fill_normal(k, rng);
+    fill_normal(v, rng);
+    for (int i = 0; i < n_total; ++i) rows.i32()[i] = i;
+    Host kc(cache_type, {width, n_cells}), vc(cache_type, {width, n_cells});
+    cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
+    Tensor dk = to_device(vk, k), dv = to_device(vk, v), dr = to_device(vk, rows);
+    Tensor dkc = vk->alloc(cache_type, kc.t.ne), dvc = vk->alloc(cache_type, vc.t.ne);
+    vk->kv_store(dk, dv, dkc, dvc, dr);
+    // The caches themselves must match (f16 rounding identical on both sides).
+    std::vector<uint8_t> got_kc(kc.t.nbytes());
+    vk->read(dkc, got_kc.data(), got_kc.size());
+    EXPECT_EQ(0, std::memcmp(got_kc.data(), kc.t.host, got_kc.size())) << "k cache after kv_store";
+
+    // Queries of the last n_tok tokens, each attending causally to cells 0..its position.
+    Host q(DType::F32, {head_dim, n_head, n_tok}), span(DType::I32, {2, n_tok}), ref(DType::F32, {head_dim, n_head, n_tok});
+    fill_normal(q, rng);
+    for (int t = 0; t < n_tok; ++t) {
+        span.i32()[2 * t] = 0;
+        span.i32()[2 * t + 1] = n_past + t + 1;
+    }
+    AttentionParams p{n_head, n_head_kv, head_dim, 1.f / std::sqrt(float(head_dim))};
+    cpu::ref::attention(q.t, kc.t, vc.t, span.t, ref.t, p);
+    Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, ref.t.ne);
+    vk->set_attention_split(split);
+    vk->attention(dq, dkc, dvc, ds, dout, p);
+    vk->set_attention_split(0);
+    auto got = from_device(vk, dout);
+    EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
+        << dtype_name(cache_type) << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
+        << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split;
+}
+
+TEST(VulkanOps, AttentionDecode) {
+    VK_OR_SKIP(vk);
+    for (DType ct : {DType::F16, DType::F32}) {
+        attention_case(vk, ct, 4, 4, 64, 16, 1, 0, 0);      // first token
+        attention_case(vk, ct, 8, 2, 64, 300, 1, 200, 0);   // GQA 4, auto split
+        attention_case(vk, ct, 6, 1, 128, 1100, 1, 1030, 0); // MQA, long context
+        attention_case(vk, ct, 4, 2, 96, 200, 1, 150, 7);   // forced uneven split
+        attention_case(vk, ct, 4, 2, 32, 70, 3, 60, 5);     // small batch, split
+    }
+}
+
+TEST(VulkanOps, AttentionPrefill) {
+    VK_OR_SKIP(vk);
+    for (DType ct : {DType::F16, DType::F32}) {
+        attention_case(vk, ct, 4, 2, 64, 64, 37, 0, 1);     // causal prefill from empty
+        attention_case(vk, ct, 8, 1, 128, 300, 20, 180, 1); // prefill after a long past, MQA
+        attention_case(vk, ct, 2, 2, 256, 40, 9, 3, 1);     // head_dim 256
+    }
+}
+
+TEST(VulkanOps, KvStoreScatteredRows) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(5);
+    for (DType ct : {DType::F16, DType::F32}) {
+        Host k(DType::F32, {96, 3}), v(DType::F32, {96, 3}), rows(DType::I32, {3}), kc(ct, {96, 10}), vc(ct, {96, 10});
+        fill_normal(k, rng);
+        fill_normal(v, rng);
+        rows.i32()[0] = 9, rows.i32()[1] = 0, rows.i32()[2] = 4;
+        cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
+        Tensor dkc = vk->alloc(ct, kc.t.ne), dvc = vk->alloc(ct, vc.t.ne);
+        vk->kv_store(to_device(vk, k), to_device(vk, v), dkc, dvc, to_device(vk, rows));
+        std::vector<uint8_t> a(kc.t.nbytes()), b(vc.t.nbytes());
+        vk->read(dkc, a.data(), a.size());
+        vk->read(dvc, b.data(), b.size());
+        EXPECT_EQ(0, std::memcmp(a.data(), kc.t.host, a.size())) << dtype_name(ct);
+        EXPECT_EQ(0, std::memcmp(b.data(), vc.t.host, b.size())) << dtype_name(ct);
+    }
+}
+
+TEST(VulkanOps, ElementwiseAndGather) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(3);
+    for (int64_t n : {1, 255, 257, 70001}) {
+        Host g(DType::F32, {n}), u(DType::F32, {n}), ref(DType::F32, {n});
+        fill_normal(g, rng, 4.f);
+        fill_normal(u, rng);
+        cpu::ref::swiglu(g.t, u.t, ref.t);
+        Tensor dg = to_device(vk, g), du = to_device(vk, u), dout = vk->alloc(DType::F32, ref.t.ne);
+        vk->swiglu(dg, du, dout);
+        auto got = from_device(vk, dout);
+        EXPECT_LT(nerr(got.data(), ref.f(), n), 1e-6) << "swiglu " << n;
+        cpu::ref::add(g.t, u.t);
+        vk->add(dg, du);
+        got = from_device(vk, dg);
+        EXPECT_LT(nerr(got.data(), g.f(), n), 1e-7) << "add " << n;
+    }
+    Host x(DType::F32, {77, 9}), rows(DType::I32, {4}), ref(DType::F32, {77, 4});
+    fill_normal(x, rng);
+    const int32_t r[4] = {8, 0, 3, 8};
+    std::memcpy(rows.i32(), r, sizeof r);
+    cpu::ref::gather_rows(x.t, rows.t, ref.t);
+    Tensor dout = vk->alloc(DType::F32, ref.t.ne);
+    vk->gather_rows(to_device(vk, x), to_device(vk, rows), dout);
+    auto got = from_device(vk, dout);
+    EXPECT_EQ(0, std::memcmp(got.data(), ref.f(), ref.t.nbytes()));
+}
+
+// A chain of dependent ops recorded into one command buffer: checks the barriers.
+TEST(VulkanOps, DependentChainInOneSubmission) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(17);
+    const int64_t dim = 256, hidden = 512;
+    Host x(DType::F32, {dim}), nw(DType::F32, {dim}), wg(DType::Q4_0, {dim, hidden}), wu(DType::Q8_0, {dim, hidden}),
+        wd(DType::Q4_K, {hidden, dim});
+    fill_normal(x, rng);
+    fill_normal(nw, rng);
+    fill_weights(wg, rng);
+    fill_weights(wu, rng);
+    fill_weights(wd, rng);
+    Host h(DType::F32, {dim}), g(DType::F32, {hidden}), u(DType::F32, {hidden}), a(DType::F32, {hidden}), d(DType::F32, {dim});
+    Host xr = x;
+    xr.t.host = xr.bytes.data();
+    for (int rep = 0; rep < 3; ++rep) {
+        cpu::ref::rms_norm(xr.t, nw.t, h.t, 1e-6f);
+        cpu::ref::matmul(wg.t, h.t, g.t);
+        cpu::ref::matmul(wu.t, h.t, u.t);
+        cpu::ref::swiglu(g.t, u.t, a.t);
+        cpu::ref::matmul(wd.t, a.t, d.t);
+        cpu::ref::add(xr.t, d.t);
+    }
+    Tensor dx = to_device(vk, x), dnw = to_device(vk, nw, true), dwg = to_device(vk, wg, true),
+           dwu = to_device(vk, wu, true), dwd = to_device(vk, wd, true);
+    Tensor dh = vk->alloc(DType::F32, h.t.ne), dg = vk->alloc(DType::F32, g.t.ne), du = vk->alloc(DType::F32, u.t.ne),
+           da = vk->alloc(DType::F32, a.t.ne), dd = vk->alloc(DType::F32, d.t.ne);
+    for (int rep = 0; rep < 3; ++rep) {
+        vk->rms_norm(dx, dnw, dh, 1e-6f);
+        vk->matmul(dwg, dh, dg);
+        vk->matmul(dwu, dh, du);
+        vk->swiglu(dg, du, da);
+        vk->matmul(dwd, da, dd);
+        vk->add(dx, dd);
+    }
+    vk->submit();
+    auto got = from_device(vk, dx);
+    EXPECT_LT(nerr(got.data(), xr.f(), dim), 1e-5);
+}
+
+TEST(VulkanOps, BadArgumentsAreErrors) {
+    VK_OR_SKIP(vk);
+    Host w(DType::F32, {64, 8}), x(DType::F32, {32, 1});
+    Tensor dw = to_device(vk, w, true), dx = to_device(vk, x), dout = vk->alloc(DType::F32, x.t.ne);
+    EXPECT_THROW(vk->matmul(dw, dx, dout), Error);                  // k mismatch
+    EXPECT_THROW(vk->matmul(dw, x.t, dout), Error);                 // host tensor
+    EXPECT_THROW(vk->write(dx, x.t.host, x.t.nbytes() + 4), Error); // past the end
+    const int64_t ne[4] = {64, 1, 1, 1};
+    EXPECT_THROW(vk->upload_weight(DType::IQ2_XXS, ne, w.t.host, "blk.0.attn_q.weight"), Error);
+    EXPECT_THROW(vk->upload_weight(DType::Q4_0, std::array<int64_t, 4>{33, 1, 1, 1}.data(), w.t.host, "odd"), Error);
+}
+
+TEST(VulkanDevices, ListingAndChoice) {
+    VK_OR_SKIP(vk);
+    auto devs = list_devices();
+    ASSERT_FALSE(devs.empty());
+    int defaults = 0;
+    bool only_cpu = true;
+    for (const auto& d : devs) {
+        EXPECT_FALSE(d.name.empty());
+        defaults += d.is_default;
+        if (d.usable && d.type != "cpu") only_cpu = false;
+    }
+    EXPECT_EQ(defaults, 1);
+    EXPECT_NE(vk->name().find("vulkan: "), std::string::npos);
+    EXPECT_THROW(make_vulkan_backend("vulkan:99", true), Error);
+    EXPECT_THROW(make_vulkan_backend("vulkan:x", true), Error);
+    // "auto" declines a CPU-only device (lavapipe): the CPU backend is faster there.
+    auto automatic = make_vulkan_backend("vulkan", false);
+    EXPECT_EQ(automatic == nullptr, only_cpu);
+}
+
+}  // namespace
