@@ -1,6 +1,7 @@
 // minerva-bench tokenizer: tokenizer throughput (MB/s and tokens/s) on one core.
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -27,17 +28,36 @@ std::string default_text_path() {
     return "../shared/text/stories.txt";
 }
 
+double thread_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct Timing {
+    double wall = 0, cpu = 0;  // medians over the runs
+};
+
+// On a busy machine wall time includes waiting for a core; the thread's CPU time does not.
 template <typename F>
-double median_seconds(int runs, F&& f) {
-    std::vector<double> t;
+Timing median_timing(int runs, F&& f) {
+    std::vector<double> wall, cpu;
     f();  // warm-up
     for (int i = 0; i < runs; ++i) {
+        const double c0 = thread_cpu_seconds();
         const auto a = std::chrono::steady_clock::now();
         f();
-        t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+        wall.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count());
+        cpu.push_back(thread_cpu_seconds() - c0);
     }
-    std::sort(t.begin(), t.end());
-    return t[t.size() / 2];
+    std::sort(wall.begin(), wall.end());
+    std::sort(cpu.begin(), cpu.end());
+    return {wall[wall.size() / 2], cpu[cpu.size() / 2]};
+}
+
+void report(const char* what, Timing t, double mb, size_t tokens) {
+    std::printf("%-22s wall %7.3f s %8.2f MB/s %10.0f tok/s | cpu %7.3f s %8.2f MB/s %10.0f tok/s\n", what, t.wall,
+                mb / t.wall, tokens / t.wall, t.cpu, mb / t.cpu, tokens / t.cpu);
 }
 
 int cmd_bench_tokenizer(int argc, char** argv) {
@@ -66,7 +86,7 @@ int cmd_bench_tokenizer(int argc, char** argv) {
     const double size_mb = text.size() / (1024.0 * 1024.0);
 
     std::vector<int32_t> ids;
-    const double t_whole = median_seconds(runs, [&] { ids = vocab->tokenize(text, false, false); });
+    const Timing t_whole = median_timing(runs, [&] { ids = vocab->tokenize(text, false, false); });
     const size_t n_ids = ids.size();
 
     // 4 KiB chunks, cut at a space so words are not split differently from the whole-text run.
@@ -81,22 +101,21 @@ int cmd_bench_tokenizer(int argc, char** argv) {
         pos = end;
     }
     size_t n_chunk_ids = 0;
-    const double t_chunks = median_seconds(runs, [&] {
+    const Timing t_chunks = median_timing(runs, [&] {
         n_chunk_ids = 0;
         for (auto c : chunks) n_chunk_ids += vocab->tokenize(c, false, false).size();
     });
     std::string back;
-    const double t_detok = median_seconds(runs, [&] { back = vocab->detokenize(ids); });
+    const Timing t_detok = median_timing(runs, [&] { back = vocab->detokenize(ids); });
     if (back != text) throw Error("detokenize(tokenize(text)) differs from the text");
 
     std::printf("vocab %s (%s, pre '%.*s', %d tokens), loaded in %.3f s\n", model.c_str(),
                 vocab->kind() == Vocab::Kind::SPM ? "spm" : "bpe", static_cast<int>(vocab->pre_tokenizer().size()),
                 vocab->pre_tokenizer().data(), vocab->n_tokens(), load_s);
     std::printf("text %s repeated to %.2f MB, %zu tokens, median of %d runs, 1 thread\n", path.c_str(), size_mb, n_ids, runs);
-    std::printf("tokenize (one call)     %8.3f s  %8.2f MB/s  %10.0f tokens/s\n", t_whole, size_mb / t_whole, n_ids / t_whole);
-    std::printf("tokenize (4 KiB calls)  %8.3f s  %8.2f MB/s  %10.0f tokens/s\n", t_chunks, size_mb / t_chunks,
-                n_chunk_ids / t_chunks);
-    std::printf("detokenize              %8.3f s  %8.2f MB/s  %10.0f tokens/s\n", t_detok, size_mb / t_detok, n_ids / t_detok);
+    report("tokenize (one call)", t_whole, size_mb, n_ids);
+    report("tokenize (4 KiB calls)", t_chunks, size_mb, n_chunk_ids);
+    report("detokenize", t_detok, size_mb, n_ids);
     return 0;
 }
 

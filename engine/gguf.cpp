@@ -334,9 +334,14 @@ File File::open(const std::string& path) {
         throw Error(path + ": not a regular file");
     }
     size_t size = static_cast<size_t>(st.st_size);
-    if (size == 0) {
+    if (size == 0) {  // mmap cannot map nothing; the parser gives the usual "file ends" error
         ::close(fd);
-        throw Error(path + ": invalid GGUF at byte 0: the file is empty");
+        static const uint8_t nothing = 0;
+        File f;
+        f.base_ = &nothing;
+        f.name_ = path;
+        f.parse();
+        return f;
     }
     void* p = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
@@ -499,9 +504,10 @@ void File::parse() {
         by_offset[i] = i;
         if (t.offset > data_size || t.nbytes > data_size - t.offset) {
             cur.set_context("tensor '" + display(t.name) + "'");
-            cur.fail("data [" + std::to_string(data_offset_ + t.offset) + ", " +
-                         std::to_string(data_offset_ + t.offset) + " + " + std::to_string(t.nbytes) +
-                         ") extends past the end of the " + std::to_string(size_) + "-byte file (truncated?)",
+            cur.fail("data at offset " + std::to_string(t.offset) + " (+" + std::to_string(t.nbytes) +
+                         " bytes) extends past the end of the data section (" + std::to_string(data_size) +
+                         " bytes from byte " + std::to_string(data_offset_) + " of the " + std::to_string(size_) +
+                         "-byte file; truncated?)",
                      offset_field_at[i]);
         }
     }

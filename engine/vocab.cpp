@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -117,6 +118,9 @@ void GgufVocab::load(const gguf::File& f) {
         if (!a.floats.empty()) for (size_t i = 0; i < n; ++i) d_.scores[i] = static_cast<float>(a.floats[i]);
         else if (!a.ints.empty()) for (size_t i = 0; i < n; ++i) d_.scores[i] = static_cast<float>(a.ints[i]);
         else throw Error(path + ": tokenizer.ggml.scores must be an array of numbers");
+        for (size_t i = 0; i < n; ++i)
+            if (std::isnan(d_.scores[i]))  // the merge order would be undefined
+                throw Error(path + ": tokenizer.ggml.scores[" + std::to_string(i) + "] is NaN");
     }
 
     d_.types.assign(n, TokenType::NORMAL);

@@ -54,20 +54,21 @@ struct Bound {
 // them: a b-bit level grid spread over a block's range r gives an error near r/(2^b-1)/sqrt(12)
 // (the range of 32 gaussian values is ~4 sigma: Q4_0 ~ 4/15/3.46 ~ 7.7% before clipping;
 // Q8_0 ~ 2*2.1/254/3.46 ~ 0.48%), and llama.cpp's own quantizers land at the same points on
-// these data (Q4_0 8.60%, Q8_0 0.54%, Q6_K 1.77%, Q4_K 7.16%: see LlamaCppQuality below).
+// comparable data (Q4_0 8.60%, Q8_0 0.54%, Q6_K 1.77%, Q4_K 7.16% on the tiny-k weights: see
+// LlamaCppQuality below).
 const Bound kBounds[] = {
     {DType::F16, 0.00025},   // (0.021%) 11-bit mantissa
     {DType::BF16, 0.0019},   // (0.166%) 8-bit mantissa
     {DType::Q8_0, 0.0060},   // (0.536%)
-    {DType::Q6_K, 0.0192},   // (1.735%)
-    {DType::Q5_K, 0.0395},   // (3.585%)
+    {DType::Q6_K, 0.0191},   // (1.731%)
+    {DType::Q5_K, 0.0384},   // (3.488%)
     {DType::Q5_1, 0.0417},   // (3.784%)
     {DType::Q5_0, 0.0471},   // (4.276%)
-    {DType::Q4_K, 0.0788},   // (7.155%)
+    {DType::Q4_K, 0.0778},   // (7.073%)
     {DType::Q4_1, 0.0861},   // (7.819%)
     {DType::Q4_0, 0.0948},   // (8.610%)
-    {DType::Q3_K, 0.160},    // (14.50%)
-    {DType::Q2_K, 0.301},    // (27.31%)
+    {DType::Q3_K, 0.160},    // (14.52%)
+    {DType::Q2_K, 0.296},    // (26.87%)
 };
 
 class QuantRoundTrip : public ::testing::TestWithParam<Bound> {};
@@ -144,7 +145,8 @@ TEST(Quantize, RejectsBadInput) {
 
 // Quality against llama.cpp: the shared tiny-k files are one set of f32 weights quantized by
 // llama.cpp. For every quantized tensor there, quantizing the f32 original with our quantizer
-// must give an error no larger than llama.cpp's (2% slack), summed per type.
+// must give an error no larger than llama.cpp's (0.5% slack), summed per type. Measured:
+// Q4_0 8.60% both, Q8_0 0.535% both, Q6_K 1.73% vs 1.77%, Q4_K 7.09% vs 7.16%.
 TEST(Quantize, LlamaCppQuality) {
     MINERVA_SHARED_FILE(f32_path, "models/tiny-k-f32.gguf");
     auto ref = gguf::File::open(f32_path);
@@ -176,7 +178,7 @@ TEST(Quantize, LlamaCppQuality) {
             double theirs = std::sqrt(a[0] / a[2]), ours = std::sqrt(a[1] / a[2]);
             std::printf("  tiny-k-%s %s: llama.cpp %.4f%%, ours %.4f%%\n", name, std::string(dtype_name(type)).c_str(),
                         100 * theirs, 100 * ours);
-            EXPECT_LT(ours, theirs * 1.02) << name << " " << dtype_name(type);
+            EXPECT_LT(ours, theirs * 1.005) << name << " " << dtype_name(type);
             // llama.cpp's file decodes to its f32 original: the layouts we both use agree.
             EXPECT_LT(theirs, 0.1) << name << " " << dtype_name(type);
         }

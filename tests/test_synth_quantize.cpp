@@ -57,15 +57,15 @@ double bound_for(DType t) {
         case DType::F16: return 0.00025;
         case DType::BF16: return 0.0019;
         case DType::Q8_0: return 0.006;
-        case DType::Q6_K: return 0.0192;
-        case DType::Q5_K: return 0.0395;
+        case DType::Q6_K: return 0.0191;
+        case DType::Q5_K: return 0.0384;
         case DType::Q5_1: return 0.0417;
         case DType::Q5_0: return 0.0471;
-        case DType::Q4_K: return 0.0788;
+        case DType::Q4_K: return 0.0778;
         case DType::Q4_1: return 0.0861;
         case DType::Q4_0: return 0.0948;
         case DType::Q3_K: return 0.160;
-        case DType::Q2_K: return 0.301;
+        case DType::Q2_K: return 0.296;
         default: return 0;
     }
 }

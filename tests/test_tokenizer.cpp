@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
+#include <random>
+#include <thread>
 #include <sstream>
 
 #include "common.h"
@@ -200,6 +202,51 @@ TEST_P(SharedVocab, SpecialTokensAndEndOfGeneration) {
     EXPECT_THROW(v->detokenize(bad_ids), minerva::Error);
 }
 
+TEST_P(SharedVocab, RandomInputsAreValidAndRoundTrip) {
+    MINERVA_SHARED_FILE(path, "vocab/" + GetParam() + ".gguf");
+    auto v = shared_vocab(path);
+    const bool spm = v->kind() == Vocab::Kind::SPM;
+    const std::vector<std::string> alphabet = {
+        "a", "Z", "q", " ", "  ", "\n", "\r\n", "\t", "1", "234", "'s", "'LL", "!", "?!", "<|", "|>", "<s>", "</s>",
+        "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "\xC3\xA9", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\x80",
+        "\xC3", "\xC2\xA0", "\xE3\x80\x80", "\xC2\x85", "_", "{", "}", "..."};
+    std::mt19937 rng(1234);
+    for (int iter = 0; iter < 300; ++iter) {
+        std::string text;
+        const int n = static_cast<int>(rng() % 24);
+        for (int i = 0; i < n; ++i) text += alphabet[rng() % alphabet.size()];
+        for (bool parse_special : {false, true}) {
+            // Plain text: with BOS/EOS every other time, dropped again by detokenize. Parsed
+            // special tokens: no BOS/EOS, and their text comes back from detokenize.
+            const bool add_special = !parse_special && iter % 2 == 0;
+            const auto ids = v->tokenize(text, add_special, parse_special);
+            for (int32_t id : ids) ASSERT_TRUE(v->valid(id)) << GetParam();
+            // SPM puts a space after every parsed special token, so only the plain form is exact there.
+            if (!parse_special || !spm) {
+                EXPECT_EQ(v->detokenize(ids, add_special), text)
+                    << GetParam() << " parse_special=" << parse_special << " text '" << text << "'";
+            }
+        }
+    }
+}
+
+TEST_P(SharedVocab, ThreadsShareOneVocab) {
+    MINERVA_SHARED_FILE(path, "vocab/" + GetParam() + ".gguf");
+    auto v = shared_vocab(path);
+    std::string text;
+    for (const auto& s : unicode_samples()) text += s + " ";
+    for (int i = 0; i < 4; ++i) text += text;
+    const auto want = v->tokenize(text, true, true);
+    std::vector<std::vector<int32_t>> got(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&, t] {
+            for (int k = 0; k < 5; ++k) got[t] = v->tokenize(text, true, true);
+        });
+    for (auto& th : threads) th.join();
+    for (const auto& g : got) EXPECT_EQ(g, want) << GetParam();
+}
+
 INSTANTIATE_TEST_SUITE_P(AllVocabs, SharedVocab,
                          ::testing::Values("ggml-vocab-llama-spm", "ggml-vocab-llama-bpe", "ggml-vocab-gpt-2",
                                            "ggml-vocab-qwen2", "ggml-vocab-deepseek-llm"),
@@ -271,6 +318,16 @@ TEST(SpmVocab, PiecesSpacePrefixAndByteFallback) {
         EXPECT_EQ(v->token_text(ids[i + 1]), bytes[i]);
     }
     EXPECT_EQ(v->token_to_piece(ids[1]), "\xF0");
+    // Streaming those bytes: nothing until the character is complete.
+    minerva::StreamDecoder dec(v);
+    EXPECT_EQ(dec.push(ids[0]), " ");
+    EXPECT_EQ(dec.push(ids[1]), "");
+    EXPECT_EQ(dec.push(ids[2]), "");
+    EXPECT_EQ(dec.push(ids[3]), "");
+    EXPECT_EQ(dec.push(ids[4]), "\xF0\x9F\xA6\x99");
+    EXPECT_EQ(dec.push(ids[1]), "");
+    EXPECT_EQ(dec.flush(), "\xF0");  // an unfinished character comes out on flush
+    EXPECT_EQ(dec.flush(), "");
     // The space prefix comes back after each special token (parse_special), as in SentencePiece.
     const auto around = v->tokenize("a</s>b", false, true);
     ASSERT_EQ(around.size(), 3u);

@@ -4,6 +4,7 @@
 // metadata errors).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -391,6 +392,9 @@ TEST(VocabMetadata, ErrorsNameTheKey) {
     expect_error(GgufBuilder{}.str("tokenizer.ggml.model", "llama").strs("tokenizer.ggml.tokens", {"a", "b"})
                      .f32s("tokenizer.ggml.scores", {0.0f}),
                  "tokenizer.ggml.scores");
+    expect_error(GgufBuilder{}.str("tokenizer.ggml.model", "llama").strs("tokenizer.ggml.tokens", {"a", "b"})
+                     .f32s("tokenizer.ggml.scores", {0.0f, std::nanf("")}),
+                 "tokenizer.ggml.scores[1]");
     expect_error(GgufBuilder{}.str("tokenizer.ggml.model", "llama").strs("tokenizer.ggml.tokens", {"a", "b"})
                      .i32s("tokenizer.ggml.token_type", {1, 1, 1}),
                  "tokenizer.ggml.token_type");

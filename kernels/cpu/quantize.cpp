@@ -4,6 +4,8 @@
 // d the scale and m the min, so that x ~ d*L (symmetric types) or x ~ d*L - m (affine types).
 #include "cpu/quantize.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,8 +37,10 @@ inline float store_f16(uint8_t* p, float f) {
     return from_f16(h);
 }
 
+// Round to nearest (even on ties, the default MXCSR mode) in one instruction: std::lrintf is an
+// out-of-line call here, which made the scale search several times slower.
 inline int round_clamp(float v, int lo, int hi) {
-    int l = static_cast<int>(std::lrintf(v));
+    int l = _mm_cvtss_si32(_mm_set_ss(v));
     return std::clamp(l, lo, hi);
 }
 
@@ -133,6 +137,35 @@ void q8_0_block(const float* x, uint8_t* b) {
     for (int i = 0; i < kQK; ++i) qs[i] = static_cast<int8_t>(round_clamp(x[i] * id, -127, 127));
 }
 
+// ---- level sums for the scale search (AVX2, part of the x86-64 baseline of this project) --
+
+inline float hsum8(__m256 v) {
+    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    a = _mm_add_ss(a, _mm_movehdup_ps(a));
+    return _mm_cvtss_f32(a);
+}
+
+// For L_i = clamp(round(iscale * (x_i - off)), lo, hi): s[0] = sum w L, s[1] = sum w L^2,
+// s[2] = sum w L x. n is a multiple of 8. Rounding is to nearest even, as round_clamp does.
+inline void level_sums(const float* x, const float* w, int n, float iscale, float off, float lo, float hi, float s[3]) {
+    const __m256 vs = _mm256_set1_ps(iscale), vo = _mm256_set1_ps(off);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0;
+    for (int i = 0; i < n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 l = _mm256_round_ps(_mm256_mul_ps(vs, _mm256_sub_ps(xv, vo)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        l = _mm256_min_ps(_mm256_max_ps(l, vlo), vhi);
+        __m256 wl = _mm256_mul_ps(_mm256_loadu_ps(w + i), l);
+        a0 = _mm256_add_ps(a0, wl);
+        a1 = _mm256_fmadd_ps(wl, l, a1);
+        a2 = _mm256_fmadd_ps(wl, xv, a2);
+    }
+    s[0] = hsum8(a0);
+    s[1] = hsum8(a1);
+    s[2] = hsum8(a2);
+}
+
 // ---- K-quant scale search ------------------------------------------------------------------
 
 constexpr int kQK_K = 256;
@@ -163,20 +196,18 @@ float fit_affine(const float* x, const float* w, int n, int nmax, float& d_out, 
         m_out = -lo;
         return 0.0f;
     }
-    uint8_t L[32];
     float best_err = INFINITY, best_d = (hi - lo) / static_cast<float>(nmax), best_b = lo;
 
+    float sw = 0, sx = 0, sxx = 0;
+    for (int i = 0; i < n; ++i) {
+        sw += w[i];
+        sx += w[i] * x[i];
+        sxx += w[i] * x[i] * x[i];
+    }
     auto evaluate = [&](float iscale, float off) {
-        float sw = 0, sl = 0, sll = 0, sx = 0, slx = 0;
-        for (int i = 0; i < n; ++i) {
-            int l = round_clamp(iscale * (x[i] - off), 0, nmax);
-            L[i] = static_cast<uint8_t>(l);
-            sw += w[i];
-            sl += w[i] * l;
-            sll += w[i] * l * l;
-            sx += w[i] * x[i];
-            slx += w[i] * l * x[i];
-        }
+        float sums[3];
+        level_sums(x, w, n, iscale, off, 0.0f, static_cast<float>(nmax), sums);
+        const float sl = sums[0], sll = sums[1], slx = sums[2];
         float det = sw * sll - sl * sl;
         if (det <= 0.0f) return;
         float d = (sw * slx - sl * sx) / det;
@@ -186,11 +217,8 @@ float fit_affine(const float* x, const float* w, int n, int nmax, float& d_out, 
             d = slx / sll;
         }
         if (d <= 0.0f) return;
-        float err = 0.0f;
-        for (int i = 0; i < n; ++i) {
-            float e = d * L[i] + b - x[i];
-            err += w[i] * e * e;
-        }
+        // sum w (d*L + b - x)^2 expanded in the sums already at hand.
+        float err = sxx + d * d * sll + b * b * sw + 2.0f * (d * b * sl - d * slx - b * sx);
         if (err < best_err) {
             best_err = err;
             best_d = d;
@@ -221,12 +249,9 @@ float fit_symmetric(const float* x, const float* w, int n, int nneg) {
     if (vmax == 0.0f) return 0.0f;
     float best_score = -1.0f, best_d = vmax / -static_cast<float>(nneg);
     auto evaluate = [&](float iscale) {
-        float slx = 0.0f, sll = 0.0f;
-        for (int i = 0; i < n; ++i) {
-            int l = round_clamp(iscale * x[i], -nneg, nneg - 1);
-            slx += w[i] * l * x[i];
-            sll += w[i] * l * l;
-        }
+        float sums[3];
+        level_sums(x, w, n, iscale, 0.0f, -static_cast<float>(nneg), static_cast<float>(nneg - 1), sums);
+        const float sll = sums[1], slx = sums[2];
         if (sll <= 0.0f) return;
         float score = slx * slx / sll;
         if (score > best_score) {
@@ -251,15 +276,65 @@ float quantize_positive_scales(const float* s, int n, int qmax, uint8_t* q) {
     return D;
 }
 
+// With the super-block scales fixed, the rounded sub-block scale and min need not be the best
+// integers: try each one +-1 and keep the pair with the smallest weighted error after
+// re-rounding the levels (the same rounding the block writer then uses).
+void refine_affine_ints(const float* x, const float* w, int n, int nmax, float D, float M, int qmax, uint8_t& ls,
+                        uint8_t& lm) {
+    float best = INFINITY;
+    int best_a = ls, best_c = lm;
+    for (int a = ls - 1; a <= ls + 1; ++a) {
+        if (a < 0 || a > qmax) continue;
+        for (int c = lm - 1; c <= lm + 1; ++c) {
+            if (c < 0 || c > qmax) continue;
+            const float ds = D * a, ms = M * c, id = ds != 0.0f ? 1.0f / ds : 0.0f;
+            float err = 0.0f;
+            for (int i = 0; i < n; ++i) {
+                int l = ds != 0.0f ? round_clamp((x[i] + ms) * id, 0, nmax) : 0;
+                float e = ds * l - ms - x[i];
+                err += w[i] * e * e;
+            }
+            if (err < best) {
+                best = err;
+                best_a = a;
+                best_c = c;
+            }
+        }
+    }
+    ls = static_cast<uint8_t>(best_a);
+    lm = static_cast<uint8_t>(best_c);
+}
+
+// The symmetric counterpart: the rounded signed sub-block scale +-1, levels in -nneg..nneg-1.
+int refine_symmetric_int(const float* x, const float* w, int n, int nneg, float D, int lo, int hi, int ls) {
+    float best = INFINITY;
+    int best_a = ls;
+    for (int a = ls - 1; a <= ls + 1; ++a) {
+        if (a < lo || a > hi) continue;
+        const float ds = D * a, id = ds != 0.0f ? 1.0f / ds : 0.0f;
+        float err = 0.0f;
+        for (int i = 0; i < n; ++i) {
+            int l = ds != 0.0f ? round_clamp(x[i] * id, -nneg, nneg - 1) : 0;
+            float e = ds * l - x[i];
+            err += w[i] * e * e;
+        }
+        if (err < best) {
+            best = err;
+            best_a = a;
+        }
+    }
+    return best_a;
+}
+
 // ---- K-quant blocks --------------------------------------------------------------------------
 
 // Q2_K: 16 sub-blocks of 16, levels 0..3, 4-bit scale and 4-bit min per sub-block.
 // Layout: scales[16] (scale low nibble, min high nibble), qs[64], d, dmin.
 void q2_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16], m[16];
+    float w[256], d[16], m[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        fit_affine(x + 16 * s, w, 16, 3, d[s], m[s]);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        fit_affine(x + 16 * s, w + 16 * s, 16, 3, d[s], m[s]);
     }
     uint8_t ls[16], lm[16];
     float D = quantize_positive_scales(d, 16, 15, ls);
@@ -268,6 +343,7 @@ void q2_k_block(const float* x, uint8_t* b) {
     uint8_t* qs = b + 16;
     D = store_f16(b + 80, D);
     M = store_f16(b + 82, M);
+    for (int s = 0; s < 16; ++s) refine_affine_ints(x + 16 * s, w + 16 * s, 16, 3, D, M, 15, ls[s], lm[s]);
     std::memset(qs, 0, 64);
     for (int s = 0; s < 16; ++s) {
         scales[s] = static_cast<uint8_t>(ls[s] | (lm[s] << 4));
@@ -286,10 +362,10 @@ void q2_k_block(const float* x, uint8_t* b) {
 // "no -4"), signed 6-bit sub-block scales packed in 12 bytes. Layout: hmask[32], qs[64],
 // scales[12], d.
 void q3_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16];
+    float w[256], d[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        d[s] = fit_symmetric(x + 16 * s, w, 16, 4);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 4);
     }
     uint8_t* hmask = b;
     uint8_t* qs = b + 32;
@@ -300,6 +376,7 @@ void q3_k_block(const float* x, uint8_t* b) {
     int ls[16];
     for (int s = 0; s < 16; ++s) ls[s] = D != 0.0f ? round_clamp(d[s] / D, -32, 31) : 0;
     D = store_f16(b + 108, D);
+    for (int s = 0; s < 16; ++s) ls[s] = refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 4, D, -32, 31, ls[s]);
     for (int s = 0; s < 16; ++s) {
         int l = ls[s] + 32;  // 0..63
         if (s < 8) sc[s] = static_cast<uint8_t>(l & 15);
@@ -337,16 +414,17 @@ void pack_scales_mins_k4(const uint8_t* ls, const uint8_t* lm, uint8_t* q) {
 // element 32*s + i) before qs.
 void q45_k_block(const float* x, uint8_t* b, int nbits) {
     const int nmax = (1 << nbits) - 1;
-    float w[32], d[8], m[8];
+    float w[256], d[8], m[8];
     for (int s = 0; s < 8; ++s) {
-        make_weights(x + 32 * s, 32, w);
-        fit_affine(x + 32 * s, w, 32, nmax, d[s], m[s]);
+        make_weights(x + 32 * s, 32, w + 32 * s);
+        fit_affine(x + 32 * s, w + 32 * s, 32, nmax, d[s], m[s]);
     }
     uint8_t ls[8], lm[8];
     float D = quantize_positive_scales(d, 8, 63, ls);
     float M = quantize_positive_scales(m, 8, 63, lm);
     D = store_f16(b, D);
     M = store_f16(b + 2, M);
+    for (int s = 0; s < 8; ++s) refine_affine_ints(x + 32 * s, w + 32 * s, 32, nmax, D, M, 63, ls[s], lm[s]);
     pack_scales_mins_k4(ls, lm, b + 4);
     uint8_t* qh = nbits == 5 ? b + 16 : nullptr;
     uint8_t* qs = nbits == 5 ? b + 48 : b + 16;
@@ -368,10 +446,10 @@ void q45_k_block(const float* x, uint8_t* b, int nbits) {
 // Q6_K: 16 sub-blocks of 16, levels -32..31 (low 4 bits in ql, high 2 in qh), int8 scales.
 // Layout: ql[128], qh[64], scales[16], d.
 void q6_k_block(const float* x, uint8_t* b) {
-    float w[16], d[16];
+    float w[256], d[16];
     for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w);
-        d[s] = fit_symmetric(x + 16 * s, w, 16, 32);
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 32);
     }
     uint8_t* ql = b;
     uint8_t* qh = b + 128;
@@ -381,6 +459,8 @@ void q6_k_block(const float* x, uint8_t* b) {
     float D = vmax != 0.0f ? vmax / -128.0f : 0.0f;
     for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(D != 0.0f ? round_clamp(d[s] / D, -128, 127) : 0);
     D = store_f16(b + 208, D);
+    for (int s = 0; s < 16; ++s)
+        sc[s] = static_cast<int8_t>(refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 32, D, -128, 127, sc[s]));
     for (int s = 0; s < 16; ++s) {
         float ds = D * sc[s];
         float id = ds != 0.0f ? 1.0f / ds : 0.0f;
