@@ -17,6 +17,7 @@
 #include "cpu/qact.h"
 #include "cpu/vec_dot.h"
 #include "cpu/ref_ops.h"
+#include "minerva/error.h"
 
 using namespace minerva;
 using namespace minerva::cpu;
@@ -225,3 +226,152 @@ INSTANTIATE_TEST_SUITE_P(FastTypes, DotKernelTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q5_0, DType::Q8_0,
                                            DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+namespace {
+
+double rel_l2(const Tensor& a, const Tensor& b) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < a.n_elements(); ++i) {
+        const double d = static_cast<double>(a.data<float>()[i]) - b.data<float>()[i];
+        num += d * d;
+        den += static_cast<double>(b.data<float>()[i]) * b.data<float>()[i];
+    }
+    return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
+}
+
+Buf copy_of(const Buf& b) {
+    Buf c = b;
+    c.t.host = c.bytes.data();
+    return c;
+}
+
+}  // namespace
+
+class OpsTest : public ::testing::TestWithParam<int> {};  // parameter: thread count
+
+TEST_P(OpsTest, ElementwiseNormRope) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(5);
+    for (int64_t dim : {1, 7, 64, 2048, 2051})
+        for (int64_t rows : {1, 5, 33}) {
+            Buf x = make_buf(DType::F32, {dim, rows}), w = make_buf(DType::F32, {dim});
+            Buf got = make_buf(DType::F32, {dim, rows}), want = make_buf(DType::F32, {dim, rows});
+            fill_normal(x.t, rng, 3.f);
+            fill_normal(w.t, rng);
+            be->rms_norm(x.t, w.t, got.t, 1e-5f);
+            ref::rms_norm(x.t, w.t, want.t, 1e-5f);
+            ASSERT_LT(rel_l2(got.t, want.t), 1e-6) << "rms_norm dim=" << dim << " rows=" << rows;
+            Buf u = make_buf(DType::F32, {dim, rows});
+            fill_normal(u.t, rng, 4.f);
+            be->swiglu(x.t, u.t, got.t);
+            ref::swiglu(x.t, u.t, want.t);
+            ASSERT_LT(rel_l2(got.t, want.t), 1e-6) << "swiglu dim=" << dim << " rows=" << rows;
+            Buf a = copy_of(x), b = copy_of(x);
+            be->add(a.t, u.t);
+            ref::add(b.t, u.t);
+            ASSERT_EQ(a.bytes, b.bytes) << "add";
+        }
+    for (int64_t hd : {6, 64, 128})
+        for (int n_rot : {2, 6, 32, 64, 128}) {
+            if (n_rot > hd) continue;
+            for (bool with_ff : {false, true}) {
+                const int64_t nh = 3, nt = 4;
+                Buf x = make_buf(DType::F32, {hd, nh, nt}), pos = make_buf(DType::I32, {nt}), ff = make_buf(DType::F32, {n_rot / 2});
+                fill_normal(x.t, rng);
+                for (int i = 0; i < n_rot / 2; ++i) ff.t.data<float>()[i] = 1.f + static_cast<float>(i % 5);
+                for (int t = 0; t < nt; ++t) pos.t.data<int32_t>()[t] = static_cast<int32_t>(rng() % 5000);
+                Buf y = copy_of(x);
+                const RopeParams rp{n_rot, 10000.f + 490000.f * with_ff, with_ff ? 0.5f : 1.f};
+                be->rope(x.t, pos.t, rp, with_ff ? &ff.t : nullptr);
+                ref::rope(y.t, pos.t, rp, with_ff ? &ff.t : nullptr);
+                ASSERT_LT(rel_l2(x.t, y.t), 2e-6) << "rope hd=" << hd << " n_rot=" << n_rot << " ff=" << with_ff;
+            }
+        }
+}
+
+TEST_P(OpsTest, GetRowsKvStoreGather) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(6);
+    for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::Q3_K}) {
+        const int64_t dim = is_k_type(t) ? 512 : 96, vocab = 50;
+        Buf table = make_buf(t, {dim, vocab}), ids = make_buf(DType::I32, {5});
+        fill_weights(table.t, rng);
+        for (int i = 0; i < 5; ++i) ids.t.data<int32_t>()[i] = static_cast<int32_t>(rng() % vocab);
+        Buf got = make_buf(DType::F32, {dim, 5}), want = make_buf(DType::F32, {dim, 5});
+        be->get_rows(table.t, ids.t, got.t);
+        ref::get_rows(table.t, ids.t, want.t);
+        ASSERT_EQ(got.bytes, want.bytes) << "get_rows " << dtype_name(t);
+    }
+    for (DType ct : {DType::F16, DType::F32}) {
+        const int64_t d = 72, cells = 16, n = 5;
+        Buf k = make_buf(DType::F32, {d, n}), v = make_buf(DType::F32, {d, n}), rows = make_buf(DType::I32, {n});
+        fill_normal(k.t, rng);
+        fill_normal(v.t, rng);
+        for (int i = 0; i < n; ++i) rows.t.data<int32_t>()[i] = (i * 7 + 3) % cells;
+        Buf kc1 = make_buf(ct, {d, cells}), vc1 = make_buf(ct, {d, cells});
+        Buf kc2 = copy_of(kc1), vc2 = copy_of(vc1);
+        be->kv_store(k.t, v.t, kc1.t, vc1.t, rows.t);
+        ref::kv_store(k.t, v.t, kc2.t, vc2.t, rows.t);
+        ASSERT_EQ(kc1.bytes, kc2.bytes);
+        ASSERT_EQ(vc1.bytes, vc2.bytes);
+    }
+    Buf x = make_buf(DType::F32, {33, 9}), rows = make_buf(DType::I32, {3}), o1 = make_buf(DType::F32, {33, 3}), o2 = make_buf(DType::F32, {33, 3});
+    fill_normal(x.t, rng);
+    for (int i = 0; i < 3; ++i) rows.t.data<int32_t>()[i] = 8 - 3 * i;
+    be->gather_rows(x.t, rows.t, o1.t);
+    ref::gather_rows(x.t, rows.t, o2.t);
+    ASSERT_EQ(o1.bytes, o2.bytes);
+}
+
+TEST_P(OpsTest, AttentionGqaSpans) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(8);
+    struct Cfg { int n_head, n_head_kv, head_dim; };
+    for (const Cfg cfg : {Cfg{4, 4, 64}, Cfg{8, 2, 64}, Cfg{8, 1, 32}, Cfg{6, 3, 6}, Cfg{32, 4, 64}, Cfg{4, 2, 128}})
+        for (DType ct : {DType::F16, DType::F32})
+            for (int64_t n_tokens : {1, 3, 17}) {
+                const int64_t cells = 300, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
+                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
+                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
+                fill_normal(kf.t, rng, 2.f);
+                fill_normal(vf.t, rng);
+                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
+                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
+                fill_normal(q.t, rng);
+                // two sequences side by side: tokens alternate between cells [0, 150) and [150, 300),
+                // each attending causally to its prefix; lengths from 1 (short) to 150 (long)
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    const int32_t seq = static_cast<int32_t>(t % 2);
+                    span.t.data<int32_t>()[2 * t] = 150 * seq;
+                    span.t.data<int32_t>()[2 * t + 1] = n_tokens == 1 ? 150 : static_cast<int32_t>(1 + (t * 37) % 150);
+                }
+                Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
+                const AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim))};
+                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
+                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention heads " << cfg.n_head << "/" << cfg.n_head_kv << " hd "
+                                                       << cfg.head_dim << " " << dtype_name(ct) << " tokens " << n_tokens;
+            }
+}
+
+TEST_P(OpsTest, BadArgumentsThrow) {
+    auto be = make_cpu_backend(GetParam());
+    Buf w = make_buf(DType::Q4_0, {64, 4}), x = make_buf(DType::F32, {32, 1}), o = make_buf(DType::F32, {4, 1});
+    EXPECT_THROW(be->matmul(w.t, x.t, o.t), Error);
+    Buf ids = make_buf(DType::I32, {1});
+    ids.t.data<int32_t>()[0] = 4;
+    Buf r = make_buf(DType::F32, {64, 1});
+    EXPECT_THROW(be->get_rows(w.t, ids.t, r.t), Error);
+    Buf iq2 = make_buf(DType::F32, {64, 4});
+    iq2.t.type = DType::IQ2_XXS;
+    EXPECT_THROW(be->matmul(iq2.t, x.t, o.t), Error);
+    const int64_t bad[4] = {33, 1, 1, 1};
+    EXPECT_THROW(be->alloc(DType::Q4_0, bad), Error);
+    Tensor t = be->alloc(DType::F32, bad);
+    float buf[40];
+    EXPECT_THROW(be->write(t, buf, 33 * 4, 4), Error);
+    EXPECT_NO_THROW(be->write(t, buf, 33 * 4, 0));
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, OpsTest, ::testing::Values(1, 2, 3));

@@ -36,9 +36,12 @@ private:
 
 namespace minerva::cpu::fast {
 
+// Makes OpenBLAS single-threaded (our pool runs one sgemm per thread). Called once per backend.
+void init_blas_threads();
+
 class Context {
 public:
-    explicit Context(int n_threads) : pool(n_threads), per_thread(static_cast<size_t>(pool.size())) {}
+    explicit Context(int n_threads) : pool(n_threads), per_thread(static_cast<size_t>(pool.size())) { init_blas_threads(); }
     int n_threads() const { return pool.size(); }
 
     ThreadPool pool;

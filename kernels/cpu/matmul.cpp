@@ -8,8 +8,11 @@
 // Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
 #include <immintrin.h>
 
+#include <cblas.h>
+
 #include <algorithm>
-#include <atomic>
+#include <cstdlib>
+#include <cstring>
 
 #include "cpu/dequant.h"
 #include "cpu/fast_ops.h"
@@ -20,7 +23,8 @@
 namespace minerva::cpu::fast {
 namespace {
 
-constexpr int64_t kChunkRows = 16;  // rows per scheduling unit: ~16-40 KB of quantized weights at k=2048
+constexpr int64_t kChunkRows = 16;
+constexpr int64_t kBlasMinColumns = 1 << 30;  // set from measurements (docs/performance.md)  // rows per scheduling unit: ~16-40 KB of quantized weights at k=2048
 
 size_t act_bytes(ActKind kind, int64_t k) {
     switch (kind) {
@@ -35,7 +39,44 @@ void quantize_column(const DotKernel& kern, const float* x, int64_t k, void* dst
     else quantize_q8k(x, k, static_cast<Q8KBlock*>(dst));
 }
 
+// Prefill through OpenBLAS: each thread dequantizes a tile of weight rows to f32 and multiplies
+// it with all n columns by a single-threaded sgemm.
+constexpr int64_t kBlasTileRows = 64;
+
+void matmul_blas(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
+    const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
+    const size_t rs = w.row_size();
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    c.pool.parallel_for(m, kBlasTileRows, [&](int64_t r0, int64_t r1, int ith) {
+        const int64_t tr = r1 - r0;
+        const float* a;
+        if (w.type == DType::F32) {
+            a = w.data<float>() + r0 * k;
+        } else {
+            float* tile = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(static_cast<size_t>(kBlasTileRows * k) * 4));
+            for (int64_t r = 0; r < tr; ++r) dequantize_row(w.type, wp + rs * static_cast<size_t>(r0 + r), tile + r * k, k);
+            a = tile;
+        }
+        cblas_sgemm(CblasColMajor, CblasTrans, CblasNoTrans, static_cast<int>(tr), static_cast<int>(n), static_cast<int>(k), 1.f, a,
+                    static_cast<int>(k), x.data<float>(), static_cast<int>(k), 0.f, out.data<float>() + r0, static_cast<int>(m));
+    });
+}
+
+bool use_blas(int64_t n) {
+    static const int mode = [] {
+        const char* e = std::getenv("MINERVA_PREFILL");
+        if (e && std::strcmp(e, "blas") == 0) return 1;
+        if (e && std::strcmp(e, "int8") == 0) return 2;
+        return 0;
+    }();
+    if (mode == 1) return n > 1;
+    if (mode == 2) return false;
+    return n >= kBlasMinColumns;
+}
+
 }  // namespace
+
+void init_blas_threads() { openblas_set_num_threads(1); }
 
 void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     check_matmul(w, x, out);
@@ -44,6 +85,7 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const uint8_t* wp = static_cast<const uint8_t*>(w.host);
     const float* xp = x.data<float>();
     float* op = out.data<float>();
+    if (use_blas(n)) return matmul_blas(c, w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
 
@@ -56,35 +98,26 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
         if (n == 1) {
             quantize_column(kern, xp, k, buf);
         } else {
-            c.pool.run([&](int ith, int nth) {
-                long j0, j1;
-                split_range(static_cast<long>(n), ith, nth, 1, j0, j1);
-                for (long j = j0; j < j1; ++j) quantize_column(kern, xp + j * k, k, static_cast<char*>(buf) + j * act_stride);
+            c.pool.parallel_for(n, 1, [&](int64_t j0, int64_t j1, int) {
+                for (int64_t j = j0; j < j1; ++j) quantize_column(kern, xp + j * k, k, static_cast<char*>(buf) + j * act_stride);
             });
         }
     }
 
-    const int64_t n_chunks = (m + kChunkRows - 1) / kChunkRows;
-    std::atomic<int64_t> next{0};
-    c.pool.run([&](int ith, int nth) {
-        float* row = nullptr;
-        if (!kern.fn) row = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(static_cast<size_t>(k) * 4));
-        for (int64_t ch = next.fetch_add(1, std::memory_order_relaxed); ch < n_chunks;
-             ch = next.fetch_add(1, std::memory_order_relaxed)) {
-            const int64_t r0 = ch * kChunkRows, r1 = std::min(m, r0 + kChunkRows);
-            if (!kern.fn) {
-                for (int64_t r = r0; r < r1; ++r) {
-                    dequantize_row(w.type, wp + rs * static_cast<size_t>(r), row, k);
-                    for (int64_t j = 0; j < n; ++j) op[j * m + r] = dot_f32_avx2(row, xp + j * k, k);
-                }
-                continue;
+    c.pool.parallel_for(m, kChunkRows, [&](int64_t r0, int64_t r1, int ith) {
+        if (!kern.fn) {
+            float* row = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(static_cast<size_t>(k) * 4));
+            for (int64_t r = r0; r < r1; ++r) {
+                dequantize_row(w.type, wp + rs * static_cast<size_t>(r), row, k);
+                for (int64_t j = 0; j < n; ++j) op[j * m + r] = dot_f32_avx2(row, xp + j * k, k);
             }
-            for (int64_t j = 0; j < n; ++j) {
-                const void* aj = static_cast<const char*>(act) + static_cast<size_t>(j) * act_stride;
-                for (int64_t r = r0; r < r1; r += 4) {
-                    const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
-                    kern.fn(k, wp + rs * static_cast<size_t>(r), rs, nr, aj, op + j * m + r);
-                }
+            return;
+        }
+        for (int64_t j = 0; j < n; ++j) {
+            const void* aj = static_cast<const char*>(act) + static_cast<size_t>(j) * act_stride;
+            for (int64_t r = r0; r < r1; r += 4) {
+                const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+                kern.fn(k, wp + rs * static_cast<size_t>(r), rs, nr, aj, op + j * m + r);
             }
         }
     });

@@ -5,7 +5,7 @@
 
 namespace minerva::cpu {
 namespace {
-constexpr int kSpins = 1 << 16;  // ~tens of microseconds of pause before sleeping
+constexpr int kSpins = 1 << 14;  // pauses before a worker sleeps (tens of microseconds)
 }
 
 ThreadPool::ThreadPool(int n_threads) {
@@ -23,27 +23,41 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::dispatch(Job job, void* arg) {
-    job_ = job;
-    arg_ = arg;
-    pending_.store(n_ - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-    generation_.notify_all();
-    job(arg, 0, n_);
-    int spins = 0;
-    while (pending_.load(std::memory_order_acquire) != 0) {
-        if (++spins < kSpins) {
-            _mm_pause();
-        } else {
-            std::this_thread::yield();
-        }
+void ThreadPool::work(int ith) {
+    const int64_t n = n_items_, g = grain_;
+    for (;;) {
+        const int64_t b = next_.fetch_add(g, std::memory_order_relaxed);
+        if (b >= n) return;
+        const int64_t e = b + g < n ? b + g : n;
+        job_(arg_, b, e, ith);
+        done_.fetch_add(e - b, std::memory_order_acq_rel);
     }
 }
 
+void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain) {
+    // No worker is inside a job here (the previous dispatch waited for them), so the fields
+    // can be rewritten before the job is opened.
+    job_ = job;
+    arg_ = arg;
+    n_items_ = n;
+    grain_ = grain;
+    next_.store(0, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    state_.store(0, std::memory_order_release);  // open
+    generation_.fetch_add(1, std::memory_order_release);
+    generation_.notify_all();
+    work(0);
+    // Every chunk is claimed; wait until the claimed ones are finished, then close the job so
+    // that late workers skip it.
+    while (done_.load(std::memory_order_acquire) < n) _mm_pause();
+    state_.fetch_or(kClosed, std::memory_order_acq_rel);
+    while ((state_.load(std::memory_order_acquire) & ~kClosed) != 0) _mm_pause();
+}
+
 void ThreadPool::worker(int ith) {
-    unsigned seen = 0;
+    uint32_t seen = 0;
     for (;;) {
-        unsigned g;
+        uint32_t g;
         int spins = 0;
         while ((g = generation_.load(std::memory_order_acquire)) == seen) {
             if (++spins < kSpins) {
@@ -54,8 +68,10 @@ void ThreadPool::worker(int ith) {
         }
         seen = g;
         if (stop_.load(std::memory_order_acquire)) return;
-        job_(arg_, ith, n_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
+        // Enter the job unless it is already closed.
+        const uint32_t s = state_.fetch_add(1, std::memory_order_acq_rel);
+        if (!(s & kClosed)) work(ith);
+        state_.fetch_sub(1, std::memory_order_acq_rel);
     }
 }
 

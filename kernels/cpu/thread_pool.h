@@ -1,11 +1,19 @@
-// kernels/cpu/thread_pool.h: a fixed pool of n-1 workers plus the calling thread. run(f) calls
-// f(ith, nth) on every thread and returns when all are done. Workers spin briefly on a
-// generation counter (the common case during a forward pass: ops follow each other within
-// microseconds) and then sleep on it (std::atomic wait), so an idle pool costs no CPU.
-// run() allocates nothing: the job is a function pointer plus a pointer to the caller's lambda.
+// kernels/cpu/thread_pool.h: a fixed pool of n-1 workers plus the calling thread.
+//
+// parallel_for(n, grain, f) cuts [0, n) into chunks of `grain` items that the participating
+// threads claim from a shared counter, calling f(begin, end, ith) (ith: 0 for the caller,
+// 1..n-1 for workers; use it to index per-thread scratch). The caller works too, and returns as
+// soon as every chunk is done: a worker that the OS has not scheduled yet (the machine may be
+// shared) does not hold the op up, it simply finds no chunks left, and one that arrives after
+// the job closed skips it without touching its arguments.
+// Workers spin briefly on a generation counter (ops follow each other within microseconds
+// during a forward pass), then sleep on it (std::atomic wait), so an idle pool costs no CPU.
+// parallel_for allocates nothing: the job is a function pointer plus a pointer to the lambda.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace minerva::cpu {
@@ -20,26 +28,34 @@ public:
     int size() const { return n_; }
 
     template <typename F>
-    void run(F&& f) {
-        if (n_ == 1) {
-            f(0, 1);
+    void parallel_for(int64_t n, int64_t grain, F&& f) {
+        if (n <= 0) return;
+        if (grain < 1) grain = 1;
+        if (n_ == 1 || n <= grain) {
+            f(int64_t{0}, n, 0);
             return;
         }
         using Fn = std::remove_reference_t<F>;
-        dispatch([](void* p, int ith, int nth) { (*static_cast<Fn*>(p))(ith, nth); }, &f);
+        dispatch([](void* p, int64_t b, int64_t e, int ith) { (*static_cast<Fn*>(p))(b, e, ith); }, &f, n, grain);
     }
 
 private:
-    using Job = void (*)(void*, int, int);
-    void dispatch(Job job, void* arg);
+    using Job = void (*)(void*, int64_t, int64_t, int);
+    void dispatch(Job job, void* arg, int64_t n, int64_t grain);
+    void work(int ith);  // claims chunks of the current job until none are left
     void worker(int ith);
+
+    static constexpr uint32_t kClosed = 1u << 31;
 
     int n_ = 1;
     std::vector<std::thread> threads_;
     Job job_ = nullptr;
     void* arg_ = nullptr;
-    alignas(64) std::atomic<unsigned> generation_{0};
-    alignas(64) std::atomic<int> pending_{0};
+    int64_t n_items_ = 0, grain_ = 1;
+    alignas(64) std::atomic<int64_t> next_{0};
+    alignas(64) std::atomic<int64_t> done_{0};
+    alignas(64) std::atomic<uint32_t> state_{kClosed};  // kClosed bit | number of workers inside the job
+    alignas(64) std::atomic<uint32_t> generation_{0};
     std::atomic<bool> stop_{false};
 };
 

@@ -1,0 +1,268 @@
+// bench/bench_kernels.cpp: `minerva-bench kernels`: the CPU backend's ops timed one by one at
+// TinyLlama-1.1B shapes, each as time, achieved GB/s (bytes the op must read) and GFLOP/s, next
+// to the machine's memory bandwidth measured here by a multi-threaded streaming read.
+// Decode (matvec) cycles through enough copies of each weight to defeat the caches, so its GB/s
+// is comparable to the measured bandwidth; prefill (n = 128) reuses one copy.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend.h"
+#include "cpu/cpu_features.h"
+#include "cpu/fp16.h"
+#include "cpu/thread_pool.h"
+#include "minerva/error.h"
+#include "tools/cli.h"
+
+namespace {
+
+using namespace minerva;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct AlignedBuf {
+    explicit AlignedBuf(size_t n) : size((n + 63) / 64 * 64), p(static_cast<uint8_t*>(std::aligned_alloc(64, size))) {
+        if (!p) throw Error("out of memory allocating " + std::to_string(n) + " bytes");
+    }
+    ~AlignedBuf() { std::free(p); }
+    AlignedBuf(const AlignedBuf&) = delete;
+    AlignedBuf& operator=(const AlignedBuf&) = delete;
+    size_t size;
+    uint8_t* p;
+};
+
+// Streaming read of a 1 GiB buffer split over the threads; best of 5 passes.
+double measure_bandwidth(int n_threads) {
+    const size_t n = size_t{1} << 30;
+    AlignedBuf buf(n);
+    std::memset(buf.p, 1, n);
+    cpu::ThreadPool pool(n_threads);
+    std::vector<long long> sink(static_cast<size_t>(pool.size()) * 8);
+    double best = 0;
+    for (int rep = 0; rep < 5; ++rep) {
+        const auto t0 = Clock::now();
+        const int64_t chunk = int64_t{1} << 22;  // 4 MiB pieces claimed by the threads
+        pool.parallel_for(static_cast<int64_t>(n) / chunk, 1, [&](int64_t c0, int64_t c1, int ith) {
+            const int64_t b = c0 * chunk, e = c1 * chunk;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int64_t o = b; o < e; o += 128) {
+                a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf.p + o)));
+                a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf.p + o + 32)));
+                a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf.p + o + 64)));
+                a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(buf.p + o + 96)));
+            }
+            a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+            sink[static_cast<size_t>(ith) * 8] += _mm256_extract_epi64(a0, 0);
+        });
+        best = std::max(best, static_cast<double>(n) / seconds_since(t0) / 1e9);
+    }
+    return best;
+}
+
+// Random but valid weights: random quant bytes with small positive fp16 scales.
+void fill_weights(DType t, uint8_t* p, size_t bytes, int64_t n_elems, std::mt19937& rng) {
+    if (t == DType::F32) {
+        for (int64_t i = 0; i < n_elems; ++i) reinterpret_cast<float*>(p)[i] = static_cast<float>(rng() % 2001) * 1e-5f - 0.01f;
+        return;
+    }
+    for (size_t i = 0; i < bytes; i += 4) {
+        const uint32_t r = static_cast<uint32_t>(rng());
+        std::memcpy(p + i, &r, std::min<size_t>(4, bytes - i));
+    }
+    const uint16_t h = cpu::f32_to_fp16(0.01f);
+    if (t == DType::F16 || t == DType::BF16) {
+        const uint16_t v = t == DType::F16 ? h : cpu::f32_to_bf16(0.01f);
+        for (int64_t i = 0; i < n_elems; ++i) std::memcpy(p + 2 * i, &v, 2);
+        return;
+    }
+    const auto& info = dtype_info(t);
+    int offs[2] = {0, -1};
+    switch (t) {
+        case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: offs[1] = 2; break;
+        case DType::Q2_K: offs[0] = 80; offs[1] = 82; break;
+        case DType::Q3_K: offs[0] = 108; break;
+        case DType::Q6_K: offs[0] = 208; break;
+        default: break;
+    }
+    for (int64_t b = 0; b < n_elems / info.block_elems; ++b)
+        for (int o : offs)
+            if (o >= 0) std::memcpy(p + b * info.block_bytes + o, &h, 2);
+}
+
+struct Row {
+    std::string op, type, shape;
+    double ms = 0, gbs = 0, gflops = 0;
+};
+
+template <typename F>
+double median_time(int reps, F&& f) {
+    std::vector<double> t;
+    for (int i = 0; i < reps; ++i) {
+        const auto t0 = Clock::now();
+        f(i);
+        t.push_back(seconds_since(t0));
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+Tensor host_tensor(DType type, std::initializer_list<int64_t> ne, void* p) {
+    Tensor t;
+    t.type = type;
+    int i = 0;
+    for (int64_t v : ne) t.ne[i++] = v;
+    t.host = p;
+    return t;
+}
+
+int cmd_kernels(int argc, char** argv) {
+    cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-n|--prefill"}, {"--json", "-h|--help"});
+    if (args.has("--help")) {
+        std::printf(
+            "usage: minerva-bench kernels [-t N] [--types Q4_0,Q8_0,...] [--reps R] [-n PREFILL_TOKENS] [--json]\n"
+            "Times the CPU backend's matvec (decode) and matmul (prefill) per weight type at TinyLlama-1.1B\n"
+            "shapes, and the other ops, next to the measured memory bandwidth.\n");
+        return 0;
+    }
+    const int n_threads = static_cast<int>(args.get_int("-t", 0));
+    const int reps = static_cast<int>(std::max(3LL, args.get_int("--reps", 15)));
+    const int64_t n_prefill = std::max(2LL, args.get_int("-n", 128));
+    std::vector<DType> types;
+    {
+        std::string list = args.get("--types", "F16,Q4_0,Q8_0,Q4_K,Q5_K,Q6_K");
+        size_t s = 0;
+        while (s <= list.size()) {
+            size_t e = list.find(',', s);
+            std::string name = list.substr(s, e == std::string::npos ? std::string::npos : e - s);
+            auto t = dtype_from_name(name);
+            if (!t || !dtype_supported_for_compute(*t)) throw Error("unknown or unsupported weight type '" + name + "'");
+            types.push_back(*t);
+            if (e == std::string::npos) break;
+            s = e + 1;
+        }
+    }
+    const bool json = args.has("--json");
+
+    auto be = make_cpu_backend(n_threads);
+    const double bw = measure_bandwidth(n_threads);
+    std::fprintf(stderr, "%s; memory bandwidth (streaming read): %.1f GB/s\n", be->name().c_str(), bw);
+
+    struct Shape { int64_t k, m; const char* what; };
+    const Shape shapes[] = {{2048, 2048, "attn_q/attn_output"}, {2048, 5632, "ffn_gate/ffn_up"},
+                            {5632, 2048, "ffn_down"},            {2048, 32000, "output"}};
+    std::vector<Row> rows;
+    std::mt19937 rng(42);
+    std::vector<float> xv(static_cast<size_t>(5632 * n_prefill));
+    for (auto& v : xv) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
+    std::vector<float> ov(static_cast<size_t>(32000 * n_prefill));
+
+    for (DType t : types) {
+        for (const Shape& s : shapes) {
+            const size_t wbytes = row_bytes(t, s.k) * static_cast<size_t>(s.m);
+            // enough copies that one pass over them (>= 256 MB) cannot stay in any cache
+            const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / wbytes + 1));
+            AlignedBuf buf(wbytes * static_cast<size_t>(copies));
+            fill_weights(t, buf.p, wbytes, s.k * s.m, rng);
+            for (int c = 1; c < copies; ++c) std::memcpy(buf.p + c * wbytes, buf.p, wbytes);
+            std::vector<Tensor> w;
+            const int64_t ne[4] = {s.k, s.m, 1, 1};
+            for (int c = 0; c < copies; ++c) w.push_back(be->upload_weight(t, ne, buf.p + c * wbytes, "w"));
+            const std::string shape = std::to_string(s.k) + "x" + std::to_string(s.m);
+            const double flops1 = 2.0 * static_cast<double>(s.k) * static_cast<double>(s.m);
+
+            const Tensor x1 = host_tensor(DType::F32, {s.k, 1}, xv.data());
+            const Tensor o1 = host_tensor(DType::F32, {s.m, 1}, ov.data());
+            be->matmul(w[0], x1, o1);  // warm-up (scratch growth)
+            const int r1 = std::max(reps, copies);
+            const double t1 = median_time(r1, [&](int i) { be->matmul(w[static_cast<size_t>(i % copies)], x1, o1); });
+            rows.push_back({"matvec", std::string(dtype_name(t)), shape, t1 * 1e3, static_cast<double>(wbytes) / t1 / 1e9, flops1 / t1 / 1e9});
+
+            const Tensor xn = host_tensor(DType::F32, {s.k, n_prefill}, xv.data());
+            const Tensor on = host_tensor(DType::F32, {s.m, n_prefill}, ov.data());
+            be->matmul(w[0], xn, on);
+            const double tn = median_time(3, [&](int) { be->matmul(w[0], xn, on); });
+            rows.push_back({"matmul n=" + std::to_string(n_prefill), std::string(dtype_name(t)), shape, tn * 1e3,
+                            static_cast<double>(wbytes) / tn / 1e9, flops1 * static_cast<double>(n_prefill) / tn / 1e9});
+        }
+    }
+
+    // The other ops of a TinyLlama layer (dim 2048, 32 heads, 4 KV heads, head_dim 64, ffn 5632).
+    {
+        const int64_t dim = 2048, hd = 64, nh = 32, nkv = 4, ff = 5632, ctx = 512;
+        auto alloc = [&](DType t, std::initializer_list<int64_t> ne) {
+            int64_t a[4] = {1, 1, 1, 1};
+            int i = 0;
+            for (int64_t v : ne) a[i++] = v;
+            return be->alloc(t, a);
+        };
+        Tensor x = alloc(DType::F32, {dim}), y = alloc(DType::F32, {dim}), g = alloc(DType::F32, {dim});
+        std::vector<float> ones(static_cast<size_t>(ff), 0.5f);
+        be->write(g, ones.data(), static_cast<size_t>(dim) * 4);
+        be->write(x, xv.data(), static_cast<size_t>(dim) * 4);
+        double t = median_time(reps * 10, [&](int) { be->rms_norm(x, g, y, 1e-5f); });
+        rows.push_back({"rms_norm", "F32", std::to_string(dim), t * 1e3, 3.0 * dim * 4 / t / 1e9, 4.0 * dim / t / 1e9});
+        Tensor gate = alloc(DType::F32, {ff}), up = alloc(DType::F32, {ff}), out = alloc(DType::F32, {ff});
+        be->write(gate, xv.data(), static_cast<size_t>(ff) * 4);
+        be->write(up, xv.data() + ff, static_cast<size_t>(ff) * 4);
+        t = median_time(reps * 10, [&](int) { be->swiglu(gate, up, out); });
+        rows.push_back({"swiglu", "F32", std::to_string(ff), t * 1e3, 3.0 * ff * 4 / t / 1e9, 6.0 * ff / t / 1e9});
+        Tensor q = alloc(DType::F32, {hd, nh, 1}), pos = alloc(DType::I32, {1});
+        const int32_t p0 = 100;
+        be->write(pos, &p0, 4);
+        be->write(q, xv.data(), static_cast<size_t>(hd * nh) * 4);
+        t = median_time(reps * 10, [&](int) { be->rope(q, pos, RopeParams{static_cast<int>(hd), 10000.f, 1.f}, nullptr); });
+        rows.push_back({"rope", "F32", "64x32", t * 1e3, 2.0 * hd * nh * 4 / t / 1e9, 6.0 * hd * nh / t / 1e9});
+        for (DType kvt : {DType::F16, DType::F32}) {
+            Tensor kc = alloc(kvt, {hd * nkv, ctx}), vc = alloc(kvt, {hd * nkv, ctx}), o = alloc(DType::F32, {hd, nh, 1});
+            std::vector<uint8_t> fill(kc.nbytes());
+            for (size_t i = 0; i < fill.size(); i += 2) {
+                const uint16_t h = kvt == DType::F16 ? cpu::f32_to_fp16(static_cast<float>(rng() % 200) * 0.01f - 1.f) : 0;
+                std::memcpy(fill.data() + i, &h, 2);
+            }
+            be->write(kc, fill.data(), fill.size());
+            be->write(vc, fill.data(), fill.size());
+            for (int64_t len : {int64_t{128}, ctx}) {
+                Tensor span = alloc(DType::I32, {2, 1});
+                const int32_t sp[2] = {0, static_cast<int32_t>(len)};
+                be->write(span, sp, 8);
+                const AttentionParams ap{static_cast<int>(nh), static_cast<int>(nkv), static_cast<int>(hd), 0.125f};
+                t = median_time(reps * 4, [&](int) { be->attention(q, kc, vc, span, o, ap); });
+                const double bytes = 2.0 * static_cast<double>(len) * static_cast<double>(hd * nkv) * (kvt == DType::F16 ? 2 : 4);
+                rows.push_back({"attention ctx=" + std::to_string(len), std::string(dtype_name(kvt)), "32/4x64", t * 1e3,
+                                bytes / t / 1e9, 4.0 * static_cast<double>(len) * hd * nh / t / 1e9});
+            }
+        }
+    }
+
+    if (json) {
+        nlohmann::json j;
+        j["backend"] = be->name();
+        j["bandwidth_gbs"] = bw;
+        j["threads"] = n_threads;
+        for (const Row& r : rows)
+            j["ops"].push_back({{"op", r.op}, {"type", r.type}, {"shape", r.shape}, {"ms", r.ms}, {"gbs", r.gbs}, {"gflops", r.gflops}});
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%s, memory bandwidth %.1f GB/s\n", be->name().c_str(), bw);
+        std::printf("%-20s %-5s %-11s %10s %9s %7s %9s\n", "op", "type", "shape (kxm)", "time ms", "GB/s", "%bw", "GFLOP/s");
+        for (const Row& r : rows)
+            std::printf("%-20s %-5s %-11s %10.4f %9.1f %6.0f%% %9.1f\n", r.op.c_str(), r.type.c_str(), r.shape.c_str(), r.ms, r.gbs,
+                        100.0 * r.gbs / bw, r.gflops);
+    }
+    return 0;
+}
+
+const cli::Registrar reg("kernels", "time the CPU kernels (GB/s, GFLOP/s) against the measured memory bandwidth", cmd_kernels);
+
+}  // namespace
