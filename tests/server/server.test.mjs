@@ -91,7 +91,7 @@ before(async () => {
   fs.symlinkSync(path.join(SHARED, 'models', 'stories260K-Q8_0.gguf'), path.join(modelsDir, 'stories-q8.gguf'));
   fs.writeFileSync(path.join(modelsDir, 'broken.gguf'), 'GGUF this is not a model file');
   fs.writeFileSync(path.join(modelsDir, 'notes.txt'), 'not listed');
-  main = await startServer(['--parallel', '8', '--max-body', '1048576']);
+  main = await startServer(['--parallel', '8', '--max-body', '1048576', '--ctx-size', '4096']);
   ai = client(main);
 });
 
@@ -298,8 +298,10 @@ test('8 concurrent streams all complete', { skip }, async () => {
 
 test('client abort mid-stream frees the slot; the next request works', { skip }, async () => {
   const controller = new AbortController();
-  const { data: stream, response } = await ai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 400,
-    temperature: 1, top_k: 0, top_p: 1, min_p: 0, stream: true, seed: 1 }, { signal: controller.signal }).withResponse();
+  // a long generation that cannot end early: EOS (id 2) is banned through logit_bias
+  const { data: stream, response } = await ai.completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 4000,
+    temperature: 1, top_k: 0, top_p: 1, min_p: 0, stream: true, seed: 1, logit_bias: { 2: -100 } },
+  { signal: controller.signal }).withResponse();
   const rid = response.headers.get('x-request-id');
   assert.match(rid, /^req-\d+$/);
   let chunks = 0;
@@ -311,7 +313,7 @@ test('client abort mid-stream frees the slot; the next request works', { skip },
   } catch (e) {
     assert.ok(e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError', String(e));
   }
-  // the server noticed: the request was cancelled before its 400 tokens
+  // the server noticed: the request was cancelled before its 4000 tokens
   let line = null;
   for (let i = 0; i < 40 && !line; i++) {
     line = main.log().split('\n').find((l) => l.includes(rid + ' '));
@@ -319,8 +321,8 @@ test('client abort mid-stream frees the slot; the next request works', { skip },
   }
   assert.ok(line, `access log line of ${rid}`);
   assert.match(line, /completion_tokens=(\d+) .*cancelled/);
-  assert.ok(Number(line.match(/completion_tokens=(\d+)/)[1]) < 400, line);
-  // the slot is released within a moment (no need to wait for 400 tokens)
+  assert.ok(Number(line.match(/completion_tokens=(\d+)/)[1]) < 4000, line);
+  // the slot is released within a moment (no need to wait for 4000 tokens)
   let active = NaN;
   for (let i = 0; i < 40; i++) {
     active = await metric(main, 'minerva_active_slots');
@@ -405,9 +407,11 @@ test('401: --api-key; CORS only with --cors', { skip }, async () => {
 });
 
 test('429: the queue is full', { skip }, async () => {
-  const s = await startServer(['--parallel', '1', '--max-queue', '1']);
+  const s = await startServer(['--parallel', '1', '--max-queue', '1', '--ctx-size', '4096']);
   const c = client(s);
-  const body = { model: MODEL, prompt: PROMPT, max_tokens: 300, temperature: 1, top_k: 0, top_p: 1, min_p: 0, seed: 5 };
+  // long generations (EOS banned) so that all six requests arrive while the first runs
+  const body = { model: MODEL, prompt: PROMPT, max_tokens: 3000, temperature: 1, top_k: 0, top_p: 1, min_p: 0, seed: 5,
+    logit_bias: { 2: -100 } };
   await c.completions.create({ ...body, max_tokens: 1 }); // load the model first
   const results = await Promise.allSettled([0, 1, 2, 3, 4, 5].map(() => c.completions.create(body)));
   const rejected = results.filter((r) => r.status === 'rejected');
