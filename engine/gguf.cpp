@@ -288,7 +288,7 @@ std::string Value::to_string(size_t max_items) const {
     else if (auto* s = std::get_if<int64_t>(&data)) o << *s;
     else if (auto* d = std::get_if<double>(&data)) o << *d;
     else if (auto* b = std::get_if<bool>(&data)) o << (*b ? "true" : "false");
-    else if (auto* sv = std::get_if<std::string_view>(&data)) o << '"' << printable(*sv, 120) << '"';
+    else if (auto* sv = std::get_if<std::string_view>(&data)) o << '"' << display(*sv, 120) << '"';
     else {
         const Array& a = as_array();
         size_t n = a.size();
@@ -296,7 +296,7 @@ std::string Value::to_string(size_t max_items) const {
         for (size_t i = 0; i < n && i < max_items; ++i) {
             if (i) o << ", ";
             switch (a.elem_type) {
-                case ValueType::STRING: o << '"' << printable(a.strings[i], 40) << '"'; break;
+                case ValueType::STRING: o << '"' << display(a.strings[i], 40) << '"'; break;
                 case ValueType::ARRAY: o << a.nested[i].to_string(max_items); break;
                 case ValueType::FLOAT32: case ValueType::FLOAT64: o << a.floats[i]; break;
                 case ValueType::UINT64: o << static_cast<uint64_t>(a.ints[i]); break;

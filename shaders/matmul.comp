@@ -14,6 +14,7 @@ layout(push_constant) uniform PC {
     uint off[8];
     uint k, m, n;
     uint row_bytes;
+    uint rows_per_wg;  // unused here: the struct is shared with matvec.comp
 } pc;
 #include "dequant.glsl"
 

@@ -1,7 +1,11 @@
 #version 450
 // matvec.comp: out[m, c] = sum_k w[k, m] * x[k, c] for up to NMAX columns c (decode and small
-// batches). One workgroup per weight row; its invocations stride over the row's 32-element
-// units, dequantize each once and use it for every column; then a workgroup reduction.
+// batches). Invocations stride over a row's 32-element units, dequantize each once and use it
+// for every column, then reduce.
+// USE_SUBGROUP: each subgroup owns rows (pc.rows_per_wg per workgroup, taken in turn by however
+// many subgroups the device really made) and reduces with subgroupAdd: no barriers, and many
+// rows per workgroup (what makes it fast on CPU devices, whose per-workgroup cost is high).
+// Otherwise: one workgroup per row and a shared-memory reduction.
 #include "common.glsl"
 #define WG 64
 #define NMAX 8
@@ -13,10 +17,46 @@ layout(push_constant) uniform PC {
     uint off[8];
     uint k, m, n;      // n <= NMAX
     uint row_bytes;    // bytes per weight row
+    uint rows_per_wg;  // USE_SUBGROUP: rows each workgroup computes
 } pc;
 #include "dequant.glsl"
 #include "reduce.glsl"
 
+#ifdef USE_SUBGROUP
+void main() {
+    uint n_units = (pc.k + 31u) / 32u;
+    for (uint r = gl_SubgroupID; r < pc.rows_per_wg; r += gl_NumSubgroups) {
+        uint row = flat_group() * pc.rows_per_wg + r;
+        if (row >= pc.m) break;  // uniform in the subgroup
+        uint row_off = pc.off[0] * 4u + row * pc.row_bytes;
+        float acc[NMAX];
+        [[unroll]] for (uint c = 0; c < NMAX; ++c) acc[c] = 0.0;
+        for (uint u = gl_SubgroupInvocationID; u < n_units; u += gl_SubgroupSize) {
+            float v[32];
+            dq_unit(row_off, u, pc.k, v);
+            [[unroll]] for (uint c = 0; c < NMAX; ++c) {
+                if (c < pc.n) {
+                    uint xb = pc.off[1] + c * pc.k + 32u * u;
+                    float s = 0.0;
+#ifdef W_PLAIN
+                    uint lim = min(32u, pc.k - 32u * u);
+                    for (uint j = 0; j < lim; ++j) s += v[j] * xs[xb + j];
+#else
+                    [[unroll]] for (uint j = 0; j < 32u; ++j) s += v[j] * xs[xb + j];
+#endif
+                    acc[c] += s;
+                }
+            }
+        }
+        [[unroll]] for (uint c = 0; c < NMAX; ++c) {
+            if (c < pc.n) {
+                float t = subgroupAdd(acc[c]);
+                if (subgroupElect()) outs[pc.off[2] + c * pc.m + row] = t;
+            }
+        }
+    }
+}
+#else
 void main() {
     uint row = flat_group();
     if (row >= pc.m) return;  // whole workgroup leaves together
@@ -49,3 +89,4 @@ void main() {
         }
     }
 }
+#endif

@@ -320,7 +320,7 @@ inline std::vector<Case> malformed_cases() {
             b.data_size = 0;
         }), "file ends inside uint32 value");
     add("bool-byte-2", with(3, [](Builder& b) { b.kvs[10].value = le<uint8_t>(2); }), "bool value is 2, not 0 or 1");
-    add("bool-array-0xff", with(3, [i_bools](Builder& b) {
+    add("bool-array-0xff", with(3, [&](Builder& b) {
             b.kvs[i_bools].value = b.array(BOOL, 3, std::string("\x01\x00\xFF", 3));
         }), "bool value is 255");
     add("string-length-huge", patch(good, L.kv_value[0], le<uint64_t>(1ull << 63)), "string value length 9223372036854775808 exceeds");
@@ -331,13 +331,13 @@ inline std::vector<Case> malformed_cases() {
             b.kvs[0].value = b.count(11) + "0123456789";
             b.data_size = 0;
         }), "string value length 11 exceeds the 10 bytes left");
-    add("array-unknown-element-type", with(3, [i_tokens](Builder& b) { b.kvs[i_tokens].value.replace(0, 4, le<uint32_t>(77)); }),
+    add("array-unknown-element-type", with(3, [&](Builder& b) { b.kvs[i_tokens].value.replace(0, 4, le<uint32_t>(77)); }),
         "unknown array element type 77");
     add("array-count-huge-u8", with(3, [](Builder& b) { b.kvs[3] = {"test.bytes", ARRAY, b.array(UINT8, 1ull << 60, "abc")}; }),
         "array of 1152921504606846976 uint8 elements cannot fit");
-    add("array-count-huge-strings", with(3, [i_tokens](Builder& b) { b.kvs[i_tokens].value.replace(4, 8, le<uint64_t>(1ull << 32)); }),
+    add("array-count-huge-strings", with(3, [&](Builder& b) { b.kvs[i_tokens].value.replace(4, 8, le<uint64_t>(1ull << 32)); }),
         "array of 4294967296 string elements cannot fit");
-    add("string-array-element-length-huge", with(3, [i_tokens](Builder& b) {
+    add("string-array-element-length-huge", with(3, [&](Builder& b) {
             b.kvs[i_tokens].value = b.array(STRING, 2, b.str("ok") + le<uint64_t>(1ull << 48) + "x");
         }), "string array element length 281474976710656 exceeds");
     add("array-count-lies", with(3, [](Builder& b) {
@@ -358,10 +358,10 @@ inline std::vector<Case> malformed_cases() {
             for (int d = 0; d < 9; ++d) v = b.array(ARRAY, 1, v);
             b.kvs[3] = {"test.deep", ARRAY, v};
         }), "arrays nested more than 8 deep");
-    add("nested-array-inner-count-huge", with(3, [i_nested](Builder& b) {
+    add("nested-array-inner-count-huge", with(3, [&](Builder& b) {
             b.kvs[i_nested].value = b.array(ARRAY, 1, b.array(FLOAT64, 1ull << 61, ""));
         }), "array of 2305843009213693952 float64 elements cannot fit");
-    add("nested-array-outer-count-huge", with(3, [i_nested](Builder& b) {
+    add("nested-array-outer-count-huge", with(3, [&](Builder& b) {
             b.kvs[i_nested].value = b.array(ARRAY, 1ull << 59, b.array(UINT8, 0, ""));
         }), "array of 576460752303423488 array elements cannot fit");
 

@@ -20,6 +20,11 @@
 namespace fs = std::filesystem;
 using namespace minerva;
 
+namespace gguf_test {
+// Readable parameter names in gtest failure output instead of a byte dump.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name << " (" << c.bytes.size() << " bytes)"; }
+}  // namespace gguf_test
+
 namespace {
 
 // Parses and returns the Error message; fails the test when it parses or throws anything else.

@@ -16,6 +16,7 @@
 
 #include "cpu/dequant.h"
 #include "cpu/fast_ops.h"
+#include "cpu/gemm.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/vec_dot.h"
@@ -62,6 +63,34 @@ void matmul_blas(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     });
 }
 
+// Prefill through the integer GEMM (gemm.h): tiles of kGemmTileRows weight rows are unpacked
+// into per-thread scratch and multiplied with all columns in 4x4 register blocks.
+constexpr int64_t kGemmTileRows = 32;
+constexpr int64_t kGemmMinColumns = 4;
+
+void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
+    const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
+    const size_t rs = w.row_size(), gs = gemm_row_bytes(k);
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    uint8_t* cols = static_cast<uint8_t*>(c.shared.get(gs * static_cast<size_t>(n)));
+    c.pool.parallel_for(n, 4, [&](int64_t j0, int64_t j1, int) {
+        for (int64_t j = j0; j < j1; ++j) gemm_quantize_col(x.data<float>() + j * k, k, cols + gs * static_cast<size_t>(j));
+    });
+    for (auto& s : c.per_thread) s.get(gs * kGemmTileRows);  // grow before the parallel region
+    c.pool.parallel_for(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
+        uint8_t* tile = static_cast<uint8_t*>(c.per_thread[static_cast<size_t>(ith)].get(gs * kGemmTileRows));
+        for (int64_t r = r0; r < r1; ++r) gemm_unpack_row(w.type, wp + rs * static_cast<size_t>(r), k, tile + gs * static_cast<size_t>(r - r0));
+        for (int64_t j = 0; j < n; j += 4) {
+            const int nc = static_cast<int>(std::min<int64_t>(4, n - j));
+            for (int64_t r = r0; r < r1; r += 4) {
+                const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+                gemm_block_vnni(k, tile + gs * static_cast<size_t>(r - r0), gs, nr, cols + gs * static_cast<size_t>(j), gs, nc,
+                                out.data<float>() + j * m + r, m);
+            }
+        }
+    });
+}
+
 bool use_blas(int64_t n) {
     static const int mode = [] {
         const char* e = std::getenv("MINERVA_PREFILL");
@@ -86,6 +115,7 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const float* xp = x.data<float>();
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
+    if (n >= kGemmMinColumns && gemm_supported(w.type) && !std::getenv("MINERVA_NO_GEMM")) return matmul_gemm(c, w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
 

@@ -49,9 +49,11 @@ void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain) {
     work(0);
     // Every chunk is claimed; wait until the claimed ones are finished, then close the job so
     // that late workers skip it.
-    while (done_.load(std::memory_order_acquire) < n) _mm_pause();
+    // (pause, then yield: the thread we wait for may need this core)
+    for (int spins = 0; done_.load(std::memory_order_acquire) < n; ++spins) spins < 2048 ? _mm_pause() : std::this_thread::yield();
     state_.fetch_or(kClosed, std::memory_order_acq_rel);
-    while ((state_.load(std::memory_order_acquire) & ~kClosed) != 0) _mm_pause();
+    for (int spins = 0; (state_.load(std::memory_order_acquire) & ~kClosed) != 0; ++spins)
+        spins < 2048 ? _mm_pause() : std::this_thread::yield();
 }
 
 void ThreadPool::worker(int ith) {

@@ -1,6 +1,6 @@
 // kernels/cpu/thread_pool.h: a fixed pool of n-1 workers plus the calling thread.
 //
-// parallel_for(n, grain, f) cuts [0, n) into chunks of `grain` items that the participating
+// parallel_for(n, grain, f) cuts [0, n) into chunks of `grain` items (never more per call) that the participating
 // threads claim from a shared counter, calling f(begin, end, ith) (ith: 0 for the caller,
 // 1..n-1 for workers; use it to index per-thread scratch). The caller works too, and returns as
 // soon as every chunk is done: a worker that the OS has not scheduled yet (the machine may be
@@ -32,7 +32,7 @@ public:
         if (n <= 0) return;
         if (grain < 1) grain = 1;
         if (n_ == 1 || n <= grain) {
-            f(int64_t{0}, n, 0);
+            for (int64_t b = 0; b < n; b += grain) f(b, b + grain < n ? b + grain : n, 0);
             return;
         }
         using Fn = std::remove_reference_t<F>;

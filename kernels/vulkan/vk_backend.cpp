@@ -445,6 +445,31 @@ void VulkanBackend::set_profiling(bool on) {
     profiling_ = on;
 }
 
+double VulkanBackend::measure_copy_bandwidth(uint64_t bytes, int reps) {
+    if (!ctx_->phys.timestamps) throw Error("vulkan: " + name() + " has no timestamp queries on its compute queue");
+    sync();
+    bytes = std::min<uint64_t>(bytes, ctx_->phys.props.limits.maxStorageBufferRange) / 256 * 256;
+    uint64_t a = create_buffer(bytes, false), b = create_buffer(bytes, false);
+    double best = 0;
+    for (int r = 0; r < reps; ++r) {
+        Frame& f = frame();
+        vkCmdWriteTimestamp(f.cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, f.queries, 0);
+        VkBufferCopy c{0, 0, bytes};
+        vkCmdCopyBuffer(f.cb, buffers_[a - 1].buf, buffers_[b - 1].buf, 1, &c);
+        vkCmdWriteTimestamp(f.cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, f.queries, 1);
+        sync();
+        uint64_t ts[2];
+        check(vkGetQueryPoolResults(ctx_->device, f.queries, 0, 2, sizeof ts, ts, 8,
+                                    VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT),
+              "vkGetQueryPoolResults");
+        double sec = double(ts[1] - ts[0]) * ctx_->phys.props.limits.timestampPeriod * 1e-9;
+        if (sec > 0) best = std::max(best, 2.0 * double(bytes) / sec);
+    }
+    destroy_buffer(a);
+    destroy_buffer(b);
+    return best;
+}
+
 void VulkanBackend::submit() {
     Frame& f = frames_[cur_];
     if (!f.recording) return;
@@ -571,8 +596,15 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
     const int64_t n_max = 8;  // matvec.comp NMAX
     if (n <= n_max) {
         pc.n = static_cast<uint32_t>(n);
-        std::string v = weight_variant("matvec", w.type) + (use_subgroups_ ? "_sg" : "");
-        dispatch(v, args, &pc, sizeof pc, pc.m);
+        if (use_subgroups_) {
+            // One subgroup per row, 64-invocation workgroups; CPU devices (lavapipe) pay per
+            // workgroup, so give each of their subgroups 4 rows in turn.
+            uint32_t sg = std::max<uint32_t>(1, ctx_->phys.subgroup_size);
+            pc.rows_per_wg = std::max<uint32_t>(1, 64 / sg) * (ctx_->phys.rank() == 3 ? 4 : 1);
+            dispatch(weight_variant("matvec", w.type) + "_sg", args, &pc, sizeof pc, ceil_div(pc.m, pc.rows_per_wg));
+        } else {
+            dispatch(weight_variant("matvec", w.type), args, &pc, sizeof pc, pc.m);
+        }
     } else {
         pc.n = static_cast<uint32_t>(n);
         dispatch(weight_variant("matmul", w.type), args, &pc, sizeof pc, ceil_div(pc.m, 64), ceil_div(pc.n, 64));

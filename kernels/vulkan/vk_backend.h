@@ -64,6 +64,9 @@ public:
     const std::map<std::string, KernelTiming>& timings() const { return timings_; }
     void clear_timings() { timings_.clear(); }
     const Context& context() const { return *ctx_; }
+    // Device memory bandwidth: a buffer-to-buffer copy of `bytes` timed by timestamps, best of
+    // `reps`; counts bytes read + written. For the benchmark's reference line.
+    double measure_copy_bandwidth(uint64_t bytes, int reps);
     // Forces the attention split count for decode (0 = automatic); for tests.
     void set_attention_split(uint32_t n) { forced_split_ = n; }
     // Disables the subgroup variants (tests the shared-memory fallback on devices that have them).

@@ -15,6 +15,7 @@ struct PcMatvec {  // matvec.comp, matmul.comp
     uint32_t off[8];
     uint32_t k, m, n;
     uint32_t row_bytes;
+    uint32_t rows_per_wg;  // matvec.comp with subgroups: rows per workgroup
 };
 struct PcGetRows {  // get_rows.comp
     uint32_t off[8];

@@ -1,9 +1,16 @@
 // minerva/gguf.h: a bounds-checked, memory-mapped reader for GGUF files (versions 1, 2 and 3).
 //
-// Every read is checked against the file size; a malformed file throws minerva::Error with a
-// message naming the file, the key or tensor, the byte offset and what was wrong. Nothing is
-// allocated beyond what the file's own size can justify. Tensor data is never copied: it stays
-// in the mapping, which lives as long as any File (or copy of it) does.
+// Every read is checked against the file size; a malformed file throws minerva::Error with one
+// line "FILE: invalid GGUF at byte N (key 'K' | tensor 'T'): what was wrong". Counts and lengths
+// are checked against the bytes left before anything is reserved, so memory stays within a small
+// constant factor of the file size whatever the counts claim. Rejected, among others: bad magic
+// or version, unknown value/tensor types, non-UTF-8 or duplicate keys and tensor names, bools
+// other than 0/1, arrays nested deeper than 8, n_dims outside 1..4, zero or overflowing dims,
+// general.alignment that is not an integer power of two, and tensor data that is misaligned,
+// overlapping or past the end of the file. Version 1 files use 32-bit counts, lengths and
+// dimensions and have no 64-bit value types. Tensor data is never copied: it stays in the
+// mapping, which lives as long as any File (or copy of it) does. tests/test_gguf_malformed.cpp
+// and the fuzz target (docs/fuzzing.md) hold the reader to this.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,0 +1,216 @@
+// bench/bench_vulkan.cpp: `minerva-bench vulkan-kernels`: every Vulkan shader variant timed by
+// GPU timestamp queries, with achieved GB/s (bytes the op must move) and GFLOP/s, next to the
+// device's copy bandwidth measured the same way. Shapes default to TinyLlama-1.1B (dim 2048,
+// ffn 5632, 32 heads / 4 KV heads of 64); --dim/--ffn scale them (7B: --dim 4096 --ffn 11008).
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend.h"
+#include "minerva/error.h"
+#include "tools/cli.h"
+#include "vulkan/vk_backend.h"
+
+namespace minerva {
+std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool required);
+}
+
+namespace {
+
+using namespace minerva;
+
+struct Row {
+    std::string op, variant, shape;
+    double us = 0, gbs = 0, gflops = 0;
+};
+
+std::vector<uint8_t> random_weights(DType t, int64_t k, int64_t m, std::mt19937& rng) {
+    Tensor probe;
+    probe.type = t;
+    probe.ne[0] = k;
+    probe.ne[1] = m;
+    std::vector<uint8_t> bytes(probe.nbytes());
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    // Keep every fp16 a small finite number: plain types get values in [-1, 1]; quantized
+    // blocks get their scale fields overwritten (random bytes could be NaN/Inf halves).
+    const auto& info = dtype_info(t);
+    auto put_half = [&](size_t off) { bytes[off] = 0x00, bytes[off + 1] = 0x20; };  // 2^-7
+    if (t == DType::F32) {
+        auto* f = reinterpret_cast<float*>(bytes.data());
+        std::uniform_real_distribution<float> u(-1.f, 1.f);
+        for (int64_t i = 0; i < k * m; ++i) f[i] = u(rng);
+    } else if (t == DType::F16 || t == DType::BF16) {
+        for (size_t i = 1; i < bytes.size(); i += 2) bytes[i] &= 0x3b;
+    } else {
+        std::vector<int> offs;
+        switch (t) {
+            case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K: offs = {0, 2}; break;
+            case DType::Q2_K: offs = {80, 82}; break;
+            case DType::Q3_K: offs = {108}; break;
+            case DType::Q6_K: offs = {208}; break;
+            default: offs = {0}; break;
+        }
+        for (size_t b = 0; b + info.block_bytes <= bytes.size(); b += info.block_bytes)
+            for (int o : offs) put_half(b + static_cast<size_t>(o));
+    }
+    return bytes;
+}
+
+int cmd_vulkan_kernels(int argc, char** argv) {
+    cli::Args args(argc, argv, {"--device", "--dim", "--ffn", "--ctx", "--prefill", "--reps", "--types"},
+                   {"--json", "-h|--help"});
+    if (args.has("--help")) {
+        std::printf("usage: minerva-bench vulkan-kernels [--device vulkan|vulkan:N] [--dim 2048] [--ffn 5632]\n"
+                    "         [--ctx 512] [--prefill 128] [--reps 20] [--types F16,Q4_0,...] [--json]\n"
+                    "Times every Vulkan shader variant with GPU timestamps (lavapipe included).\n");
+        return 0;
+    }
+    const std::string device = args.get("--device", "vulkan");
+    auto owned = make_vulkan_backend(device, true);
+    auto* vk = static_cast<vk::VulkanBackend*>(owned.get());
+    if (!vk->can_profile()) throw Error(vk->name() + " has no timestamp queries: cannot time kernels");
+    const int64_t dim = args.get_int("--dim", 2048), ffn = args.get_int("--ffn", 5632);
+    const int64_t ctx = args.get_int("--ctx", 512), n_pp = args.get_int("--prefill", 128);
+    const int reps = static_cast<int>(args.get_int("--reps", 20));
+    const int head_dim = 64, n_head = static_cast<int>(dim / head_dim), n_head_kv = std::max(1, n_head / 8);
+    std::vector<DType> types = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+    if (auto list = args.get("--types")) {
+        types.clear();
+        size_t p = 0;
+        while (p <= list->size()) {
+            size_t q = list->find(',', p);
+            std::string name = list->substr(p, q == std::string::npos ? std::string::npos : q - p);
+            auto t = dtype_from_name(name);
+            if (!t) throw Error("--types: unknown type '" + name + "'");
+            types.push_back(*t);
+            if (q == std::string::npos) break;
+            p = q + 1;
+        }
+    }
+    if (dim % 256 || ffn % 256) throw Error("--dim and --ffn must be multiples of 256 (K-quant blocks)");
+
+    const double bw = vk->measure_copy_bandwidth(256ull << 20, 5);
+    std::fprintf(stderr, "device: %s\ncopy bandwidth (read+write, timestamps): %.1f GB/s\n", vk->name().c_str(), bw / 1e9);
+
+    std::mt19937 rng(42);
+    std::vector<Row> rows;
+    // Runs `record` reps times in one submission with profiling on and returns the mean GPU
+    // time per dispatch of each variant it used.
+    auto timed = [&](auto&& record) {
+        record();  // warm-up: builds the pipelines
+        vk->sync();
+        vk->clear_timings();
+        vk->set_profiling(true);
+        for (int r = 0; r < reps; ++r) record();
+        vk->sync();
+        vk->set_profiling(false);
+        return vk->timings();
+    };
+    auto add_rows = [&](const std::map<std::string, vk::KernelTiming>& t, const std::string& op, const std::string& shape,
+                        double bytes_per_dispatch, double flops_per_dispatch, const std::string& only = "") {
+        for (const auto& [variant, k] : t) {
+            if (!only.empty() && variant.rfind(only, 0) != 0) continue;
+            Row r{op, variant, shape};
+            r.us = k.total_ns / k.dispatches / 1e3;
+            r.gbs = bytes_per_dispatch / (r.us * 1e3);
+            r.gflops = flops_per_dispatch / (r.us * 1e3);
+            rows.push_back(r);
+        }
+    };
+    auto f32 = [&](std::initializer_list<int64_t> ne) {
+        int64_t n4[4] = {1, 1, 1, 1};
+        int i = 0;
+        for (int64_t v : ne) n4[i++] = v;
+        return vk->alloc(DType::F32, n4);
+    };
+
+    // ---- matrix-vector (decode) and matrix-matrix (prefill) per weight type: the FFN up shape
+    Tensor x1 = f32({dim, 1}), xp = f32({dim, n_pp}), y1 = f32({ffn, 1}), yp = f32({ffn, n_pp});
+    for (DType t : types) {
+        auto bytes = random_weights(t, dim, ffn, rng);
+        const int64_t ne[4] = {dim, ffn, 1, 1};
+        Tensor w = vk->upload_weight(t, ne, bytes.data(), "bench");
+        std::string shape = std::to_string(dim) + "x" + std::to_string(ffn);
+        double wbytes = static_cast<double>(bytes.size());
+        add_rows(timed([&] { vk->matmul(w, x1, y1); }), "matvec", shape + " n=1", wbytes + 4.0 * (dim + ffn),
+                 2.0 * dim * ffn);
+        add_rows(timed([&] { vk->matmul(w, xp, yp); }), "matmul", shape + " n=" + std::to_string(n_pp),
+                 wbytes + 4.0 * n_pp * (dim + ffn), 2.0 * dim * ffn * n_pp);
+    }
+
+    // ---- the other ops at decode (1 token) and prefill shapes
+    for (int64_t n : {int64_t{1}, n_pp}) {
+        const std::string ns = " n=" + std::to_string(n);
+        Tensor x = f32({dim, n}), w = f32({dim}), out = f32({dim, n});
+        add_rows(timed([&] { vk->rms_norm(x, w, out, 1e-5f); }), "rms_norm", std::to_string(dim) + ns,
+                 4.0 * (2 * dim * n + dim), 4.0 * dim * n);
+        Tensor g = f32({ffn, n}), u = f32({ffn, n}), a = f32({ffn, n});
+        add_rows(timed([&] { vk->swiglu(g, u, a); }), "swiglu", std::to_string(ffn) + ns, 12.0 * ffn * n, 5.0 * ffn * n);
+        add_rows(timed([&] { vk->add(x, out); }), "add", std::to_string(dim) + ns, 12.0 * dim * n, 1.0 * dim * n);
+        Tensor q = f32({head_dim, n_head, n}), pos = vk->alloc(DType::I32, std::array<int64_t, 4>{n, 1, 1, 1}.data());
+        RopeParams rp{head_dim, 10000.f, 1.f};
+        add_rows(timed([&] { vk->rope(q, pos, rp, nullptr); }), "rope", "64x" + std::to_string(n_head) + ns,
+                 8.0 * dim * n, 6.0 * dim * n);
+        const int64_t width = int64_t(head_dim) * n_head_kv;
+        const int64_t cache_ne[4] = {width, ctx + n, 1, 1};
+        Tensor kc = vk->alloc(DType::F16, cache_ne), vc = vk->alloc(DType::F16, cache_ne);
+        Tensor k = f32({width, n}), v = f32({width, n});
+        std::vector<int32_t> cells(static_cast<size_t>(n)), span(static_cast<size_t>(2 * n));
+        for (int64_t i = 0; i < n; ++i) cells[i] = static_cast<int32_t>(ctx + i), span[2 * i] = 0,
+                                        span[2 * i + 1] = static_cast<int32_t>(ctx + i + 1);
+        Tensor dcells = vk->alloc(DType::I32, std::array<int64_t, 4>{n, 1, 1, 1}.data());
+        Tensor dspan = vk->alloc(DType::I32, std::array<int64_t, 4>{2, n, 1, 1}.data());
+        vk->write(dcells, cells.data(), cells.size() * 4);
+        vk->write(dspan, span.data(), span.size() * 4);
+        add_rows(timed([&] { vk->kv_store(k, v, kc, vc, dcells); }), "kv_store", std::to_string(width) + ns,
+                 12.0 * width * n, 0);
+        AttentionParams ap{n_head, n_head_kv, head_dim, 0.125f};
+        Tensor ao = f32({head_dim, n_head, n});
+        // Bytes: the K and V cells read (once per KV head) plus q and out; flops: QK and PV.
+        double cells_read = n == 1 ? double(ctx + 1) : double(n) * (ctx + (n + 1) / 2.0) / n * n;
+        add_rows(timed([&] { vk->attention(q, kc, vc, dspan, ao, ap); }), "attention",
+                 "ctx " + std::to_string(ctx) + ns, 2.0 * 2 * width * cells_read / (n == 1 ? 1 : n) + 8.0 * dim * n,
+                 4.0 * head_dim * n_head * cells_read);
+    }
+
+    // ---- embedding lookup
+    {
+        auto bytes = random_weights(DType::Q4_0, dim, 4096, rng);
+        const int64_t ne[4] = {dim, 4096, 1, 1};
+        Tensor table = vk->upload_weight(DType::Q4_0, ne, bytes.data(), "bench_embd");
+        Tensor ids = vk->alloc(DType::I32, std::array<int64_t, 4>{n_pp, 1, 1, 1}.data()), out = f32({dim, n_pp});
+        add_rows(timed([&] { vk->get_rows(table, ids, out); }), "get_rows", std::to_string(dim) + " n=" + std::to_string(n_pp),
+                 (18.0 / 32 + 4.0) * dim * n_pp, 0);
+    }
+
+    if (args.has("--json")) {
+        nlohmann::json j;
+        j["device"] = vk->name();
+        j["copy_bandwidth_gbs"] = bw / 1e9;
+        for (const Row& r : rows)
+            j["kernels"].push_back({{"op", r.op}, {"variant", r.variant}, {"shape", r.shape}, {"us", r.us},
+                                    {"gbs", r.gbs}, {"gflops", r.gflops}});
+        std::printf("%s\n", j.dump().c_str());
+        return 0;
+    }
+    std::printf("%-10s %-20s %-22s %12s %10s %10s %8s\n", "op", "variant", "shape", "time (us)", "GB/s", "GFLOP/s", "% bw");
+    for (const Row& r : rows)
+        std::printf("%-10s %-20s %-22s %12.1f %10.2f %10.2f %7.1f%%\n", r.op.c_str(), r.variant.c_str(), r.shape.c_str(),
+                    r.us, r.gbs, r.gflops, bw > 0 ? 100.0 * r.gbs * 1e9 / bw : 0.0);
+    std::printf("device copy bandwidth: %.1f GB/s (%s)\n", bw / 1e9, vk->name().c_str());
+    return 0;
+}
+
+cli::Registrar reg("vulkan-kernels", "per-kernel GPU time, GB/s and GFLOP/s of every Vulkan shader variant",
+                   cmd_vulkan_kernels);
+
+}  // namespace

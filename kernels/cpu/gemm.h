@@ -1,0 +1,51 @@
+// kernels/cpu/gemm.h: the prefill (n > 1) integer GEMM for every quantized weight type.
+//
+// Weights of any quantized type are unpacked, one tile of rows at a time, into a common form:
+// unsigned 8-bit quants u, a float scale per group of 4 (one 32-bit lane of vpdpbusd) and a
+// float offset per 16, so that w = f * u + o. The activations are quantized once per call to
+// signed 8-bit blocks of 32 with a float scale per block (repeated per lane) and the scaled sums
+// of each 16. Then
+//     dot(w, x) = sum_lanes f * dx * dpbusd(u, q)  +  sum_16 o * dx * sum(q)
+// The unpacking is paid once per tile and reused by every column, and a 4x4 register block of
+// rows x columns shares each load; the inner loop is vpdpbusd, cvt, mul, fma per 64 products.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "minerva/types.h"
+
+namespace minerva::cpu {
+
+// k rounded up to a multiple of 64 (the unpacked rows and columns are zero-padded).
+inline int64_t gemm_kpad(int64_t k) { return (k + 63) / 64 * 64; }
+
+// Entries of the per-16 offset array, padded to whole 64-byte vectors.
+inline int64_t gemm_n_off(int64_t k) { return (gemm_kpad(k) / 16 + 15) / 16 * 16; }
+
+// Bytes of one unpacked weight row / quantized activation column of length k (a multiple of 64).
+inline size_t gemm_row_bytes(int64_t k) {
+    const int64_t kp = gemm_kpad(k);
+    return static_cast<size_t>(kp + kp + 4 * gemm_n_off(k));  // u8[kp], f32 f[kp/4], f32 o[n_off]
+}
+
+// The three parts of an unpacked row / column at p (64-byte aligned if p is).
+struct GemmRow {
+    uint8_t* q;  // weights: u8 quants; activations: int8 quants
+    float* s;    // per lane of 4: weights f, activations dx
+    float* o;    // per 16: weights o, activations dx * sum(q)
+};
+inline GemmRow gemm_parts(void* p, int64_t k) {
+    const int64_t kp = gemm_kpad(k);
+    uint8_t* b = static_cast<uint8_t*>(p);
+    return {b, reinterpret_cast<float*>(b + kp), reinterpret_cast<float*>(b + kp + kp)};
+}
+
+bool gemm_supported(DType t);  // quantized types with an unpacker (all of them) on a VNNI CPU
+void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst);
+void gemm_quantize_col(const float* x, int64_t k, void* dst);
+
+// out[j * ldo + r] = dot(row r, col j) for r < nr (<= 4), j < nc (<= 4). AVX-512 VNNI.
+void gemm_block_vnni(int64_t k, const uint8_t* rows, size_t row_stride, int nr, const uint8_t* cols, size_t col_stride,
+                     int nc, float* out, int64_t ldo);
+
+}  // namespace minerva::cpu
