@@ -6,6 +6,12 @@
 // the type's row kernel (vec_dot.h) four rows at a time. For n > 1 (prefill) a chunk's rows stay
 // in L1/L2 while every column streams past them, so the weights are read from memory once.
 // Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
+//
+// Prefill (n >= 4 columns) on AVX-512 VNNI CPUs goes through the integer GEMM of gemm.h instead
+// (weights unpacked once per tile, 4x4 register blocks). OpenBLAS sgemm on dequantized tiles is
+// kept as an option (MINERVA_PREFILL=blas); measured on the 2-core Zen 5 machine it was ~1.6x
+// slower than the GEMM and ~1.2x slower than the per-column kernels (docs/performance.md), so
+// it is not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
 #include <immintrin.h>
 
 #include <cblas.h>
@@ -25,7 +31,7 @@ namespace minerva::cpu::fast {
 namespace {
 
 constexpr int64_t kChunkRows = 16;
-constexpr int64_t kBlasMinColumns = 1 << 30;  // set from measurements (docs/performance.md)  // rows per scheduling unit: ~16-40 KB of quantized weights at k=2048
+constexpr int64_t kBlasMinColumns = int64_t{1} << 40;  // never by default: slower here (see above)  // rows per scheduling unit: ~16-40 KB of quantized weights at k=2048
 
 size_t act_bytes(ActKind kind, int64_t k) {
     switch (kind) {
@@ -103,6 +109,15 @@ bool use_blas(int64_t n) {
     return n >= kBlasMinColumns;
 }
 
+bool per_column_forced() {
+    static const bool forced = [] {
+        const char* e = std::getenv("MINERVA_PREFILL");
+        const char* g = std::getenv("MINERVA_NO_GEMM");
+        return (e && std::strcmp(e, "int8") == 0) || (g && *g && std::strcmp(g, "0") != 0);
+    }();
+    return forced;
+}
+
 }  // namespace
 
 void init_blas_threads() { openblas_set_num_threads(1); }
@@ -115,7 +130,7 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const float* xp = x.data<float>();
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
-    if (n >= kGemmMinColumns && gemm_supported(w.type) && !std::getenv("MINERVA_NO_GEMM")) return matmul_gemm(c, w, x, out);
+    if (n >= kGemmMinColumns && gemm_supported(w.type) && !per_column_forced()) return matmul_gemm(c, w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
 

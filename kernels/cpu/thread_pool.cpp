@@ -3,6 +3,11 @@
 
 #include <immintrin.h>
 
+#include <fstream>
+#include <set>
+#include <string>
+#include <utility>
+
 namespace minerva::cpu {
 namespace {
 constexpr int kSpins = 1 << 14;  // pauses before a worker sleeps (tens of microseconds)

@@ -20,7 +20,7 @@ namespace minerva::cpu {
 
 class ThreadPool {
 public:
-    explicit ThreadPool(int n_threads);  // n_threads <= 0: number of hardware threads
+    explicit ThreadPool(int n_threads);  // n_threads <= 0: number of physical cores
     ~ThreadPool();
     ThreadPool(const ThreadPool&) = delete;
     ThreadPool& operator=(const ThreadPool&) = delete;
