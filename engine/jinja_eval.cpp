@@ -380,6 +380,7 @@ public:
 private:
     Scope scope_;
     int depth_ = 0;
+    int64_t iterations_ = 0;  // loop iterations so far: a runaway template is an Error, not a hang
 
     struct DepthGuard {
         int& d;
@@ -504,6 +505,8 @@ private:
         }
         const int64_t len = static_cast<int64_t>(items.size());
         for (int64_t k = 0; k < len; ++k) {
+            if (++iterations_ > 10'000'000 || out.size() > (size_t{256} << 20))
+                fail(n.line, "the template runs too long (over 10 million loop iterations or 256 MiB of output)");
             Object loop{{"index", Value(k + 1)},
                         {"index0", Value(k)},
                         {"revindex", Value(len - k)},

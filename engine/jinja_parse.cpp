@@ -2,6 +2,7 @@
 // The grammar and operator precedence follow Jinja2's parser: conditional < or < and < not <
 // comparisons (==, !=, <, >, <=, >=, in, not in) < + - < ~ < * / // % < ** < unary - < postfix
 // (.attr, [index], (call)) < filters (|f) and tests (is t).
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -116,10 +117,15 @@ private:
 
     void push(Tok t, std::string text, int line) { toks_.push_back({t, std::move(text), line}); }
 
+    // Line of a position; positions are asked for mostly in increasing order, so the count
+    // continues from the last answer (linear in the template, not quadratic).
+    mutable size_t line_pos_ = 0;
+    mutable int line_ = 1;
     int line_at(size_t pos) const {
-        int line = 1;
-        for (size_t i = 0; i < pos && i < src_.size(); ++i) line += src_[i] == '\n';
-        return line;
+        pos = std::min(pos, src_.size());
+        if (pos < line_pos_) line_pos_ = 0, line_ = 1;
+        for (; line_pos_ < pos; ++line_pos_) line_ += src_[line_pos_] == '\n';
+        return line_;
     }
     size_t find_tag(size_t pos) const {
         while (true) {
@@ -275,6 +281,17 @@ public:
 private:
     std::vector<Token> t_;
     size_t i_ = 0;
+    int depth_ = 0;
+
+    // Bounds the recursion of nested expressions and blocks, so that "((((..." is an Error
+    // rather than a stack overflow.
+    struct Nest {
+        Parser& p;
+        explicit Nest(Parser& p_) : p(p_) {
+            if (++p.depth_ > 200) fail(p.peek().line, "nesting too deep (more than 200 levels)");
+        }
+        ~Nest() { --p.depth_; }
+    };
 
     const Token& peek(size_t k = 0) const { return t_[std::min(i_ + k, t_.size() - 1)]; }
     const Token& next() {
@@ -309,6 +326,7 @@ private:
     // Parses text, output and statements until a block tag whose keyword is in `until`
     // (left unconsumed, positioned at its '{%').
     NodePtr parse_body(std::initializer_list<const char*> until) {
+        Nest nest(*this);
         auto block = make(Node::Kind::Block, peek().line);
         while (true) {
             const Token& t = peek();
@@ -519,6 +537,7 @@ private:
     }
 
     NodePtr parse_expression() {
+        Nest nest(*this);
         auto a = parse_or();
         while (is_name("if")) {
             int line = next().line;
@@ -559,6 +578,7 @@ private:
         return a;
     }
     NodePtr parse_not() {
+        Nest nest(*this);
         if (is_name("not")) {
             int line = next().line;
             auto n = make(Node::Kind::Not, line);
@@ -620,6 +640,7 @@ private:
         return a;
     }
     NodePtr parse_unary() {
+        Nest nest(*this);
         if (is_op("-") || is_op("+")) {
             const Token& t = next();
             auto n = make(Node::Kind::Unary, t.line);

@@ -10,6 +10,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <thread>
 
 #include "minerva/error.h"
 #include "request.h"
@@ -111,6 +112,10 @@ struct Waiter {
         fresh.assign(choices.size(), {});
         auto deadline = Clock::now() + std::chrono::milliseconds(ms);
         while (true) {
+            if (client_gone()) {
+                cancel_all();
+                return false;
+            }
             bool any = false, all_done = true;
             for (size_t k = 0; k < choices.size(); ++k) {
                 auto& c = choices[k];
@@ -123,12 +128,7 @@ struct Waiter {
                 c.job->tokens.clear();
                 if (!c.job->done) all_done = false;
             }
-            if (any || all_done) return true;
-            if (client_gone()) {
-                cancel_all();
-                return false;
-            }
-            if (Clock::now() >= deadline) return true;
+            if (any || all_done || Clock::now() >= deadline) return true;
             // sleep on the first unfinished job's condition variable
             for (auto& c : choices) {
                 if (c.finished) continue;
@@ -145,7 +145,11 @@ json usage_json(const std::vector<Choice>& choices) {
     int prompt = choices.empty() ? 0 : choices[0].job->n_prompt;
     int completion = 0;
     for (auto& c : choices) completion += c.job->n_gen;
-    return json{{"prompt_tokens", prompt}, {"completion_tokens", completion}, {"total_tokens", prompt + completion}};
+    int cached = choices.empty() ? 0 : choices[0].job->n_cached;
+    return json{{"prompt_tokens", prompt},
+                {"completion_tokens", completion},
+                {"total_tokens", prompt + completion},
+                {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 std::string finish_reason(const Job& j) { return j.finish_reason == "stop" || j.finish_reason == "length" ? j.finish_reason : "stop"; }
@@ -171,7 +175,9 @@ bool Api::listen() {
         if (!http_->bind_to_port(cfg_.host, cfg_.port)) return false;
         port_ = cfg_.port;
     }
-    spdlog::info("minerva-serve listening on http://{}:{} ({} model(s) available)", cfg_.host, port_, pool_.list().size());
+    // printed whatever the log level: scripts read the port from this line (--port 0)
+    std::printf("minerva-serve listening on http://%s:%d (%zu model(s) available)\n", cfg_.host.c_str(), port_,
+                pool_.list().size());
     std::fflush(stdout);
     return http_->listen_after_bind();
 }
@@ -181,15 +187,16 @@ void Api::stop() { http_->stop(); }
 std::string Api::begin_request(const std::string& method, const std::string& path) {
     std::string rid = "req-" + std::to_string(next_id_.fetch_add(1));
     std::lock_guard lock(log_mu_);
-    records_[rid] = {Clock::now(), 0, 0};
+    records_[rid] = {Clock::now(), 0, 0, {}};
     return rid;
 }
 
-void Api::note_tokens(const std::string& rid, int prompt, int completion) {
+void Api::note_tokens(const std::string& rid, int prompt, int completion, const std::string& note) {
     std::lock_guard lock(log_mu_);
     if (auto it = records_.find(rid); it != records_.end()) {
         it->second.prompt_tokens = prompt;
         it->second.completion_tokens = completion;
+        it->second.note = note;
     }
 }
 
@@ -282,8 +289,9 @@ void Api::routes() {
         }
         double secs = std::chrono::duration<double>(Clock::now() - rec.t0).count();
         metrics_.request(route_label(req.path), res.status);
-        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s", rid, req.remote_addr, req.method, req.path,
-                     res.status, rec.prompt_tokens, rec.completion_tokens, secs);
+        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr, req.method,
+                     req.path, res.status, rec.prompt_tokens, rec.completion_tokens, secs, rec.note.empty() ? "" : " ",
+                     rec.note);
     });
 
     // wraps a handler: ApiError and other exceptions become OpenAI-shaped errors
@@ -428,6 +436,7 @@ void Api::routes() {
                 while (true) {
                     if (!w.wait_any(fresh, 200)) {
                         res.status = 499;  // client closed the request (logged; nobody reads it)
+                        note_tokens(rid, (*choices)[0].job->n_prompt, static_cast<int>((*choices)[0].tokens.size()), "cancelled");
                         return;
                     }
                     bool all = true;
@@ -474,13 +483,25 @@ void Api::routes() {
                 return "data: " + dump(j) + "\n\n";
             };
             auto sched = lm->scheduler.get();
+            // Tokens are written at most every kFlushInterval per stream: one write (and one wake-up of
+            // this thread) per token would cost more than the batched decode step that made it.
+            auto last_write = std::make_shared<Clock::time_point>();
             res.set_header("Cache-Control", "no-cache");
             res.set_chunked_content_provider(
                 "text/event-stream",
-                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, &vocab](size_t, httplib::DataSink& sink) {
+                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, last_write,
+                 &vocab](size_t, httplib::DataSink& sink) {
+                    constexpr auto kFlushInterval = std::chrono::milliseconds(15);
+                    if (Clock::now() < *last_write + kFlushInterval) std::this_thread::sleep_until(*last_write + kFlushInterval);
                     Waiter w{*choices, *sched, fd};
                     std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
-                    if (!w.wait_any(fresh, 200)) return false;
+                    auto cancelled = [&] {
+                        int gen = 0;
+                        for (auto& c : *choices) gen += static_cast<int>(c.tokens.size());
+                        note_tokens(rid, (*choices)[0].job->n_prompt, gen, "cancelled");
+                        return false;
+                    };
+                    if (!w.wait_any(fresh, 200)) return cancelled();
                     std::string out;
                     bool all = true;
                     for (size_t k = 0; k < choices->size(); ++k) {
@@ -534,9 +555,10 @@ void Api::routes() {
                         }
                         out += "data: [DONE]\n\n";
                     }
+                    if (!out.empty()) *last_write = Clock::now();
                     if (!out.empty() && !sink.write(out.data(), out.size())) {
                         w.cancel_all();
-                        return false;
+                        return cancelled();
                     }
                     if (all) sink.done();
                     return true;

@@ -29,11 +29,12 @@ private:
     struct RequestRecord {
         std::chrono::steady_clock::time_point t0;
         int prompt_tokens = 0, completion_tokens = 0;
+        std::string note;  // "cancelled" when the client went away
     };
 
     void routes();
     std::string begin_request(const std::string& method, const std::string& path);
-    void note_tokens(const std::string& rid, int prompt, int completion);
+    void note_tokens(const std::string& rid, int prompt, int completion, const std::string& note = {});
 
     const Config& cfg_;
     Metrics metrics_;

@@ -149,6 +149,12 @@ TEST(Jinja, MalformedTemplatesThrowClearErrors) {
         "{% for x in xs %}{% endif %}", "{{ x[] }}", "{% bogus %}", "{{ (1, 2 }}", "{# no end", "{{ a.  }}",
         "{% set %}", "{% macro m( %}{% endmacro %}", "{{ @ }}", "{% if x %}{% else %}{% else %}{% endif %}",
     };
+    // deep nesting is an Error, not a stack overflow
+    std::vector<std::string> deep = {"{{ " + std::string(100000, '(') + "1 }}", "{{ " + std::string(100000, '-') + "1 }}",
+                                     "{{ " + std::string(50000, '[') + " }}", std::string(3000, '{') + "% if x %}",
+                                     [] { std::string t; for (int i = 0; i < 5000; ++i) t += "{% if x %}"; return t; }(),
+                                     "{{ " + [] { std::string t; for (int i = 0; i < 50000; ++i) t += "not "; return t; }() + "x }}"};
+    for (const auto& t : deep) EXPECT_THROW(minerva::jinja::Template{t}, minerva::Error) << t.substr(0, 40);
     for (const char* t : bad_parse) {
         try {
             minerva::jinja::Template tmpl(t);

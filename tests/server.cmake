@@ -1,0 +1,25 @@
+# End-to-end test of minerva-serve with the official OpenAI Node SDK (tests/server/).
+# scripts/test.sh runs `npm install` in tests/server; the test needs node and that install.
+find_program(NODE_EXECUTABLE node)
+if(TARGET minerva-serve AND NODE_EXECUTABLE)
+  add_test(NAME server_openai_sdk
+    COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/server.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
+  set_tests_properties(server_openai_sdk PROPERTIES TIMEOUT 600)
+endif()
+
+# `minerva chat` end to end: a turn on stdin is rendered with the chosen template, tokenized and
+# answered. Exit 77 (skip) without shared data unless MINERVA_REQUIRE_SHARED=1.
+if(TARGET minerva_cli)
+  set(_chat_script [=[
+    model="$MINERVA_SHARED/models/stories260K-f32.gguf"
+    if [ ! -f "$model" ]; then [ "$MINERVA_REQUIRE_SHARED" = 1 ] && { echo "missing $model"; exit 1; }; exit 77; fi
+    out=$(printf 'Once upon a time\n/reset\nThe cat\n' | "$0" chat -m "$model" -n 8 --temp 0 -t 1 --print-prompt --chat-template "$1" 2>&1) || { echo "$out"; exit 1; }
+    echo "$out"
+    echo "$out" | grep -qF "$2" || { echo "expected: $2"; exit 1; }
+    [ "$(echo "$out" | grep -c '\[prompt\]')" = 2 ] || { echo "expected two turns"; exit 1; }
+  ]=])
+  add_test(NAME chat_cli_chatml COMMAND sh -c "${_chat_script}" $<TARGET_FILE:minerva_cli> chatml "<|im_start|>user")
+  add_test(NAME chat_cli_llama2 COMMAND sh -c "${_chat_script}" $<TARGET_FILE:minerva_cli> llama2 "[INST] The cat [/INST]")
+  set_tests_properties(chat_cli_chatml chat_cli_llama2 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
+endif()

@@ -1,0 +1,113 @@
+// minerva chat: an interactive conversation with a model, through its chat template (the same
+// code as minerva-serve: minerva/chat.h). Reads one user turn per line from stdin.
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli.h"
+#include "minerva/chat.h"
+#include "minerva/minerva.h"
+
+namespace minerva::cli {
+namespace {
+
+const char* kChatHelp =
+    "usage: minerva chat -m MODEL [options]\n"
+    "One user turn per line on stdin; '/reset' forgets the conversation, '/exit' or EOF ends it.\n"
+    "  -m, --model PATH        GGUF model\n"
+    "  -s, --system TEXT       system message\n"
+    "  --chat-template NAME|FILE  chatml, llama2, llama3, mistral, zephyr, gemma, phi3, tinyllama,\n"
+    "                          or a Jinja file (default: the model's own, else chatml)\n"
+    "  --print-prompt          print each rendered prompt to stderr\n"
+    "  -n, --n-predict N       most tokens per reply (default 512)\n"
+    "  -c, --ctx-size N        context size (default: min(trained, 4096))\n"
+    "  -t, --threads N         CPU threads (default: physical cores)\n"
+    "  --temp T                temperature (default 0.8; 0 = greedy)\n"
+    "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
+    "  --device D              auto, cpu, vulkan, vulkan:N\n";
+
+int cmd_chat(int argc, char** argv) {
+    Args a(argc, argv,
+           {"-m|--model", "-s|--system", "--chat-template", "-n|--n-predict", "-c|--ctx-size", "-t|--threads", "--temp",
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--device", "--log-level"},
+           {"--print-prompt", "-h|--help"});
+    if (a.has("--help")) {
+        std::fputs(kChatHelp, stdout);
+        return 0;
+    }
+    if (auto l = a.get("--log-level")) set_log_level(*l);
+    ModelOptions mo;
+    mo.device = a.get("--device", "auto");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    auto model = Model::load(a.require("-m"), mo);
+    const Vocab& vocab = *model->vocab();
+    ChatTemplate tmpl = ChatTemplate::resolve(a.get("--chat-template", ""), model->chat_template());
+    ChatOptions copts = chat_options(vocab);
+
+    GenerateParams gp;
+    gp.max_tokens = static_cast<int>(a.get_int("-n", 512));
+    SamplerParams& sp = gp.sampling;
+    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
+    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));
+    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p));
+    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p));
+    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty));
+    if (auto s = a.get("--seed")) sp.seed = static_cast<uint64_t>(std::stoull(*s));
+    // End-of-turn markers that a vocabulary without them as control tokens would spell as text.
+    gp.stop = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "[INST]", "<|user|>"};
+
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(a.get_int("-c", 0));
+    Session session(model, so);
+    std::fprintf(stderr, "%s on %s, chat template '%s', n_ctx %d. One turn per line; /reset, /exit.\n",
+                 model->info().name.c_str(), model->backend_name().c_str(), tmpl.name().c_str(), session.n_ctx());
+
+    std::vector<ChatMessage> conversation;
+    if (auto s = a.get("-s")) conversation.emplace_back("system", *s);
+    const size_t n_fixed = conversation.size();
+    std::string line;
+    while (true) {
+        std::fputs("> ", stderr);
+        if (!std::getline(std::cin, line) || line == "/exit") break;
+        if (line == "/reset") {
+            conversation.resize(n_fixed);
+            std::fputs("(conversation reset)\n", stderr);
+            continue;
+        }
+        if (line.empty()) continue;
+        conversation.emplace_back("user", line);
+        std::string text;
+        try {
+            text = tmpl.render(conversation, copts);
+        } catch (const Error& e) {
+            std::fprintf(stderr, "error: %s\n", e.what());
+            conversation.pop_back();
+            continue;
+        }
+        if (a.has("--print-prompt")) std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", text.c_str());
+        std::vector<int32_t> prompt = tokenize_chat(vocab, text);
+        if (static_cast<int>(prompt.size()) + 1 >= session.n_ctx()) {
+            std::fprintf(stderr, "error: the conversation (%zu tokens) fills the context of %d; /reset to start over\n",
+                         prompt.size(), session.n_ctx());
+            conversation.pop_back();
+            continue;
+        }
+        GenerateParams turn = gp;
+        turn.max_tokens = std::min(gp.max_tokens, session.n_ctx() - static_cast<int>(prompt.size()));
+        GenerateResult r = generate(session, prompt, turn, [&](int32_t, std::string_view piece) {
+            std::fwrite(piece.data(), 1, piece.size(), stdout);
+            std::fflush(stdout);
+            return true;
+        });
+        std::printf("\n");
+        std::fflush(stdout);
+        conversation.emplace_back("assistant", r.text);
+    }
+    return 0;
+}
+
+Registrar reg_chat("chat", "chat with a model through its chat template (stdin, one turn per line)", cmd_chat);
+
+}  // namespace
+}  // namespace minerva::cli
