@@ -5,7 +5,8 @@ if(TARGET minerva-serve AND NODE_EXECUTABLE)
   add_test(NAME server_openai_sdk
     COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/server.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
     WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
-  set_tests_properties(server_openai_sdk PROPERTIES TIMEOUT 600)
+  # All cases skipped (no shared data, outside CI) shows as skipped, not passed.
+  set_tests_properties(server_openai_sdk PROPERTIES TIMEOUT 600 SKIP_REGULAR_EXPRESSION "# pass 0\n")
 endif()
 
 # `minerva chat` end to end: a turn on stdin is rendered with the chosen template, tokenized and
