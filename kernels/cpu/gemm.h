@@ -3,8 +3,10 @@
 // Weights of any quantized type are unpacked, one tile of rows at a time, into a common form:
 // unsigned 8-bit quants u, a float scale per group of 4 (one 32-bit lane of vpdpbusd) and a
 // float offset per 16, so that w = f * u + o. The activations are quantized once per call to
-// signed 8-bit blocks of 32 with a float scale per block (repeated per lane) and the scaled sums
-// of each 16. Then
+// signed 8-bit blocks with a float scale per block (repeated per lane) and the scaled sums of
+// each 16. The blocks are those of the decode (n = 1) kernels' activations (qact.h), made by the
+// same quantizer: 32 elements for the 32-element weight types (Q8Pair), 256 for the K types
+// (Q8KBlock), so prefill equals decode up to the order of the float sums. Then
 //     dot(w, x) = sum_lanes f * dx * dpbusd(u, q)  +  sum_16 o * dx * sum(q)
 // The unpacking is paid once per tile and reused by every column, and a 4x4 register block of
 // rows x columns shares each load; the inner loop is vpdpbusd, cvt, mul, fma per 64 products.
@@ -42,7 +44,10 @@ inline GemmRow gemm_parts(void* p, int64_t k) {
 
 bool gemm_supported(DType t);  // quantized types with an unpacker (all of them) on a VNNI CPU
 void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst);
-void gemm_quantize_col(const float* x, int64_t k, void* dst);
+// Activation block length for weight type t: 256 for the K types, 32 otherwise (as qact.h).
+int gemm_act_block(DType t);
+// Quantizes a column of k floats in blocks of `block` (32, or 256 with k % 256 == 0).
+void gemm_quantize_col(const float* x, int64_t k, int block, void* dst);
 
 // out[j * ldo + r] = dot(row r, col j) for r < nr (<= 4), j < nc (<= 4). AVX-512 VNNI.
 void gemm_block_vnni(int64_t k, const uint8_t* rows, size_t row_stride, int nr, const uint8_t* cols, size_t col_stride,

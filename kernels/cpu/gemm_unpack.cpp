@@ -7,6 +7,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/gemm.h"
+#include "cpu/qact.h"
 
 namespace minerva::cpu {
 namespace {
@@ -160,27 +161,26 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
     }
 }
 
-void gemm_quantize_col(const float* x, int64_t k, void* dst) {
+int gemm_act_block(DType t) {
+    switch (t) {
+        case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return 256;
+        default: return 32;
+    }
+}
+
+void gemm_quantize_col(const float* x, int64_t k, int block, void* dst) {
     const int64_t kp = gemm_kpad(k);
     GemmRow p = gemm_parts(dst, k);
     int8_t* q = reinterpret_cast<int8_t*>(p.q);
     std::memset(q + k, 0, static_cast<size_t>(kp - k));
     for (int64_t l = k / 4; l < kp / 4; ++l) p.s[l] = 0;
     for (int64_t g = k / 16; g < gemm_n_off(k); ++g) p.o[g] = 0;
-    for (int64_t b = 0; b < k / 32; ++b) {
-        const float* xb = x + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-        const float d = amax / 127.f, id = d > 0 ? 1.f / d : 0.f;
-        int sums[2] = {0, 0};
-        for (int i = 0; i < 32; ++i) {
-            const int v = static_cast<int>(std::lround(xb[i] * id));
-            q[32 * b + i] = static_cast<int8_t>(v);
-            sums[i / 16] += v;
-        }
-        for (int l = 0; l < 8; ++l) p.s[8 * b + l] = d;
-        p.o[2 * b] = d * static_cast<float>(sums[0]);
-        p.o[2 * b + 1] = d * static_cast<float>(sums[1]);
+    int sums[16];
+    for (int64_t b = 0; b < k / block; ++b) {
+        const int64_t e = static_cast<int64_t>(block) * b;
+        const float d = quantize_i8_block(x + e, block, q + e, sums);
+        for (int l = 0; l < block / 4; ++l) p.s[e / 4 + l] = d;
+        for (int g = 0; g < block / 16; ++g) p.o[e / 16 + g] = d * static_cast<float>(sums[g]);
     }
 }
 
