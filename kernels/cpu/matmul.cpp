@@ -80,10 +80,10 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
     const size_t rs = w.row_size(), gs = gemm_row_bytes(k);
     const uint8_t* wp = static_cast<const uint8_t*>(w.host);
-    const int block = gemm_act_block(w.type);
+    const GemmMode mode = gemm_mode(w.type);
     uint8_t* cols = static_cast<uint8_t*>(c.shared.get(gs * static_cast<size_t>(n)));
     c.pool.parallel_for(n, 4, [&](int64_t j0, int64_t j1, int) {
-        for (int64_t j = j0; j < j1; ++j) gemm_quantize_col(x.data<float>() + j * k, k, block, cols + gs * static_cast<size_t>(j));
+        for (int64_t j = j0; j < j1; ++j) gemm_quantize_col(w.type, x.data<float>() + j * k, k, cols + gs * static_cast<size_t>(j));
     });
     for (auto& s : c.per_thread) s.get(gs * kGemmTileRows);  // grow before the parallel region
     c.pool.parallel_for(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
@@ -93,7 +93,7 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
             const int nc = static_cast<int>(std::min<int64_t>(4, n - j));
             for (int64_t r = r0; r < r1; r += 4) {
                 const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
-                gemm_block_vnni(k, tile + gs * static_cast<size_t>(r - r0), gs, nr, cols + gs * static_cast<size_t>(j), gs, nc,
+                gemm_block_vnni(mode, k, tile + gs * static_cast<size_t>(r - r0), gs, nr, cols + gs * static_cast<size_t>(j), gs, nc,
                                 out.data<float>() + j * m + r, m);
             }
         }
@@ -137,7 +137,9 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill, and also decode of the types without a row kernel (Q4_1, Q5_1,
     // Q2_K, Q3_K), so that every n sees the same 8-bit activations: prefill == decode.
-    if ((n >= kGemmMinColumns || !kern.fn) && gemm_supported(w.type) && !per_column_forced()) return matmul_gemm(c, w, x, out);
+    // With a row kernel, the GEMM is bit-identical to it where k % 64 == 0 (it has no odd tail block).
+    if ((n >= kGemmMinColumns || !kern.fn) && (!kern.fn || k % 64 == 0) && gemm_supported(w.type) && !per_column_forced())
+        return matmul_gemm(c, w, x, out);
 
     const void* act = xp;
     size_t act_stride = static_cast<size_t>(k) * 4;
