@@ -6,10 +6,13 @@
 // signed 8-bit blocks with a float scale per block (repeated per lane) and the scaled sums of
 // each 16. The blocks are those of the decode (n = 1) kernels' activations (qact.h), made by the
 // same quantizer: 32 elements for the 32-element weight types (Q8Pair), 256 for the K types
-// (Q8KBlock), so prefill equals decode up to the order of the float sums. Then
+// (Q8KBlock). For the float mode (below) then
 //     dot(w, x) = sum_lanes f * dx * dpbusd(u, q)  +  sum_16 o * dx * sum(q)
 // The unpacking is paid once per tile and reused by every column, and a 4x4 register block of
 // rows x columns shares each load; the inner loop is vpdpbusd, cvt, mul, fma per 64 products.
+// The K mode follows the K row kernels instead (integer sub-block scales, one float step per 256),
+// and the float mode folds the -c * sum(q) offset of Q4_0/Q5_0/Q8_0 into the integer sum as the
+// row kernels do: for the types with a row kernel, prefill is bit-identical to decode.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -9,8 +9,10 @@
 //
 // Prefill (n >= 4 columns) on AVX-512 VNNI CPUs goes through the integer GEMM of gemm.h instead
 // (weights unpacked once per tile, 4x4 register blocks); it quantizes the activations in the same
-// blocks and by the same function as the row kernels, so a prefill column equals the decode of
-// that column up to float summation order. Types without a row kernel use the GEMM for every n. OpenBLAS sgemm on dequantized tiles is
+// blocks and by the same function as the row kernels and repeats their integer and float steps,
+// so a prefill column is bit-identical to the decode of that column (the small test models turn
+// a 3e-7 difference into 1e-2 in the logits through re-rounded 8-bit activations). Types without
+// a row kernel use the GEMM for every n, for the same reason. OpenBLAS sgemm on dequantized tiles is
 // kept as an option (MINERVA_PREFILL=blas); measured on the 2-core Zen 5 machine it was ~1.6x
 // slower than the GEMM and ~1.2x slower than the per-column kernels (docs/performance.md), so
 // it is not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
