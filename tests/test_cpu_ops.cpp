@@ -169,6 +169,59 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                                            DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Prefill must equal decode: a matmul over n columns gives, column by column, what n separate
+// one-column matmuls give. Both paths quantize the activations to 8 bits in the same blocks (32
+// for the 32-element types, 256 for the K types) by the same function, and the GEMM does per
+// (row, column) the row kernels' integer and float operations in their order, so the results
+// are bit-identical. Anything looser is not enough: on the small test models a 3e-7 relative
+// change of one matmul flips the rounding of later 8-bit activations and moves logits by ~1e-2
+// (test_session PrefillEqualsTokenByTokenDecode). n = 9 covers the 4-column GEMM blocks and a
+// remainder, m = 37 a partial row tile, k = 96 an odd number of 32-blocks.
+class PrefillDecodeTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
+    const DType type = GetParam();
+    IsaGuard guard;
+    std::mt19937 rng(static_cast<unsigned>(type) * 104729u + 3);
+    const std::vector<int64_t> ks = is_k_type(type) ? std::vector<int64_t>{256, 2048} : std::vector<int64_t>{32, 96, 2048};
+    const int64_t m = 37, n = 9;
+    for (const auto& [isa_name, feats] : isa_paths()) {
+        set_features(feats);
+        for (int threads : {1, 3}) {
+            auto be = make_cpu_backend(threads);
+            for (int64_t k : ks) {
+                Buf w = make_buf(type, {k, m}), x = make_buf(DType::F32, {k, n});
+                Buf got = make_buf(DType::F32, {m, n}), want = make_buf(DType::F32, {m, n});
+                fill_weights(w.t, rng);
+                fill_normal(x.t, rng);
+                const Tensor wt = be->upload_weight(type, w.t.ne, w.t.host, "w");
+                be->matmul(wt, x.t, got.t);
+                for (int64_t j = 0; j < n; ++j) {
+                    Tensor xj = x.t, oj = want.t;
+                    xj.ne[1] = 1;
+                    xj.host = x.t.data<float>() + j * k;
+                    oj.ne[1] = 1;
+                    oj.host = want.t.data<float>() + j * m;
+                    be->matmul(wt, xj, oj);
+                }
+                double num = 0, den = 0;
+                for (int64_t i = 0; i < m * n; ++i) {
+                    const double d = static_cast<double>(got.t.data<float>()[i]) - want.t.data<float>()[i];
+                    num += d * d;
+                    den += static_cast<double>(want.t.data<float>()[i]) * want.t.data<float>()[i];
+                }
+                const double rel = std::sqrt(num / std::max(den, 1e-30));
+                EXPECT_EQ(rel, 0.0) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k;
+            }
+        }
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(QuantTypes, PrefillDecodeTest,
+                         ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
+                                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
 // The integer kernels must equal, to float rounding, the exact dot product of the dequantized
 // weights with the *quantized* activations: this isolates kernel bugs from activation rounding.
 class DotKernelTest : public ::testing::TestWithParam<DType> {};

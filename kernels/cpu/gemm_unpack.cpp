@@ -7,6 +7,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/gemm.h"
+#include "cpu/qact.h"
 
 namespace minerva::cpu {
 namespace {
@@ -59,7 +60,7 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
                     u[32 * b + j + 16] = static_cast<uint8_t>((qs[j] >> 4) | (five ? ((qh >> (j + 16)) & 1) << 4 : 0));
                 }
                 const float d = fp16_to_f32(dh);
-                const float o = has_min ? fp16_to_f32(mh) : -(five ? 16.f : 8.f) * d;
+                const float o = has_min ? fp16_to_f32(mh) : 0.f;  // Q4_0/Q5_0: in the column bias
                 out.group(32 * b, 32, d, o);
             }
             return;
@@ -69,7 +70,7 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
                 const BlockQ8_0* blk = reinterpret_cast<const BlockQ8_0*>(s) + b;
                 for (int j = 0; j < 32; ++j) u[32 * b + j] = static_cast<uint8_t>(blk->qs[j] + 128);
                 const float d = fp16_to_f32(blk->d);
-                out.group(32 * b, 32, d, -128.f * d);
+                out.group(32 * b, 32, d, 0.f);  // -128 * d: in the column bias
             }
             return;
         case DType::Q2_K:
@@ -128,9 +129,13 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
                     for (int h = 0; h < 2; ++h) {
                         uint8_t sc, mn;
                         k4_scale_min(2 * j + h, blk + 4, sc, mn);
-                        out.group(256 * b + 64 * j + 32 * h, 32, d * sc, -dmin * mn);
+                        int32_t* sl = reinterpret_cast<int32_t*>(out.p.s) + (256 * b + 64 * j + 32 * h) / 4;
+                        for (int l = 0; l < 8; ++l) sl[l] = sc;
+                        reinterpret_cast<int32_t*>(out.p.o + 16 * b)[2 + 2 * j + h] = mn;
                     }
                 }
+                out.p.o[16 * b] = d;
+                out.p.o[16 * b + 1] = dmin;
             }
             return;
         }
@@ -149,10 +154,10 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
                         ub[128 * half + l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
                     }
                 }
-                for (int g = 0; g < 16; ++g) {
-                    const float f = d * static_cast<float>(blk->scales[g]);
-                    out.group(256 * b + 16 * g, 16, f, -32.f * f);
-                }
+                int32_t* sl = reinterpret_cast<int32_t*>(out.p.s) + 64 * b;
+                for (int l = 0; l < 64; ++l) sl[l] = blk->scales[l / 4];
+                out.p.o[16 * b] = d;
+                std::memcpy(reinterpret_cast<uint8_t*>(out.p.o + 16 * b) + 8, blk->scales, 16);
             }
             return;
         default:
@@ -160,27 +165,39 @@ void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst) {
     }
 }
 
-void gemm_quantize_col(const float* x, int64_t k, void* dst) {
+GemmMode gemm_mode(DType t) {
+    switch (t) {
+        case DType::Q4_K: case DType::Q5_K: return GemmMode::K45;
+        case DType::Q6_K: return GemmMode::K6;
+        default: return GemmMode::Float;
+    }
+}
+
+void gemm_quantize_col(DType t, const float* x, int64_t k, void* dst) {
     const int64_t kp = gemm_kpad(k);
     GemmRow p = gemm_parts(dst, k);
     int8_t* q = reinterpret_cast<int8_t*>(p.q);
     std::memset(q + k, 0, static_cast<size_t>(kp - k));
-    for (int64_t l = k / 4; l < kp / 4; ++l) p.s[l] = 0;
+    int sums[16];
+    if (gemm_mode(t) != GemmMode::Float) {
+        for (int64_t b = 0; b < k / 256; ++b) {
+            p.o[16 * b] = quantize_i8_block(x + 256 * b, 256, q + 256 * b, sums);
+            int16_t* bs = reinterpret_cast<int16_t*>(p.o + 16 * b + 8);
+            for (int g = 0; g < 16; ++g) bs[g] = static_cast<int16_t>(sums[g]);
+        }
+        return;
+    }
+    // the offset the row kernels fold into the integer sum (qact.h): none for the types with mins
+    const int c = t == DType::Q4_0 ? 8 : t == DType::Q5_0 ? 16 : t == DType::Q8_0 ? 128 : 0;
+    for (int64_t l = k / 4; l < kp / 4; ++l) p.s[l] = 0, p.b[l] = 0;
     for (int64_t g = k / 16; g < gemm_n_off(k); ++g) p.o[g] = 0;
     for (int64_t b = 0; b < k / 32; ++b) {
-        const float* xb = x + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-        const float d = amax / 127.f, id = d > 0 ? 1.f / d : 0.f;
-        int sums[2] = {0, 0};
-        for (int i = 0; i < 32; ++i) {
-            const int v = static_cast<int>(std::lround(xb[i] * id));
-            q[32 * b + i] = static_cast<int8_t>(v);
-            sums[i / 16] += v;
-        }
-        for (int l = 0; l < 8; ++l) p.s[8 * b + l] = d;
-        p.o[2 * b] = d * static_cast<float>(sums[0]);
-        p.o[2 * b + 1] = d * static_cast<float>(sums[1]);
+        const int64_t e = 32 * b;
+        const float d = quantize_i8_block(x + e, 32, q + e, sums);
+        for (int l = 0; l < 8; ++l) p.s[e / 4 + l] = d, p.b[e / 4 + l] = 0;
+        p.b[e / 4] = -c * (sums[0] + sums[1]);
+        p.o[e / 16] = d * static_cast<float>(sums[0]);
+        p.o[e / 16 + 1] = d * static_cast<float>(sums[1]);
     }
 }
 

@@ -54,16 +54,19 @@ inline float amax_of(const float* x, int n) {
 
 }  // namespace
 
+float quantize_i8_block(const float* x, int n, int8_t* q, int* sums16) {
+    const float d = amax_of(x, n) / 127.f;
+    quant_block(x, n, d > 0 ? 1.f / d : 0.f, q, sums16);
+    return d;
+}
+
 void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out) {
     const int64_t nb = k / 32;
     for (int64_t b = 0; b < nb; ++b) {
         Q8Pair& p = out[b / 2];
         const int h = static_cast<int>(b % 2);
-        const float amax = amax_of(x + 32 * b, 32);
-        const float d = amax / 127.f;
-        const float id = d > 0 ? 1.f / d : 0.f;
         int sums[2];
-        quant_block(x + 32 * b, 32, id, p.qs + 32 * h, sums);
+        const float d = quantize_i8_block(x + 32 * b, 32, p.qs + 32 * h, sums);
         for (int l = 0; l < 8; ++l) {
             p.bias[8 * h + l] = 0;
             p.dx[8 * h + l] = d;
@@ -80,13 +83,9 @@ void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out) {
 void quantize_q8k(const float* x, int64_t k, Q8KBlock* out) {
     for (int64_t b = 0; b < k / 256; ++b) {
         Q8KBlock& q = out[b];
-        const float amax = amax_of(x + 256 * b, 256);
-        const float d = amax / 127.f;
-        const float id = d > 0 ? 1.f / d : 0.f;
         int sums[16];
-        quant_block(x + 256 * b, 256, id, q.qs, sums);
+        q.d = quantize_i8_block(x + 256 * b, 256, q.qs, sums);
         for (int j = 0; j < 16; ++j) q.bsums[j] = static_cast<int16_t>(sums[j]);
-        q.d = d;
     }
 }
 

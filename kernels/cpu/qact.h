@@ -36,4 +36,10 @@ inline size_t q8k_count(int64_t k) { return static_cast<size_t>(k / 256); }
 void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out);
 void quantize_q8k(const float* x, int64_t k, Q8KBlock* out);
 
+// The block quantizer both layouts (and the prefill GEMM, gemm.h) are built on, so that every
+// path turns the same activations into the same bytes: n floats (a multiple of 32, at most 256)
+// get one scale d = amax/127 (returned) and int8 quants q (round half away from zero on x/d);
+// sums16[i] is the sum of the quants of elements [16i, 16i+16).
+float quantize_i8_block(const float* x, int n, int8_t* q, int* sums16);
+
 }  // namespace minerva::cpu
