@@ -20,6 +20,39 @@ layout(push_constant) uniform PC {
     uint rows_per_wg;  // USE_SUBGROUP: rows each workgroup computes
 } pc;
 #include "dequant.glsl"
+
+#if defined(ROW_PER_INVOCATION)
+// Each invocation computes whole rows on its own: no reduction, no shared memory, no barriers.
+// Chosen for CPU devices (lavapipe), where invocations are SIMD lanes and every barrier or
+// subgroup reduction costs a lot, and for short rows anywhere (few 32-element units per row).
+void main() {
+    uint row = flat_invocation(WG);
+    if (row >= pc.m) return;
+    uint row_off = pc.off[0] * 4u + row * pc.row_bytes;
+    uint n_units = (pc.k + 31u) / 32u;
+    float acc[NMAX];
+    [[unroll]] for (uint c = 0; c < NMAX; ++c) acc[c] = 0.0;
+    for (uint u = 0; u < n_units; ++u) {
+        float v[32];
+        dq_unit(row_off, u, pc.k, v);
+        [[unroll]] for (uint c = 0; c < NMAX; ++c) {
+            if (c < pc.n) {
+                uint xb = pc.off[1] + c * pc.k + 32u * u;
+                float s = 0.0;
+#ifdef W_PLAIN
+                uint lim = min(32u, pc.k - 32u * u);
+                for (uint j = 0; j < lim; ++j) s += v[j] * xs[xb + j];
+#else
+                [[unroll]] for (uint j = 0; j < 32u; ++j) s += v[j] * xs[xb + j];
+#endif
+                acc[c] += s;
+            }
+        }
+    }
+    [[unroll]] for (uint c = 0; c < NMAX; ++c)
+        if (c < pc.n) outs[pc.off[2] + c * pc.m + row] = acc[c];
+}
+#else
 #include "reduce.glsl"
 
 #ifdef USE_SUBGROUP
@@ -89,4 +122,5 @@ void main() {
         }
     }
 }
+#endif
 #endif

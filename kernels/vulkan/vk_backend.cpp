@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
@@ -68,11 +69,21 @@ VulkanBackend::VulkanBackend(std::unique_ptr<Context> ctx) : ctx_(std::move(ctx)
         }
     }
     dummy_ = create_buffer(256, false);
+    // MINERVA_VK_PROFILE=1: time every dispatch and log the per-shader totals at teardown.
+    if (const char* env = std::getenv("MINERVA_VK_PROFILE"); env && *env && *env != '0' && ctx_->phys.timestamps)
+        profiling_ = log_timings_ = true;
 }
 
 VulkanBackend::~VulkanBackend() {
     if (!ctx_ || !ctx_->device) return;
     vkDeviceWaitIdle(ctx_->device);
+    if (log_timings_) {
+        for (Frame& f : frames_) collect_timings(f);
+        std::vector<std::pair<std::string, KernelTiming>> v(timings_.begin(), timings_.end());
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.total_ns > b.second.total_ns; });
+        for (const auto& [n, k] : v)
+            spdlog::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
+    }
     for (Frame& f : frames_) {
         for (VkDescriptorPool p : f.pools) vkDestroyDescriptorPool(ctx_->device, p, nullptr);
         if (f.queries) vkDestroyQueryPool(ctx_->device, f.queries, nullptr);
@@ -596,7 +607,13 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
     const int64_t n_max = 8;  // matvec.comp NMAX
     if (n <= n_max) {
         pc.n = static_cast<uint32_t>(n);
-        if (use_subgroups_) {
+        const uint32_t units = ceil_div(pc.k, 32);
+        if (ctx_->phys.rank() == 3 || units <= 8) {
+            // One invocation per row, no reduction: CPU devices (lavapipe) run invocations as
+            // SIMD lanes and pay dearly for subgroup/shared reductions; short rows (the 128k-row
+            // output of small models) would leave most lanes of a per-row subgroup idle.
+            dispatch(weight_variant("matvec", w.type) + "_rows", args, &pc, sizeof pc, ceil_div(pc.m, 64));
+        } else if (use_subgroups_) {
             // One subgroup per row, 64-invocation workgroups; CPU devices (lavapipe) pay per
             // workgroup, so give each of their subgroups 4 rows in turn.
             uint32_t sg = std::max<uint32_t>(1, ctx_->phys.subgroup_size);

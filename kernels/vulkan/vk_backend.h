@@ -140,6 +140,7 @@ private:
     bool use_subgroups_ = false;
     uint32_t forced_split_ = 0;
     std::map<std::string, KernelTiming> timings_;
+    bool log_timings_ = false;
     static constexpr uint64_t k_staging_bytes = 16ull << 20;
     static constexpr uint32_t k_max_queries = 4096;
 };
