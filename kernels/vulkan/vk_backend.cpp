@@ -612,7 +612,7 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
             // One invocation per row, no reduction: CPU devices (lavapipe) run invocations as
             // SIMD lanes and pay dearly for subgroup/shared reductions; short rows (the 128k-row
             // output of small models) would leave most lanes of a per-row subgroup idle.
-            dispatch(weight_variant("matvec", w.type) + "_rows", args, &pc, sizeof pc, ceil_div(pc.m, 64));
+            dispatch(weight_variant("matvec", w.type) + "_rows", args, &pc, sizeof pc, ceil_div(pc.m, 64 * 4));  // RPI 4
         } else if (use_subgroups_) {
             // One subgroup per row, 64-invocation workgroups; CPU devices (lavapipe) pay per
             // workgroup, so give each of their subgroups 4 rows in turn.
