@@ -622,6 +622,21 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
         } else {
             dispatch(weight_variant("matvec", w.type), args, &pc, sizeof pc, pc.m);
         }
+    } else if (ctx_->phys.rank() == 3) {
+        // CPU devices: the tiled matmul's shared-memory traffic and barriers cost more than they
+        // save; the row-per-invocation matvec over 8 columns at a time dequantizes each weight
+        // once per 8 columns and shares every x load between 4 rows.
+        for (int64_t c0 = 0; c0 < n; c0 += n_max) {
+            Tensor xc = x, oc = out;
+            const int64_t nc = std::min(n_max, n - c0);
+            xc.offset += static_cast<uint64_t>(c0) * x.row_size();
+            oc.offset += static_cast<uint64_t>(c0) * out.row_size();
+            xc.ne[1] = oc.ne[1] = nc;
+            xc.ne[2] = xc.ne[3] = oc.ne[2] = oc.ne[3] = 1;
+            pc.n = static_cast<uint32_t>(nc);
+            dispatch(weight_variant("matvec", w.type) + "_rows", {{&w, false}, {&xc, false}, {&oc, true}}, &pc, sizeof pc,
+                     ceil_div(pc.m, 64 * 4));
+        }
     } else {
         pc.n = static_cast<uint32_t>(n);
         dispatch(weight_variant("matmul", w.type), args, &pc, sizeof pc, ceil_div(pc.m, 64), ceil_div(pc.n, 64));
