@@ -6,9 +6,17 @@
 // Per chunk of WG cells: invocation j scores cell j (q.k over head_dim), then every invocation
 // updates the dims it owns (d = tid + WG*i) with the chunk's probabilities.
 #include "common.glsl"
+#ifdef NARROW
+// CPU devices (lavapipe): one SIMD vector per workgroup, so barriers are cheap and each chunk's
+// max/probability loops run over 8 cells instead of 64.
+#define WG 8u
+#define DMAX 32u  // head_dim <= WG * DMAX = 256
+layout(local_size_x = 8) in;
+#else
 #define WG 64u
 #define DMAX 4u   // head_dim <= WG * DMAX = 256
 layout(local_size_x = 64) in;
+#endif
 layout(std430, set = 0, binding = 0) readonly buffer Q { float qs[]; };
 #ifdef KV_F16
 layout(std430, set = 0, binding = 1) readonly buffer KC { uint kc[]; };

@@ -719,7 +719,8 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     if (forced_split_) n_split = forced_split_;
     else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
     pc.n_split = n_split;
-    const char* variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
+    std::string variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
+    if (ctx_->phys.rank() == 3) variant += "_narrow";  // CPU devices: 8-invocation workgroups
     Tensor part;
     part.buffer = dummy_;
     part.ne[0] = 64;
