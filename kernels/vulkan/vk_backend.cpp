@@ -720,7 +720,10 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
     pc.n_split = n_split;
     std::string variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
-    if (ctx_->phys.rank() == 3) variant += "_narrow";  // CPU devices: 8-invocation workgroups
+    if (ctx_->phys.rank() == 3) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
+        variant += "_narrow";
+        if (use_subgroups_ && ctx_->phys.subgroup_ballot && ctx_->phys.subgroup_size >= 8) variant += "_sg";
+    }
     Tensor part;
     part.buffer = dummy_;
     part.ne[0] = 64;
