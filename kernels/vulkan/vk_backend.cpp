@@ -47,6 +47,7 @@ VulkanBackend::VulkanBackend(std::unique_ptr<Context> ctx) : ctx_(std::move(ctx)
     align_ = std::max<uint64_t>(256, lim.minStorageBufferOffsetAlignment);
     chunk_bytes_ = std::min<uint64_t>(lim.maxStorageBufferRange, 1ull << 30) / align_ * align_;
     use_subgroups_ = ctx_->phys.subgroup_arithmetic;
+    cpu_shapes_ = ctx_->phys.rank() == 3;
 
     VkCommandPoolCreateInfo pi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
     pi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
@@ -450,6 +451,8 @@ void VulkanBackend::collect_timings(Frame& f) {
     f.query_names.clear();
 }
 
+bool VulkanBackend::is_cpu_device() const { return ctx_->phys.rank() == 3; }
+
 void VulkanBackend::set_profiling(bool on) {
     if (on && !ctx_->phys.timestamps) throw Error("vulkan: " + name() + " has no timestamp queries on its compute queue");
     sync();
@@ -608,7 +611,7 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
     if (n <= n_max) {
         pc.n = static_cast<uint32_t>(n);
         const uint32_t units = ceil_div(pc.k, 32);
-        if (ctx_->phys.rank() == 3 || units <= 8) {
+        if (cpu_shapes_ || units <= 8) {
             // One invocation per row, no reduction: CPU devices (lavapipe) run invocations as
             // SIMD lanes and pay dearly for subgroup/shared reductions; short rows (the 128k-row
             // output of small models) would leave most lanes of a per-row subgroup idle.
@@ -622,7 +625,7 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
         } else {
             dispatch(weight_variant("matvec", w.type), args, &pc, sizeof pc, pc.m);
         }
-    } else if (ctx_->phys.rank() == 3) {
+    } else if (cpu_shapes_) {
         // CPU devices: the tiled matmul's shared-memory traffic and barriers cost more than they
         // save; the row-per-invocation matvec over 8 columns at a time dequantizes each weight
         // once per 8 columns and shares every x load between 4 rows.
@@ -720,7 +723,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
     pc.n_split = n_split;
     std::string variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
-    if (ctx_->phys.rank() == 3) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
+    if (cpu_shapes_) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
         variant += "_narrow";
         if (use_subgroups_ && ctx_->phys.subgroup_ballot && ctx_->phys.subgroup_size >= 8) variant += "_sg";
     }
