@@ -120,7 +120,7 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         for (const auto& [variant, k] : t) {
             if (!only.empty() && variant.rfind(only, 0) != 0) continue;
             Row r{op, variant, shape};
-            r.us = k.total_ns / k.dispatches / 1e3;
+            r.us = k.total_ns / reps / 1e3;  // per op call (CPU devices split a matmul into several dispatches)
             r.gbs = bytes_per_dispatch / (r.us * 1e3);
             r.gflops = flops_per_dispatch / (r.us * 1e3);
             rows.push_back(r);

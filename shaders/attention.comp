@@ -6,9 +6,17 @@
 // Per chunk of WG cells: invocation j scores cell j (q.k over head_dim), then every invocation
 // updates the dims it owns (d = tid + WG*i) with the chunk's probabilities.
 #include "common.glsl"
+#ifdef NARROW
+// CPU devices (lavapipe): one SIMD vector per workgroup, so barriers are cheap and each chunk's
+// max/probability loops run over 8 cells instead of 64.
+#define WG 8u
+#define DMAX 32u  // head_dim <= WG * DMAX = 256
+layout(local_size_x = 8) in;
+#else
 #define WG 64u
 #define DMAX 4u   // head_dim <= WG * DMAX = 256
 layout(local_size_x = 64) in;
+#endif
 layout(std430, set = 0, binding = 0) readonly buffer Q { float qs[]; };
 #ifdef KV_F16
 layout(std430, set = 0, binding = 1) readonly buffer KC { uint kc[]; };
@@ -58,6 +66,61 @@ float v_at(uint cell, uint kvh, uint d) {
 #endif
 }
 
+#ifdef NARROW_SG
+// CPU devices with subgroups: the workgroup is one subgroup, so the chunk's max, sum and each
+// cell's probability travel by subgroup operations: no shared memory and no barriers at all.
+#extension GL_KHR_shader_subgroup_basic : enable
+#extension GL_KHR_shader_subgroup_arithmetic : enable
+#extension GL_KHR_shader_subgroup_ballot : enable
+void main() {
+    uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
+    uint tid = gl_LocalInvocationID.x;
+    uint kvh = h / (pc.n_head / pc.n_head_kv);
+    uint qb = pc.off[0] + (t * pc.n_head + h) * pc.head_dim;
+
+    int first = span[pc.off[3] + 2u * t], len = span[pc.off[3] + 2u * t + 1u];
+    uint cell0 = uint(max(first, 0));
+    uint n = uint(clamp(len, 0, int(pc.n_cells) - int(cell0)));
+    uint per = (n + pc.n_split - 1u) / pc.n_split;
+    uint a = cell0 + min(n, s * per), b = cell0 + min(n, (s + 1u) * per);
+
+    float m_run = NEG_BIG, l_run = 0.0;
+    float acc[DMAX];
+    [[unroll]] for (uint i = 0; i < DMAX; ++i) acc[i] = 0.0;
+    for (uint c0 = a; c0 < b; c0 += WG) {
+        uint cnt = min(WG, b - c0);
+        float sc = NEG_BIG;
+        if (tid < cnt) {
+            uint cell = c0 + tid;
+            sc = 0.0;
+#ifdef KV_F16
+            uint base = pc.off[1] + (cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim) / 2u;
+            for (uint d = 0; d < pc.head_dim; d += 2u) {
+                vec2 kk = unpackHalf2x16(kc[base + d / 2u]);
+                sc += (qs[qb + d] * pc.scale) * kk.x + (qs[qb + d + 1u] * pc.scale) * kk.y;
+            }
+#else
+            uint base = pc.off[1] + cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim;
+            for (uint d = 0; d < pc.head_dim; ++d) sc += (qs[qb + d] * pc.scale) * kc[base + d];
+#endif
+        }
+        float m_new = max(m_run, subgroupMax(sc));
+        float p = tid < cnt ? exp(sc - m_new) : 0.0;
+        float corr = exp(m_run - m_new);
+        l_run = l_run * corr + subgroupAdd(p);
+        [[unroll]] for (uint i = 0; i < DMAX; ++i) acc[i] *= corr;
+        [[unroll]] for (uint j = 0; j < WG; ++j) {
+            float pj = subgroupBroadcast(p, j);
+            if (j < cnt) {
+                [[unroll]] for (uint i = 0; i < DMAX; ++i) {
+                    uint d = tid + WG * i;
+                    if (d < pc.head_dim) acc[i] += pj * v_at(c0 + j, kvh, d);
+                }
+            }
+        }
+        m_run = m_new;
+    }
+#else
 void main() {
     uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
     uint tid = gl_LocalInvocationID.x;
@@ -100,6 +163,7 @@ void main() {
         m_run = m_new;
         barrier();
     }
+#endif
 
     if (pc.n_split == 1u) {
         float inv = l_run > 0.0 ? 1.0 / l_run : 0.0;

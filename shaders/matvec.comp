@@ -20,6 +20,52 @@ layout(push_constant) uniform PC {
     uint rows_per_wg;  // USE_SUBGROUP: rows each workgroup computes
 } pc;
 #include "dequant.glsl"
+
+#if defined(ROW_PER_INVOCATION)
+// Each invocation computes RPI whole rows on its own: no reduction, no shared memory, no
+// barriers, and every x element it loads serves RPI rows. Chosen for CPU devices (lavapipe),
+// where invocations are SIMD lanes, each buffer load costs a per-lane loop and barriers or
+// subgroup reductions cost a lot; and for short rows anywhere (few 32-element units per row).
+#define RPI 4
+void main() {
+    uint row0 = flat_invocation(WG) * RPI;
+    if (row0 >= pc.m) return;
+    uint n_units = (pc.k + 31u) / 32u;
+    uint row_off[RPI];
+    [[unroll]] for (uint r = 0; r < RPI; ++r) row_off[r] = pc.off[0] * 4u + min(row0 + r, pc.m - 1u) * pc.row_bytes;
+    float acc[NMAX * RPI];
+    [[unroll]] for (uint i = 0; i < NMAX * RPI; ++i) acc[i] = 0.0;
+    for (uint u = 0; u < n_units; ++u) {
+        float v0[32], v1[32], v2[32], v3[32];
+        dq_unit(row_off[0], u, pc.k, v0);
+        dq_unit(row_off[1], u, pc.k, v1);
+        dq_unit(row_off[2], u, pc.k, v2);
+        dq_unit(row_off[3], u, pc.k, v3);
+        uint lim = min(32u, pc.k - 32u * u);  // 32 except in an odd-sized row's tail (plain types)
+        [[unroll]] for (uint c = 0; c < NMAX; ++c) {
+            if (c < pc.n) {
+                uint xb = pc.off[1] + c * pc.k + 32u * u;
+                float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                [[unroll]] for (uint j = 0; j < 32u; ++j) {
+                    float xv = j < lim ? xs[xb + j] : 0.0;
+                    s0 += v0[j] * xv;
+                    s1 += v1[j] * xv;
+                    s2 += v2[j] * xv;
+                    s3 += v3[j] * xv;
+                }
+                acc[c * RPI + 0u] += s0;
+                acc[c * RPI + 1u] += s1;
+                acc[c * RPI + 2u] += s2;
+                acc[c * RPI + 3u] += s3;
+            }
+        }
+    }
+    [[unroll]] for (uint c = 0; c < NMAX; ++c)
+        if (c < pc.n)
+            [[unroll]] for (uint r = 0; r < RPI; ++r)
+                if (row0 + r < pc.m) outs[pc.off[2] + c * pc.m + row0 + r] = acc[c * RPI + r];
+}
+#else
 #include "reduce.glsl"
 
 #ifdef USE_SUBGROUP
@@ -89,4 +135,5 @@ void main() {
         }
     }
 }
+#endif
 #endif

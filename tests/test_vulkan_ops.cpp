@@ -167,15 +167,22 @@ TEST_P(VulkanWeightOps, MatmulMatchesReference) {
         cpu::ref::matmul(w.t, x.t, ref.t);
         Tensor dw = to_device(vk, w, true), dx = to_device(vk, x);
         Tensor dout = vk->alloc(DType::F32, ref.t.ne);
-        for (int sg = 0; sg < 2; ++sg) {
-            vk->set_use_subgroups(sg == 0);
-            vk->matmul(dw, dx, dout);
-            auto got = from_device(vk, dout);
-            EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-4)
-                << dtype_name(type) << " k=" << k << " m=" << s.m << " n=" << s.n << (sg == 0 ? " subgroup" : " shared-memory");
-            if (s.n > 8) break;  // the tiled path has no subgroup variant
+        // Both shape families (row-per-invocation for CPU devices; subgroup / shared-memory rows
+        // and the tiled matmul for GPUs), whatever the device is.
+        for (int cpu_shapes = 0; cpu_shapes < 2; ++cpu_shapes) {
+            vk->set_cpu_shapes(cpu_shapes == 1);
+            for (int sg = 0; sg < 2; ++sg) {
+                vk->set_use_subgroups(sg == 0);
+                vk->matmul(dw, dx, dout);
+                auto got = from_device(vk, dout);
+                EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-4)
+                    << dtype_name(type) << " k=" << k << " m=" << s.m << " n=" << s.n
+                    << (cpu_shapes ? " cpu-shapes" : (sg == 0 ? " subgroup" : " shared-memory"));
+                if (s.n > 8 || cpu_shapes) break;  // the tiled and row paths have no subgroup variant
+            }
+            vk->set_use_subgroups(true);
         }
-        vk->set_use_subgroups(true);
+        vk->set_cpu_shapes(vk->is_cpu_device());
     }
 }
 
@@ -271,13 +278,21 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
     AttentionParams p{n_head, n_head_kv, head_dim, 1.f / std::sqrt(float(head_dim))};
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, ref.t, p);
     Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, ref.t.ne);
-    vk->set_attention_split(split);
-    vk->attention(dq, dkc, dvc, ds, dout, p);
-    vk->set_attention_split(0);
-    auto got = from_device(vk, dout);
-    EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
-        << dtype_name(cache_type) << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
-        << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split;
+    // GPU shape; CPU shape with subgroups (barrier-free) and without (shared memory).
+    for (int variant = 0; variant < 3; ++variant) {
+        vk->set_cpu_shapes(variant > 0);
+        vk->set_use_subgroups(variant != 2);
+        vk->set_attention_split(split);
+        vk->attention(dq, dkc, dvc, ds, dout, p);
+        vk->set_attention_split(0);
+        auto got = from_device(vk, dout);
+        EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
+            << dtype_name(cache_type) << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
+            << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split << " shapes "
+            << (variant == 0 ? "gpu" : variant == 1 ? "cpu+subgroup" : "cpu");
+    }
+    vk->set_use_subgroups(true);
+    vk->set_cpu_shapes(vk->is_cpu_device());
 }
 
 TEST(VulkanOps, AttentionDecode) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
@@ -46,6 +47,7 @@ VulkanBackend::VulkanBackend(std::unique_ptr<Context> ctx) : ctx_(std::move(ctx)
     align_ = std::max<uint64_t>(256, lim.minStorageBufferOffsetAlignment);
     chunk_bytes_ = std::min<uint64_t>(lim.maxStorageBufferRange, 1ull << 30) / align_ * align_;
     use_subgroups_ = ctx_->phys.subgroup_arithmetic;
+    cpu_shapes_ = ctx_->phys.rank() == 3;
 
     VkCommandPoolCreateInfo pi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
     pi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
@@ -68,11 +70,21 @@ VulkanBackend::VulkanBackend(std::unique_ptr<Context> ctx) : ctx_(std::move(ctx)
         }
     }
     dummy_ = create_buffer(256, false);
+    // MINERVA_VK_PROFILE=1: time every dispatch and log the per-shader totals at teardown.
+    if (const char* env = std::getenv("MINERVA_VK_PROFILE"); env && *env && *env != '0' && ctx_->phys.timestamps)
+        profiling_ = log_timings_ = true;
 }
 
 VulkanBackend::~VulkanBackend() {
     if (!ctx_ || !ctx_->device) return;
     vkDeviceWaitIdle(ctx_->device);
+    if (log_timings_) {
+        for (Frame& f : frames_) collect_timings(f);
+        std::vector<std::pair<std::string, KernelTiming>> v(timings_.begin(), timings_.end());
+        std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.total_ns > b.second.total_ns; });
+        for (const auto& [n, k] : v)
+            spdlog::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
+    }
     for (Frame& f : frames_) {
         for (VkDescriptorPool p : f.pools) vkDestroyDescriptorPool(ctx_->device, p, nullptr);
         if (f.queries) vkDestroyQueryPool(ctx_->device, f.queries, nullptr);
@@ -439,6 +451,8 @@ void VulkanBackend::collect_timings(Frame& f) {
     f.query_names.clear();
 }
 
+bool VulkanBackend::is_cpu_device() const { return ctx_->phys.rank() == 3; }
+
 void VulkanBackend::set_profiling(bool on) {
     if (on && !ctx_->phys.timestamps) throw Error("vulkan: " + name() + " has no timestamp queries on its compute queue");
     sync();
@@ -596,7 +610,13 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
     const int64_t n_max = 8;  // matvec.comp NMAX
     if (n <= n_max) {
         pc.n = static_cast<uint32_t>(n);
-        if (use_subgroups_) {
+        const uint32_t units = ceil_div(pc.k, 32);
+        if (cpu_shapes_ || units <= 8) {
+            // One invocation per row, no reduction: CPU devices (lavapipe) run invocations as
+            // SIMD lanes and pay dearly for subgroup/shared reductions; short rows (the 128k-row
+            // output of small models) would leave most lanes of a per-row subgroup idle.
+            dispatch(weight_variant("matvec", w.type) + "_rows", args, &pc, sizeof pc, ceil_div(pc.m, 64 * 4));  // RPI 4
+        } else if (use_subgroups_) {
             // One subgroup per row, 64-invocation workgroups; CPU devices (lavapipe) pay per
             // workgroup, so give each of their subgroups 4 rows in turn.
             uint32_t sg = std::max<uint32_t>(1, ctx_->phys.subgroup_size);
@@ -604,6 +624,21 @@ void VulkanBackend::matmul(const Tensor& w, const Tensor& x, const Tensor& out) 
             dispatch(weight_variant("matvec", w.type) + "_sg", args, &pc, sizeof pc, ceil_div(pc.m, pc.rows_per_wg));
         } else {
             dispatch(weight_variant("matvec", w.type), args, &pc, sizeof pc, pc.m);
+        }
+    } else if (cpu_shapes_) {
+        // CPU devices: the tiled matmul's shared-memory traffic and barriers cost more than they
+        // save; the row-per-invocation matvec over 8 columns at a time dequantizes each weight
+        // once per 8 columns and shares every x load between 4 rows.
+        for (int64_t c0 = 0; c0 < n; c0 += n_max) {
+            Tensor xc = x, oc = out;
+            const int64_t nc = std::min(n_max, n - c0);
+            xc.offset += static_cast<uint64_t>(c0) * x.row_size();
+            oc.offset += static_cast<uint64_t>(c0) * out.row_size();
+            xc.ne[1] = oc.ne[1] = nc;
+            xc.ne[2] = xc.ne[3] = oc.ne[2] = oc.ne[3] = 1;
+            pc.n = static_cast<uint32_t>(nc);
+            dispatch(weight_variant("matvec", w.type) + "_rows", {{&w, false}, {&xc, false}, {&oc, true}}, &pc, sizeof pc,
+                     ceil_div(pc.m, 64 * 4));
         }
     } else {
         pc.n = static_cast<uint32_t>(n);
@@ -687,7 +722,11 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     if (forced_split_) n_split = forced_split_;
     else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
     pc.n_split = n_split;
-    const char* variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
+    std::string variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
+    if (cpu_shapes_) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
+        variant += "_narrow";
+        if (use_subgroups_ && ctx_->phys.subgroup_ballot && ctx_->phys.subgroup_size >= 8) variant += "_sg";
+    }
     Tensor part;
     part.buffer = dummy_;
     part.ne[0] = 64;

@@ -71,6 +71,10 @@ public:
     void set_attention_split(uint32_t n) { forced_split_ = n; }
     // Disables the subgroup variants (tests the shared-memory fallback on devices that have them).
     void set_use_subgroups(bool on) { use_subgroups_ = on && ctx_->phys.subgroup_arithmetic; }
+    // Kernel shapes for CPU-type devices (row-per-invocation matvec/matmul, narrow barrier-free
+    // attention); on by default exactly for CPU devices. Tests turn it off to cover the GPU shapes.
+    void set_cpu_shapes(bool on) { cpu_shapes_ = on; }
+    bool is_cpu_device() const;
 
 private:
     struct Buffer {
@@ -140,6 +144,8 @@ private:
     bool use_subgroups_ = false;
     uint32_t forced_split_ = 0;
     std::map<std::string, KernelTiming> timings_;
+    bool log_timings_ = false;
+    bool cpu_shapes_ = false;
     static constexpr uint64_t k_staging_bytes = 16ull << 20;
     static constexpr uint32_t k_max_queries = 4096;
 };

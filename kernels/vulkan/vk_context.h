@@ -42,6 +42,7 @@ struct PhysicalInfo {
     bool timestamps = false;            // the compute family has valid timestamp bits
     uint32_t subgroup_size = 0;
     bool subgroup_arithmetic = false;   // in compute shaders
+    bool subgroup_ballot = false;       // in compute shaders
     bool fp16 = false;
     bool has_ext(const char* name) const;
     int rank() const;                   // 0 discrete, 1 integrated, 2 virtual, 3 cpu, 4 other
