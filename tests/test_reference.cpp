@@ -68,6 +68,8 @@ struct Param {
     std::string device;
 };
 
+void PrintTo(const Param& p, std::ostream* os) { *os << p.model << " on " << p.device; }
+
 std::string param_name(const testing::TestParamInfo<Param>& info) {
     std::string s = info.param.model + "_" + info.param.device;
     for (char& c : s)
