@@ -100,6 +100,10 @@ void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* ou
         const __m512 dx = _mm512_load_ps(ap.dx);
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(2 * p) * U::bytes;
+            // The rows are short streams (a few hundred bytes) that the hardware prefetcher
+            // barely ramps up on: fetch the same place in the next group of R rows (the
+            // caller's rows are contiguous), which is where this loop goes next.
+            _mm_prefetch(reinterpret_cast<const char*>(blk + R * ws), _MM_HINT_T0);
             const __m512i s = dpbusd<Vnni>(bias, U::pair(blk), x);
             const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(half_at(blk + U::bytes))),
                                                 _mm_set1_epi16(static_cast<short>(half_at(blk))));
