@@ -119,5 +119,39 @@ std::string read_file(const std::string& path) {
     return s.str();
 }
 
-}  // namespace minerva::cli
 
+void usage_of_commands(const char* prog, FILE* out) {
+    std::fprintf(out, "usage: %s <command> [options]   (%s <command> --help for its options)\n\ncommands:\n", prog, prog);
+    auto cmds = minerva::cli::commands();
+    std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
+    for (const auto& c : cmds) std::fprintf(out, "  %-12s %s\n", c.name.c_str(), c.summary.c_str());
+}
+
+int run_main(const char* prog, int argc, char** argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+        usage_of_commands(prog, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!std::strcmp(argv[1], "--version")) {
+        std::printf("%s %s\n", prog, minerva::version());
+        return 0;
+    }
+    for (const auto& c : minerva::cli::commands()) {
+        if (c.name == argv[1]) {
+            try {
+                return c.fn(argc - 1, argv + 1);
+            } catch (const minerva::Error& e) {
+                std::fprintf(stderr, "%s %s: error: %s\n", prog, argv[1], e.what());
+                return 1;
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "%s %s: internal error: %s\n", prog, argv[1], e.what());
+                return 1;
+            }
+        }
+    }
+    std::fprintf(stderr, "%s: unknown command '%s'\n\n", prog, argv[1]);
+    usage_of_commands(prog, stderr);
+    return 2;
+}
+
+}  // namespace minerva::cli

@@ -47,6 +47,10 @@ private:
     std::vector<std::string> positional_;
 };
 
+// The whole program: dispatches argv[1] to its command, prints usage, turns Errors into exit
+// status 1 with one message line. prog names the program in messages.
+int run_main(const char* prog, int argc, char** argv);
+
 // Reads a whole file (or stdin for "-"); Error when it cannot.
 std::string read_file(const std::string& path);
 
