@@ -56,6 +56,8 @@ inline void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, fl
         const float dx = p.dx[8 * h];
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * block_bytes;
+            // prefetch the next row group (short row streams: see vec_dot_avx512.cpp)
+            _mm_prefetch(reinterpret_cast<const char*>(blk + R * ws), _MM_HINT_T0);
             uint16_t dh;
             std::memcpy(&dh, blk, 2);
             const __m256i s = _mm256_add_epi32(unpack(blk, x), bias);
@@ -141,6 +143,7 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
             _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), _mm256_set1_epi16(1));
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * bb;
+            for (size_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk + R * ws + o), _MM_HINT_T0);
             uint16_t dh, mh;
             std::memcpy(&dh, blk, 2);
             std::memcpy(&mh, blk + 2, 2);
@@ -204,6 +207,8 @@ void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* 
         const __m256i bs = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
         for (int r = 0; r < R; ++r) {
             const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+            for (size_t o = 0; o < sizeof(BlockQ6_K); o += 64)
+                _mm_prefetch(reinterpret_cast<const char*>(blk) + R * ws + o, _MM_HINT_T0);
             const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
             // -32 * sum_s sc_s * bsum_s: the offset of the unsigned 6-bit quants
             __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(S), bs), 5);
