@@ -47,6 +47,13 @@ protected:
 };
 
 TEST_P(SessionTest, PrefillEqualsTokenByTokenDecode) {
+    // Float weights: the same arithmetic up to summation order. Quantized weights: prefill runs
+    // the GEMM and decode the row kernels, which agree per matmul to ~1e-7 (test_cpu_ops
+    // PrefillDecodeTest), but every layer re-quantizes its activations to 8 bits, and a value
+    // that moves across a rounding boundary moves the logits of this tiny random model by up to
+    // ~2.3% of the largest logit (measured); a wrong position or cache entry moves them by ~100%.
+    const bool quantized = GetParam().find("-Q") != std::string::npos;
+    const double tol = quantized ? 4e-2 : 2e-4;
     for (KvType kv : {KvType::F32, KvType::F16}) {
         SessionOptions so;
         so.n_ctx = 64;
@@ -58,7 +65,7 @@ TEST_P(SessionTest, PrefillEqualsTokenByTokenDecode) {
         ASSERT_EQ(all.size(), prompt_.size() * nv);
         for (size_t i = 0; i < prompt_.size(); ++i) {
             auto l = b.eval(std::span<const int32_t>(&prompt_[i], 1));
-            EXPECT_LT(max_rel_diff(l, std::span<const float>(all).subspan(i * nv, nv)), 2e-4)
+            EXPECT_LT(max_rel_diff(l, std::span<const float>(all).subspan(i * nv, nv)), tol)
                 << "position " << i << (kv == KvType::F16 ? " (f16 cache)" : " (f32 cache)");
         }
         EXPECT_EQ(a.n_past(), static_cast<int>(prompt_.size()));

@@ -1,18 +1,29 @@
-// kernels/cpu/gemm.h: the prefill (n > 1) integer GEMM for every quantized weight type.
+// kernels/cpu/gemm.h: the integer GEMM for every quantized weight type (prefill, batched decode,
+// and decode of the types without a row kernel). AVX-512 VNNI.
 //
-// Weights of any quantized type are unpacked, one tile of rows at a time, into a common form:
-// unsigned 8-bit quants u, a float scale per group of 4 (one 32-bit lane of vpdpbusd) and a
-// float offset per 16, so that w = f * u + o. The activations are quantized once per call to
-// signed 8-bit blocks with a float scale per block (repeated per lane) and the scaled sums of
-// each 16. The blocks are those of the decode (n = 1) kernels' activations (qact.h), made by the
-// same quantizer: 32 elements for the 32-element weight types (Q8Pair), 256 for the K types
-// (Q8KBlock). For the float mode (below) then
-//     dot(w, x) = sum_lanes f * dx * dpbusd(u, q)  +  sum_16 o * dx * sum(q)
-// The unpacking is paid once per tile and reused by every column, and a 4x4 register block of
-// rows x columns shares each load; the inner loop is vpdpbusd, cvt, mul, fma per 64 products.
-// The K mode follows the K row kernels instead (integer sub-block scales, one float step per 256),
-// and the float mode folds the -c * sum(q) offset of Q4_0/Q5_0/Q8_0 into the integer sum as the
-// row kernels do: for the types with a row kernel, prefill is bit-identical to decode.
+// Weights are unpacked one tile of 16 rows at a time into an interleaved form: for every group
+// of 4 consecutive elements (a "granule"), one 64-byte vector holds the 4 unsigned 8-bit quants
+// of each of the 16 rows, so one vpdpbusd against the column's 4 activations (a 32-bit
+// broadcast) advances all 16 rows by 4 products: lane r of the accumulator is row r. The sums
+// stay integer over a block (32 elements) or a K super-block (256), then one float step per
+// block applies the scales, again 16 rows per instruction. So the float work is 1/8 (1/64 for
+// the K types) of what a per-lane scheme pays, and the output of a tile is one vector store per
+// column. A tile (16 x k bytes of quants plus the scales) stays in L1/L2 while every column
+// streams past it; each weight is unpacked once per call.
+//
+// The activations are quantized per column by the row kernels' quantizer (qact.h), in blocks of
+// 32 (the 32-element types) or 256 (the K types), so a column sees the same 8-bit activations
+// as its decode; the float rounding order differs from the row kernels (they keep per-lane
+// partial sums), so prefill and decode agree to float rounding, not bit for bit.
+//
+// Two modes:
+// - Block32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): w = d * (u - c) or w = d * u + m. Per block and
+//   column: iacc = -c * sum(q) (exact), 8 vpdpbusd, then acc += float(iacc) * (d * dx)
+//   (+ m * (dx * sum(q)) for the types with a min).
+// - Super256 (Q2_K .. Q6_K): w = d * sc_s * u - dmin * mn_s over sub-blocks s of SB = 16 or 32
+//   elements (Q3_K and Q6_K fold their offsets into mn: 4 * sc, 32 * sc, with dmin = d). Per
+//   super-block and column: sum_s sc_s * dot_s (integer, vpmulld per sub-block) and
+//   sum_s mn_s * bsum_s (vpdpwssd on int16 pairs), then two float steps.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,52 +32,25 @@
 
 namespace minerva::cpu {
 
-// k rounded up to a multiple of 64 (the unpacked rows and columns are zero-padded).
-inline int64_t gemm_kpad(int64_t k) { return (k + 63) / 64 * 64; }
+constexpr int kGemmTileRows = 16;
 
-// Entries of the per-16 offset array, padded to whole 64-byte vectors.
-inline int64_t gemm_n_off(int64_t k) { return (gemm_kpad(k) / 16 + 15) / 16 * 16; }
+bool gemm_supported(DType t);  // quantized types on a CPU with AVX-512 VNNI
 
-// Bytes of one unpacked weight row / quantized activation column of length k (a multiple of 64).
-inline size_t gemm_row_bytes(int64_t k) {
-    const int64_t kp = gemm_kpad(k);
-    // u8 q[kp], f32 s[kp/4], f32 o[n_off], s32 b[kp/4]
-    return static_cast<size_t>(kp + kp + 4 * gemm_n_off(k) + kp);
-}
+// Bytes of one unpacked 16-row tile / one quantized column of length k (k a multiple of the
+// type's block size), each a multiple of 64.
+size_t gemm_tile_bytes(DType t, int64_t k);
+size_t gemm_col_bytes(DType t, int64_t k);
 
-// The parts of an unpacked row / column at p (64-byte aligned if p is). Two modes:
-// - Float (Q4_0 .. Q3_K): s = per lane of 4 the weight scale f / activation scale dx; o = per 16
-//   the weight offset / dx * sum(q); b (columns only) = the integer bias -c * sum(q) of each
-//   32-block in its first lane, for the types whose offset is -c * f (Q4_0, Q5_0, Q8_0: their o
-//   is then 0), exactly as the row kernels fold it in (qact.h Q8Pair).
-// - K (Q4_K, Q5_K, Q6_K): the arithmetic of the K row kernels, integer within each 256-block:
-//   rows: s = int32 sub-block scale per lane; o + 16 * b (64 bytes per 256-block b) = float d,
-//   then float dmin and int32 mins[8] (Q4_K/Q5_K) or int8 scales[16] at byte 8 (Q6_K).
-//   columns: o + 16 * b = float d, int16 sums of each 16 at byte 32.
-struct GemmRow {
-    uint8_t* q;  // weights: u8 quants; activations: int8 quants
-    float* s;
-    float* o;
-    int32_t* b;
-};
-inline GemmRow gemm_parts(void* p, int64_t k) {
-    const int64_t kp = gemm_kpad(k);
-    uint8_t* b = static_cast<uint8_t*>(p);
-    return {b, reinterpret_cast<float*>(b + kp), reinterpret_cast<float*>(b + kp + kp),
-            reinterpret_cast<int32_t*>(b + kp + kp + 4 * gemm_n_off(k))};
-}
-
-enum class GemmMode { Float, K45, K6 };
-GemmMode gemm_mode(DType t);
-
-bool gemm_supported(DType t);  // quantized types with an unpacker (all of them) on a VNNI CPU
-void gemm_unpack_row(DType t, const void* src, int64_t k, void* dst);
-// Quantizes a column of k floats for weight type t: blocks of 256 for the K types, 32 otherwise,
-// by the row kernels' quantizer (qact.h), so the quants are those decode uses.
+// Quantizes a column of k floats for weight type t (blocks of 256 for the K types, 32 otherwise,
+// by qact.h's quantizer). dst: gemm_col_bytes, 64-byte aligned.
 void gemm_quantize_col(DType t, const float* x, int64_t k, void* dst);
 
-// out[j * ldo + r] = dot(row r, col j) for r < nr (<= 4), j < nc (<= 4). AVX-512 VNNI.
-void gemm_block_vnni(GemmMode mode, int64_t k, const uint8_t* rows, size_t row_stride, int nr, const uint8_t* cols, size_t col_stride,
-                     int nc, float* out, int64_t ldo);
+// Unpacks rows [0, nr) (1 <= nr <= 16; row r at src + r * row_stride) into a tile (64-byte
+// aligned). stage: scratch of 16 * k bytes for the types unpacked through a row-major staging.
+void gemm_unpack_tile(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile, uint8_t* stage);
+
+// out[j * ldo + r] = dot(row r, column j) for r < nr, j < nc: every column against one tile.
+void gemm_tile(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t col_stride, int nc, float* out,
+               int64_t ldo);
 
 }  // namespace minerva::cpu

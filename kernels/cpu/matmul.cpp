@@ -7,15 +7,14 @@
 // in L1/L2 while every column streams past them, so the weights are read from memory once.
 // Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
 //
-// Prefill (n >= 4 columns) on AVX-512 VNNI CPUs goes through the integer GEMM of gemm.h instead
-// (weights unpacked once per tile, 4x4 register blocks); it quantizes the activations in the same
-// blocks and by the same function as the row kernels and repeats their integer and float steps,
-// so a prefill column is bit-identical to the decode of that column (the small test models turn
-// a 3e-7 difference into 1e-2 in the logits through re-rounded 8-bit activations). Types without
-// a row kernel use the GEMM for every n, for the same reason. OpenBLAS sgemm on dequantized tiles is
-// kept as an option (MINERVA_PREFILL=blas); measured on the 2-core Zen 5 machine it was ~1.6x
-// slower than the GEMM and ~1.2x slower than the per-column kernels (docs/performance.md), so
-// it is not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
+// Prefill and batched decode (n >= 4 columns) on AVX-512 VNNI CPUs go through the integer GEMM
+// of gemm.h instead (tiles of 16 rows unpacked once into an interleaved form, 16 rows x up to 8
+// columns per register block, one float step per 32-block). It quantizes the activations in the
+// same blocks and by the same function as the row kernels, so a prefill column agrees with its
+// decode to float rounding (the order of the float sums differs). Types without a row kernel use
+// the GEMM for every n. OpenBLAS sgemm on dequantized tiles is kept as an option
+// (MINERVA_PREFILL=blas); it is much slower than the GEMM here (docs/performance.md), so it is
+// not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
 #include <immintrin.h>
 
 #include <cblas.h>
@@ -76,31 +75,30 @@ void matmul_blas(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     });
 }
 
-// Prefill through the integer GEMM (gemm.h): tiles of kGemmTileRows weight rows are unpacked
-// into per-thread scratch and multiplied with all columns in 4x4 register blocks.
-constexpr int64_t kGemmTileRows = 32;
+// The integer GEMM (gemm.h): threads take tiles of 16 weight rows, unpack each once into
+// per-thread scratch and multiply it with every column.
 constexpr int64_t kGemmMinColumns = 4;
 
 void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
-    const size_t rs = w.row_size(), gs = gemm_row_bytes(k);
+    const size_t rs = w.row_size(), cs = gemm_col_bytes(w.type, k), ts = gemm_tile_bytes(w.type, k);
+    const size_t scratch = ts + static_cast<size_t>(kGemmTileRows) * static_cast<size_t>(k);
     const uint8_t* wp = static_cast<const uint8_t*>(w.host);
-    const GemmMode mode = gemm_mode(w.type);
-    uint8_t* cols = static_cast<uint8_t*>(c.shared.get(gs * static_cast<size_t>(n)));
-    c.pool.parallel_for(n, 4, [&](int64_t j0, int64_t j1, int) {
-        for (int64_t j = j0; j < j1; ++j) gemm_quantize_col(w.type, x.data<float>() + j * k, k, cols + gs * static_cast<size_t>(j));
-    });
-    for (auto& s : c.per_thread) s.get(gs * kGemmTileRows);  // grow before the parallel region
+    uint8_t* cols = static_cast<uint8_t*>(c.shared.get(cs * static_cast<size_t>(n)));
+    if (n == 1) {
+        gemm_quantize_col(w.type, x.data<float>(), k, cols);
+    } else {
+        c.pool.parallel_for(n, 4, [&](int64_t j0, int64_t j1, int) {
+            for (int64_t j = j0; j < j1; ++j) gemm_quantize_col(w.type, x.data<float>() + j * k, k, cols + cs * static_cast<size_t>(j));
+        });
+    }
+    for (auto& s : c.per_thread) s.get(scratch);  // grow before the parallel region
     c.pool.parallel_for(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
-        uint8_t* tile = static_cast<uint8_t*>(c.per_thread[static_cast<size_t>(ith)].get(gs * kGemmTileRows));
-        for (int64_t r = r0; r < r1; ++r) gemm_unpack_row(w.type, wp + rs * static_cast<size_t>(r), k, tile + gs * static_cast<size_t>(r - r0));
-        for (int64_t j = 0; j < n; j += 4) {
-            const int nc = static_cast<int>(std::min<int64_t>(4, n - j));
-            for (int64_t r = r0; r < r1; r += 4) {
-                const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
-                gemm_block_vnni(mode, k, tile + gs * static_cast<size_t>(r - r0), gs, nr, cols + gs * static_cast<size_t>(j), gs, nc,
-                                out.data<float>() + j * m + r, m);
-            }
+        uint8_t* tile = static_cast<uint8_t*>(c.per_thread[static_cast<size_t>(ith)].get(scratch));
+        for (int64_t r = r0; r < r1; r += kGemmTileRows) {
+            const int nr = static_cast<int>(std::min<int64_t>(kGemmTileRows, r1 - r));
+            gemm_unpack_tile(w.type, wp + rs * static_cast<size_t>(r), rs, nr, k, tile, tile + ts);
+            gemm_tile(w.type, k, tile, nr, cols, cs, static_cast<int>(n), out.data<float>() + r, m);
         }
     });
 }
@@ -140,10 +138,9 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     if (use_blas(n)) return matmul_blas(c, w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
-    // The GEMM serves prefill, and also decode of the types without a row kernel (Q4_1, Q5_1,
-    // Q2_K, Q3_K), so that every n sees the same 8-bit activations: prefill == decode.
-    // With a row kernel, the GEMM is bit-identical to it where k % 64 == 0 (it has no odd tail block).
-    if ((n >= kGemmMinColumns || !kern.fn) && (!kern.fn || k % 64 == 0) && gemm_supported(w.type) && !per_column_forced())
+    // The GEMM serves prefill and batched decode, and also decode of the types without a row
+    // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
+    if ((n >= kGemmMinColumns || !kern.fn) && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
 
     const void* act = xp;
