@@ -94,12 +94,36 @@ struct Q8_0U {
     }
 };
 
+// The fp16 scales of G consecutive blocks of a row (block size BS bytes, the scale first; n of
+// them inside the row) as f32 lanes 0..G-1: two masked 64-byte loads and one word permute,
+// instead of a load, broadcast and insert per block.
+template <size_t BS, int G>
+inline __m512 block_scales(const uint8_t* blk, int64_t n) {
+    static_assert((G - 1) * BS + 2 <= 128 && BS % 2 == 0);
+    const int64_t bytes = n * static_cast<int64_t>(BS);
+    const __mmask64 m0 = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+    const __mmask64 m1 = bytes >= 128 ? ~__mmask64{0} : bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0;
+    const __m512i z0 = _mm512_maskz_loadu_epi8(m0, blk), z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
+    alignas(64) static constexpr auto kIdx = [] {
+        struct { int16_t v[32]; } t{};
+        for (int i = 0; i < G; ++i) t.v[i] = static_cast<int16_t>(i * static_cast<int>(BS) / 2);
+        return t;
+    }();
+    const __m512i w = _mm512_permutex2var_epi16(z0, _mm512_load_si512(kIdx.v), z1);
+    return _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(w)));
+}
+
 template <int R, typename U, bool Vnni>
 void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* out) {
+    constexpr int G = U::bytes <= 18 ? 8 : 4;  // blocks whose scales one block_scales call fetches
     const int64_t nb = k / 32, np = nb / 2;
-    __m512 acc[R];
+    __m512 acc[R], sc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
     for (int64_t p = 0; p < np; ++p) {
+        if (p % (G / 2) == 0)
+            for (int r = 0; r < R; ++r) sc[r] = block_scales<U::bytes, G>(w + r * ws + static_cast<size_t>(2 * p) * U::bytes, nb - 2 * p);
+        const int sp = static_cast<int>(2 * (p % (G / 2)));
+        const __m512i pick = _mm512_inserti64x4(_mm512_set1_epi32(sp), _mm256_set1_epi32(sp + 1), 1);  // lanes 8..15: next block
         const Q8Pair& ap = a[p];
         const __m512i x = _mm512_load_si512(ap.qs);
         const __m512i bias = _mm512_load_si512(ap.bias);
@@ -111,9 +135,7 @@ void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* ou
             // caller's rows are contiguous), which is where this loop goes next.
             prefetch_span<2 * U::bytes>(blk + R * ws);
             const __m512i s = dpbusd<Vnni>(bias, U::pair(blk), x);
-            const __m256i dh = _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(half_at(blk + U::bytes))),
-                                                _mm_set1_epi16(static_cast<short>(half_at(blk))));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_cvtph_ps(dh), dx), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_permutexvar_ps(pick, sc[r]), dx), acc[r]);
         }
     }
     float tail[R] = {};
