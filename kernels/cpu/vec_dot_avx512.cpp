@@ -176,18 +176,28 @@ inline void k4_unpack(const uint8_t* s, uint8_t sc[8], uint8_t mn[8]) {
     std::memcpy(mn, v + 2, 8);
 }
 
+template <bool Vnni>
+inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
+    if constexpr (Vnni) return _mm512_dpwssd_epi32(acc, a, b);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(a, b));
+}
+
+// Q4_K/Q5_K: per sub-block pair j, the quants times the activations summed by pairs into int16
+// (maddubs: at most 2 * 31 * 127), then multiplied by the sub-block scales and summed into int32
+// (vpdpwssd); the mins term stays a vector and is folded in by one fma per super-block.
 template <int R, bool Five, bool Vnni>
 void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
     const int64_t nb = k / 256;
     const size_t bb = Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     __m512 acc[R];
-    float accm[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = 0;
+    __m256 accm[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i nib_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
-    __m512i idx[4];
+    __m512i widx[4];  // int16 lanes 0..15: scale 2j, 16..31: scale 2j + 1
     for (int j = 0; j < 4; ++j)
-        idx[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * j)), _mm256_set1_epi32(2 * j + 1), 1);
+        widx[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * j))),
+                                     _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
     for (int64_t b = 0; b < nb; ++b) {
         const Q8KBlock& x = a[b];
         const __m256i pair_sums =
@@ -197,8 +207,8 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
             prefetch_span<Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K)>(blk + R * ws);
             uint8_t scm[16];
             k4_unpack(blk + 4, scm, scm + 8);
-            const __m128i scm_v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(scm));
-            const __m512i sc32 = _mm512_cvtepu8_epi32(scm_v);  // lanes 0..7 scales, 8..15 mins
+            const __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scm)));  // sc[8], mn[8]
+            const __m512i s16z = _mm512_castsi256_si512(s16);
             const uint8_t* qs = blk + (Five ? 48 : 16);
             __m512i qh = _mm512_setzero_si512();
             if constexpr (Five) qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16)));
@@ -212,16 +222,19 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
                                                                                2 * j + 1, 2 * j + 1, 2 * j + 1));
                     u = _mm512_or_si512(u, _mm512_slli_epi64(_mm512_and_si512(hb, _mm512_set1_epi8(1)), 4));
                 }
-                const __m512i d = dpbusd<Vnni>(_mm512_setzero_si512(), u, _mm512_load_si512(x.qs + 64 * j));
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[j], sc32)));
+                const __m512i p16 = _mm512_maddubs_epi16(u, _mm512_load_si512(x.qs + 64 * j));
+                sumi = dpwssd<Vnni>(sumi, p16, _mm512_permutexvar_epi16(widx[j], s16z));
             }
-            const __m256i mins = _mm512_extracti64x4_epi64(sc32, 1);
-            const int msum = _mm512_reduce_add_epi32(_mm512_zextsi256_si512(_mm256_mullo_epi32(mins, pair_sums)));
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(fp16_to_f32_fast(half_at(blk)) * x.d), acc[r]);
-            accm[r] += fp16_to_f32_fast(half_at(blk + 2)) * x.d * static_cast<float>(msum);
+            const __m256i msum = _mm256_mullo_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(s16, 1)), pair_sums);
+            uint32_t dd;
+            std::memcpy(&dd, blk, 4);
+            const __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(x.d));  // d*xd, dmin*xd
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)),
+                                      accm[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - accm[r];
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
 }
 
 template <bool Five, bool Vnni>
