@@ -4,6 +4,7 @@
 // (AVX2, AVX-512 without and with VNNI where the machine has them).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -17,6 +18,7 @@
 #include "cpu/vec_dot.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
+#include "cpu/thread_pool.h"
 #include "minerva/error.h"
 
 using namespace minerva;
@@ -430,3 +432,28 @@ TEST_P(OpsTest, BadArgumentsThrow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, OpsTest, ::testing::Values(1, 2, 3));
+
+// Both orders of the thread pool hand out every index exactly once, in chunks of at most
+// `grain`, and tell each call which thread runs it.
+TEST(ThreadPoolTest, EveryIndexOnceInBothOrders) {
+    for (int threads : {1, 2, 3, 5}) {
+        ThreadPool pool(threads);
+        for (int64_t n : {0, 1, 7, 100, 1001}) {
+            for (int64_t grain : {1, 4, 32}) {
+                for (bool spans : {false, true}) {
+                    std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+                    std::atomic<bool> bad{false};
+                    auto f = [&](int64_t b, int64_t e, int ith) {
+                        if (b < 0 || e > n || e <= b || e - b > grain || ith < 0 || ith >= threads) bad = true;
+                        for (int64_t i = b; i < e && i < n; ++i) hits[static_cast<size_t>(i)].fetch_add(1);
+                    };
+                    if (spans) pool.parallel_for_spans(n, grain, f);
+                    else pool.parallel_for(n, grain, f);
+                    EXPECT_FALSE(bad) << threads << " " << n << " " << grain << " " << spans;
+                    for (int64_t i = 0; i < n; ++i)
+                        ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "index " << i << " threads " << threads << " n " << n << " grain " << grain << " spans " << spans;
+                }
+            }
+        }
+    }
+}

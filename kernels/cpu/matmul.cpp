@@ -1,10 +1,12 @@
 // kernels/cpu/matmul.cpp: out[m, n] = w[k, m]^T x[k, n] on the thread pool.
 //
 // The activations are quantized once per call to the 8-bit layout the weight type's kernel
-// wants (qact.h); then the threads take chunks of weight rows from a shared counter (dynamic
-// scheduling: a core slowed by another process does less, the rest pick up its share) and run
-// the type's row kernel (vec_dot.h) four rows at a time. For n > 1 (prefill) a chunk's rows stay
-// in L1/L2 while every column streams past them, so the weights are read from memory once.
+// wants (qact.h); then the threads take chunks of weight rows, each starting on its own
+// contiguous span of the rows and then helping with what is left of the others' (dynamic: a
+// core slowed by another process does less, the rest pick up its share; spans: each core
+// streams one long run of rows), and run the type's row kernel (vec_dot.h) four rows at a time.
+// For n > 1 a chunk's rows stay in L1/L2 while every column streams past them, so the weights
+// are read from memory once.
 // Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
 //
 // Prefill and batched decode (n >= 4 columns) on AVX-512 VNNI CPUs go through the integer GEMM
@@ -158,7 +160,8 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
         }
     }
 
-    c.pool.parallel_for(m, kChunkRows, [&](int64_t r0, int64_t r1, int ith) {
+    // Spans: each thread streams one contiguous run of rows (thread_pool.h).
+    c.pool.parallel_for_spans(m, kChunkRows, [&](int64_t r0, int64_t r1, int ith) {
         if (!kern.fn) {
             float* row = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(static_cast<size_t>(k) * 4));
             for (int64_t r = r0; r < r1; ++r) {

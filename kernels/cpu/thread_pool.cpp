@@ -17,6 +17,7 @@ ThreadPool::ThreadPool(int n_threads) {
     n_ = n_threads > 0 ? n_threads : static_cast<int>(std::thread::hardware_concurrency());
     if (n_ < 1) n_ = 1;
     if (n_ > 256) n_ = 256;
+    span_next_ = std::vector<SpanNext>(static_cast<size_t>(n_));
     threads_.reserve(static_cast<size_t>(n_ - 1));
     for (int i = 1; i < n_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
@@ -28,25 +29,37 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
+void ThreadPool::run_chunk(int64_t c, int ith) {
+    const int64_t b = c * grain_, e = b + grain_ < n_items_ ? b + grain_ : n_items_;
+    job_(arg_, b, e, ith);
+    done_.fetch_add(e - b, std::memory_order_acq_rel);
+}
+
 void ThreadPool::work(int ith) {
-    const int64_t n = n_items_, g = grain_;
-    for (;;) {
-        const int64_t b = next_.fetch_add(g, std::memory_order_relaxed);
-        if (b >= n) return;
-        const int64_t e = b + g < n ? b + g : n;
-        job_(arg_, b, e, ith);
-        done_.fetch_add(e - b, std::memory_order_acq_rel);
+    const int64_t chunks = (n_items_ + grain_ - 1) / grain_;
+    if (!spans_) {
+        for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks;) run_chunk(c, ith);
+        return;
+    }
+    // Own span first, then whatever is left of the others', each front to back.
+    for (int j = 0; j < n_; ++j) {
+        const int s = (ith + j) % n_;
+        const int64_t first = chunks * s / n_, end = chunks * (s + 1) / n_;
+        for (int64_t c; (c = first + span_next_[static_cast<size_t>(s)].v.fetch_add(1, std::memory_order_relaxed)) < end;) run_chunk(c, ith);
     }
 }
 
-void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain) {
+void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain, bool spans) {
     // No worker is inside a job here (the previous dispatch waited for them), so the fields
     // can be rewritten before the job is opened.
     job_ = job;
     arg_ = arg;
     n_items_ = n;
     grain_ = grain;
+    spans_ = spans;
     next_.store(0, std::memory_order_relaxed);
+    if (spans)
+        for (auto& s : span_next_) s.v.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     state_.store(0, std::memory_order_release);  // open
     generation_.fetch_add(1, std::memory_order_release);

@@ -9,6 +9,13 @@
 // Workers spin briefly on a generation counter (ops follow each other within microseconds
 // during a forward pass), then sleep on it (std::atomic wait), so an idle pool costs no CPU.
 // parallel_for allocates nothing: the job is a function pointer plus a pointer to the lambda.
+//
+// parallel_for_spans(n, grain, f) is the same with a different order of chunks: the chunks are
+// cut into one contiguous span per thread, each thread walks its own span front to back, and a
+// thread that is done with its span takes the chunks left in the others' (in order). Use it
+// for memory-bound streams (the decode matvec): each core reads one long run of rows, which its
+// prefetching follows, instead of every other chunk. Measured on a 2-core Zen 5: a Q4_0
+// 2048x2048 matvec read 24 GB/s with alternating 32-row chunks, 39 GB/s with two spans.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -29,6 +36,17 @@ public:
 
     template <typename F>
     void parallel_for(int64_t n, int64_t grain, F&& f) {
+        run(n, grain, false, std::forward<F>(f));
+    }
+    template <typename F>
+    void parallel_for_spans(int64_t n, int64_t grain, F&& f) {
+        run(n, grain, true, std::forward<F>(f));
+    }
+
+private:
+    using Job = void (*)(void*, int64_t, int64_t, int);
+    template <typename F>
+    void run(int64_t n, int64_t grain, bool spans, F&& f) {
         if (n <= 0) return;
         if (grain < 1) grain = 1;
         if (n_ == 1 || n <= grain) {
@@ -36,13 +54,11 @@ public:
             return;
         }
         using Fn = std::remove_reference_t<F>;
-        dispatch([](void* p, int64_t b, int64_t e, int ith) { (*static_cast<Fn*>(p))(b, e, ith); }, &f, n, grain);
+        dispatch([](void* p, int64_t b, int64_t e, int ith) { (*static_cast<Fn*>(p))(b, e, ith); }, &f, n, grain, spans);
     }
-
-private:
-    using Job = void (*)(void*, int64_t, int64_t, int);
-    void dispatch(Job job, void* arg, int64_t n, int64_t grain);
+    void dispatch(Job job, void* arg, int64_t n, int64_t grain, bool spans);
     void work(int ith);  // claims chunks of the current job until none are left
+    void run_chunk(int64_t c, int ith);
     void worker(int ith);
 
     static constexpr uint32_t kClosed = 1u << 31;
@@ -52,6 +68,11 @@ private:
     Job job_ = nullptr;
     void* arg_ = nullptr;
     int64_t n_items_ = 0, grain_ = 1;
+    bool spans_ = false;
+    struct alignas(64) SpanNext {
+        std::atomic<int64_t> v{0};
+    };
+    std::vector<SpanNext> span_next_;  // spans mode: chunks claimed so far in each thread's span
     alignas(64) std::atomic<int64_t> next_{0};
     alignas(64) std::atomic<int64_t> done_{0};
     alignas(64) std::atomic<uint32_t> state_{kClosed};  // kClosed bit | number of workers inside the job
