@@ -457,3 +457,18 @@ TEST(ThreadPoolTest, EveryIndexOnceInBothOrders) {
         }
     }
 }
+
+// Many tiny jobs on more threads than cores: workers often arrive after their job closed and
+// overlap the opening of the next one. Every job must still complete (this once hung).
+TEST(ThreadPoolTest, ManyTinyJobsWithLateWorkers) {
+    ThreadPool pool(4);
+    int64_t total = 0;
+    for (int i = 0; i < 1000000; ++i) {
+        std::atomic<int64_t> sum{0};
+        auto f = [&](int64_t b, int64_t e, int) { sum.fetch_add(e - b); };
+        if (i % 2) pool.parallel_for_spans(3, 1, f);
+        else pool.parallel_for(3, 1, f);
+        total += sum.load();
+    }
+    EXPECT_EQ(total, 3 * 1000000);
+}

@@ -61,7 +61,10 @@ void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain, bool spa
     if (spans)
         for (auto& s : span_next_) s.v.store(0, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    state_.store(0, std::memory_order_release);  // open
+    // Open by clearing the closed bit only: a late worker of an earlier job may be between its
+    // increment (which found the job closed) and its decrement; storing 0 here would lose that
+    // count and the close below would then wait forever.
+    state_.fetch_and(~kClosed, std::memory_order_acq_rel);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
     work(0);
