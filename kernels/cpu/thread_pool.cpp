@@ -29,24 +29,27 @@ ThreadPool::~ThreadPool() {
     for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::run_chunk(int64_t c, int ith) {
+int64_t ThreadPool::run_chunk(int64_t c, int ith) {
     const int64_t b = c * grain_, e = b + grain_ < n_items_ ? b + grain_ : n_items_;
     job_(arg_, b, e, ith);
-    done_.fetch_add(e - b, std::memory_order_acq_rel);
+    return e - b;
 }
 
 void ThreadPool::work(int ith) {
     const int64_t chunks = (n_items_ + grain_ - 1) / grain_;
+    int64_t done = 0;  // published once at the end: one shared write per thread, not per chunk
     if (!spans_) {
-        for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks;) run_chunk(c, ith);
-        return;
+        for (int64_t c; (c = next_.fetch_add(1, std::memory_order_relaxed)) < chunks;) done += run_chunk(c, ith);
+    } else {
+        // Own span first, then whatever is left of the others', each front to back.
+        for (int j = 0; j < n_; ++j) {
+            const int s = (ith + j) % n_;
+            const int64_t first = chunks * s / n_, end = chunks * (s + 1) / n_;
+            for (int64_t c; (c = first + span_next_[static_cast<size_t>(s)].v.fetch_add(1, std::memory_order_relaxed)) < end;)
+                done += run_chunk(c, ith);
+        }
     }
-    // Own span first, then whatever is left of the others', each front to back.
-    for (int j = 0; j < n_; ++j) {
-        const int s = (ith + j) % n_;
-        const int64_t first = chunks * s / n_, end = chunks * (s + 1) / n_;
-        for (int64_t c; (c = first + span_next_[static_cast<size_t>(s)].v.fetch_add(1, std::memory_order_relaxed)) < end;) run_chunk(c, ith);
-    }
+    if (done) done_.fetch_add(done, std::memory_order_acq_rel);
 }
 
 void ThreadPool::dispatch(Job job, void* arg, int64_t n, int64_t grain, bool spans) {

@@ -58,7 +58,7 @@ private:
     }
     void dispatch(Job job, void* arg, int64_t n, int64_t grain, bool spans);
     void work(int ith);  // claims chunks of the current job until none are left
-    void run_chunk(int64_t c, int ith);
+    int64_t run_chunk(int64_t c, int ith);  // runs chunk c, returns its item count
     void worker(int ith);
 
     static constexpr uint32_t kClosed = 1u << 31;
