@@ -118,7 +118,12 @@ std::vector<std::pair<std::string, Features>> isa_paths() {
     const Features d = detected_features();
     std::vector<std::pair<std::string, Features>> v = {{"avx2", Features{true, false, false, false}}};
     if (d.avx512) v.push_back({"avx512", Features{true, true, false, d.avx512_bf16}});
-    if (d.avx512_vnni) v.push_back({"avx512-vnni", d});
+    if (d.avx512_vnni) {
+        Features no_vbmi = d;
+        no_vbmi.avx512_vbmi = false;
+        v.push_back({"avx512-vnni", no_vbmi});
+    }
+    if (d.avx512_vnni && d.avx512_vbmi) v.push_back({"avx512-vnni-vbmi", d});
     return v;
 }
 
@@ -238,11 +243,12 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
         set_features(feats);
         const DotKernel kern = find_dot_kernel(type);
         ASSERT_NE(kern.fn, nullptr) << isa_name;
-        for (int64_t k : is_k_type(type) ? std::vector<int64_t>{256, 1280} : std::vector<int64_t>{32, 96, 2048}) {
+        for (int64_t k : is_k_type(type) ? std::vector<int64_t>{256, 1280} : std::vector<int64_t>{32, 96, 224, 288, 480, 2048}) {
             Buf w = make_buf(type, {k, 4}), x = make_buf(DType::F32, {k});
             fill_weights(w.t, rng);
             fill_normal(x.t, rng);
             std::vector<Q8Pair> qp(q8pair_count(k));
+            std::vector<Q8Oct> qo(q8oct_count(k));
             std::vector<Q8KBlock> qk(q8k_count(k) + 1);
             std::vector<float> xq(static_cast<size_t>(k));
             const void* act = x.t.host;
@@ -253,6 +259,14 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
                     xq[static_cast<size_t>(i)] = p.qs[i % 64] * p.dx[8 * ((i / 32) % 2)];
                 }
                 act = qp.data();
+            } else if (kern.act == ActKind::Q8Oct) {
+                quantize_q8oct(x.t.data<float>(), k, kern.bias_c, qo.data());
+                for (int64_t i = 0; i < k; ++i) {
+                    const Q8Oct& o = qo[static_cast<size_t>(i / 256)];
+                    const int64_t b = (i / 32) % 8, e = i % 32;
+                    xq[static_cast<size_t>(i)] = o.qs[128 * (b / 4) + 64 * (e / 16) + 16 * (b % 4) + e % 16] * o.dx[b];
+                }
+                act = qo.data();
             } else if (kern.act == ActKind::Q8K) {
                 quantize_q8k(x.t.data<float>(), k, qk.data());
                 for (int64_t i = 0; i < k; ++i) xq[static_cast<size_t>(i)] = qk[static_cast<size_t>(i / 256)].qs[i % 256] * qk[static_cast<size_t>(i / 256)].d;

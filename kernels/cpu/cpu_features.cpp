@@ -31,6 +31,7 @@ Features detect() {
     const bool f512 = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     f.avx512 = zmm_os && f512 && dq && bw && vl;
     f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
+    f.avx512_vbmi = f.avx512 && ((c >> 1) & 1);
     unsigned a1, b1, c1, d1;
     __cpuid_count(7, 1, a1, b1, c1, d1);
     f.avx512_bf16 = f.avx512 && ((a1 >> 5) & 1);
@@ -57,7 +58,8 @@ const Features& features() { return current(); }
 
 void set_features(const Features& f) {
     const Features& d = detected_features();
-    current() = Features{f.avx2 && d.avx2, f.avx512 && d.avx512, f.avx512_vnni && d.avx512_vnni, f.avx512_bf16 && d.avx512_bf16};
+    current() = Features{f.avx2 && d.avx2, f.avx512 && d.avx512, f.avx512_vnni && d.avx512_vnni, f.avx512_bf16 && d.avx512_bf16,
+                         f.avx512_vbmi && d.avx512_vbmi};
 }
 
 }  // namespace minerva::cpu

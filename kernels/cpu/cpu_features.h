@@ -10,6 +10,7 @@ struct Features {
     bool avx512 = false;       // F, BW, VL, DQ with OS support for the ZMM state
     bool avx512_vnni = false;  // vpdpbusd
     bool avx512_bf16 = false;  // vdpbf16ps
+    bool avx512_vbmi = false;  // vpermt2b / vpermb (byte permutes)
 };
 
 const Features& features();

@@ -44,6 +44,7 @@ constexpr int64_t kBlasMinColumns = int64_t{1} << 40;  // never by default: slow
 size_t act_bytes(ActKind kind, int64_t k) {
     switch (kind) {
         case ActKind::Q8Pair: return q8pair_count(k) * sizeof(Q8Pair);
+        case ActKind::Q8Oct: return q8oct_count(k) * sizeof(Q8Oct);
         case ActKind::Q8K: return q8k_count(k) * sizeof(Q8KBlock);
         default: return static_cast<size_t>(k) * 4;
     }
@@ -51,6 +52,7 @@ size_t act_bytes(ActKind kind, int64_t k) {
 
 void quantize_column(const DotKernel& kern, const float* x, int64_t k, void* dst) {
     if (kern.act == ActKind::Q8Pair) quantize_q8pair(x, k, kern.bias_c, static_cast<Q8Pair*>(dst));
+    else if (kern.act == ActKind::Q8Oct) quantize_q8oct(x, k, kern.bias_c, static_cast<Q8Oct*>(dst));
     else quantize_q8k(x, k, static_cast<Q8KBlock*>(dst));
 }
 

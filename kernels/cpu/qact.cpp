@@ -80,6 +80,23 @@ void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out) {
     }
 }
 
+void quantize_q8oct(const float* x, int64_t k, int bias_c, Q8Oct* out) {
+    const int64_t nb = k / 32;
+    for (int64_t g = 0; 8 * g < nb; ++g) {
+        Q8Oct& o = out[g];
+        std::memset(&o, 0, sizeof o);
+        for (int b = 0; b < 8 && 8 * g + b < nb; ++b) {
+            alignas(32) int8_t q[32];
+            int sums[2];
+            const int h = b / 4, i = b % 4;
+            o.dx[b] = quantize_i8_block(x + 32 * (8 * g + b), 32, q, sums);
+            std::memcpy(o.qs + 128 * h + 16 * i, q, 16);
+            std::memcpy(o.qs + 128 * h + 64 + 16 * i, q + 16, 16);
+            o.bias[16 * h + 4 * i] = -bias_c * (sums[0] + sums[1]);
+        }
+    }
+}
+
 void quantize_q8k(const float* x, int64_t k, Q8KBlock* out) {
     for (int64_t b = 0; b < k / 256; ++b) {
         Q8KBlock& q = out[b];

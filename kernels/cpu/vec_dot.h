@@ -10,14 +10,14 @@
 
 namespace minerva::cpu {
 
-enum class ActKind { F32, Q8Pair, Q8K };
+enum class ActKind { F32, Q8Pair, Q8Oct, Q8K };
 
 using DotFn = void (*)(int64_t k, const uint8_t* w, size_t row_stride, int nr, const void* act, float* out);
 
 struct DotKernel {
     DotFn fn = nullptr;       // nullptr: no fast kernel (dequantize + f32 dot instead)
     ActKind act = ActKind::F32;
-    int bias_c = 0;           // for Q8Pair activations: the offset the kernel's unsigned quants carry
+    int bias_c = 0;           // for Q8Pair/Q8Oct activations: the offset the kernel's unsigned quants carry
 };
 
 // Picks the kernel for a weight type on the running CPU (cpu_features.h).
