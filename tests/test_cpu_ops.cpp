@@ -267,9 +267,16 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
                     xq[static_cast<size_t>(i)] = o.qs[128 * (b / 4) + 64 * (e / 16) + 16 * (b % 4) + e % 16] * o.dx[b];
                 }
                 act = qo.data();
-            } else if (kern.act == ActKind::Q8K) {
-                quantize_q8k(x.t.data<float>(), k, qk.data());
-                for (int64_t i = 0; i < k; ++i) xq[static_cast<size_t>(i)] = qk[static_cast<size_t>(i / 256)].qs[i % 256] * qk[static_cast<size_t>(i / 256)].d;
+            } else if (kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) {
+                const bool nib = kern.act == ActKind::Q8KNib;
+                if (nib) quantize_q8k_nib(x.t.data<float>(), k, qk.data());
+                else quantize_q8k(x.t.data<float>(), k, qk.data());
+                for (int64_t i = 0; i < k; ++i) {
+                    int64_t sb = (i % 256) / 32;
+                    if (nib && sb % 4 == 1) sb += 1;  // nibble order: 0 2 1 3 4 6 5 7
+                    else if (nib && sb % 4 == 2) sb -= 1;
+                    xq[static_cast<size_t>(i)] = qk[static_cast<size_t>(i / 256)].qs[32 * sb + i % 32] * qk[static_cast<size_t>(i / 256)].d;
+                }
                 act = qk.data();
             } else {
                 std::memcpy(xq.data(), x.t.host, static_cast<size_t>(k) * 4);

@@ -45,7 +45,8 @@ size_t act_bytes(ActKind kind, int64_t k) {
     switch (kind) {
         case ActKind::Q8Pair: return q8pair_count(k) * sizeof(Q8Pair);
         case ActKind::Q8Oct: return q8oct_count(k) * sizeof(Q8Oct);
-        case ActKind::Q8K: return q8k_count(k) * sizeof(Q8KBlock);
+        case ActKind::Q8K:
+        case ActKind::Q8KNib: return q8k_count(k) * sizeof(Q8KBlock);
         default: return static_cast<size_t>(k) * 4;
     }
 }
@@ -53,6 +54,7 @@ size_t act_bytes(ActKind kind, int64_t k) {
 void quantize_column(const DotKernel& kern, const float* x, int64_t k, void* dst) {
     if (kern.act == ActKind::Q8Pair) quantize_q8pair(x, k, kern.bias_c, static_cast<Q8Pair*>(dst));
     else if (kern.act == ActKind::Q8Oct) quantize_q8oct(x, k, kern.bias_c, static_cast<Q8Oct*>(dst));
+    else if (kern.act == ActKind::Q8KNib) quantize_q8k_nib(x, k, static_cast<Q8KBlock*>(dst));
     else quantize_q8k(x, k, static_cast<Q8KBlock*>(dst));
 }
 
@@ -141,7 +143,7 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
-    if (kern.act == ActKind::Q8K && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
+    if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill and batched decode, and also decode of the types without a row
     // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
     if ((n >= kGemmMinColumns || !kern.fn) && gemm_supported(w.type) && !per_column_forced())

@@ -106,4 +106,16 @@ void quantize_q8k(const float* x, int64_t k, Q8KBlock* out) {
     }
 }
 
+void quantize_q8k_nib(const float* x, int64_t k, Q8KBlock* out) {
+    quantize_q8k(x, k, out);
+    for (int64_t b = 0; b < k / 256; ++b)
+        for (int h = 0; h < 2; ++h) {  // swap sub-blocks 4h+1 and 4h+2
+            int8_t t[32];
+            int8_t* s1 = out[b].qs + 32 * (4 * h + 1);
+            std::memcpy(t, s1, 32);
+            std::memcpy(s1, s1 + 32, 32);
+            std::memcpy(s1 + 32, t, 32);
+        }
+}
+
 }  // namespace minerva::cpu

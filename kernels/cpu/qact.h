@@ -13,6 +13,9 @@
 //   (other lanes 0); dx[b] = the scale of block b. A row takes ceil(k/256); blocks past the end
 //   of the row are zero (quants, bias and scale).
 // - Q8KBlock: 256 activations with one scale and the sums of each 16 (for the K types' mins).
+//   In "nibble order" (quantize_q8k_nib, for the AVX-512 Q4_K kernel) the 32-element sub-blocks
+//   of qs are stored in the order 0 2 1 3 4 6 5 7, the order in which one 64-byte load of Q4_K
+//   quants holds them as low/high nibbles; bsums stay in element order.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +53,7 @@ inline size_t q8k_count(int64_t k) { return static_cast<size_t>(k / 256); }
 void quantize_q8pair(const float* x, int64_t k, int bias_c, Q8Pair* out);
 void quantize_q8oct(const float* x, int64_t k, int bias_c, Q8Oct* out);
 void quantize_q8k(const float* x, int64_t k, Q8KBlock* out);
+void quantize_q8k_nib(const float* x, int64_t k, Q8KBlock* out);
 
 // The block quantizer both layouts (and the prefill GEMM, gemm.h) are built on, so that every
 // path turns the same activations into the same bytes: n floats (a multiple of 32, at most 256)

@@ -10,7 +10,7 @@
 
 namespace minerva::cpu {
 
-enum class ActKind { F32, Q8Pair, Q8Oct, Q8K };
+enum class ActKind { F32, Q8Pair, Q8Oct, Q8K, Q8KNib };
 
 using DotFn = void (*)(int64_t k, const uint8_t* w, size_t row_stride, int nr, const void* act, float* out);
 

@@ -309,6 +309,77 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
     for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
 }
 
+// Q4_K against Q8KBlock activations in nibble order (quantize_q8k_nib): one 64-byte load of
+// quants holds sub-blocks 4h (low nibbles of bytes 0..31), 4h+2 (low, 32..63), 4h+1 and 4h+3
+// (high nibbles), and the activations come as [4h | 4h+2], [4h+1 | 4h+3], so each load feeds two
+// maddubs with one mask, shift and mask, instead of a broadcast, shift and mask per sub-block
+// pair. The 6-bit scales and mins are unpacked in a vector register (no trip through memory),
+// and the mins term is one vpmaddwd of the activation sums with the duplicated mins.
+template <int R, bool Vnni>
+void q4k_nib_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const int64_t nb = k / 256;
+    alignas(64) static constexpr auto kIdx = [] {
+        struct { int16_t s[4][32]; int16_t mdup[16]; } t{};
+        constexpr int first[4] = {0, 1, 4, 5};  // sub-block pairs (f, f+2) per 64-byte register
+        for (int v = 0; v < 4; ++v)
+            for (int l = 0; l < 32; ++l) t.s[v][l] = static_cast<int16_t>(first[v] + (l < 16 ? 0 : 2));
+        for (int l = 0; l < 16; ++l) t.mdup[l] = static_cast<int16_t>(8 + l / 2);
+        return t;
+    }();
+    __m512i sidx[4];
+    for (int v = 0; v < 4; ++v) sidx[v] = _mm512_load_si512(kIdx.s[v]);
+    const __m256i mdup = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdx.mdup));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m128i m3f = _mm_set1_epi8(0x3f), m0f = _mm_set1_epi8(0x0f), m30 = _mm_set1_epi8(0x30), sh = _mm_setr_epi32(0, 0, 0, 4);
+    __m512 acc[R];
+    __m256 accm[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+        const Q8KBlock& x = a[b];
+        const __m512i x0 = _mm512_load_si512(x.qs), x1 = _mm512_load_si512(x.qs + 64);
+        const __m512i x2 = _mm512_load_si512(x.qs + 128), x3 = _mm512_load_si512(x.qs + 192);
+        const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * sizeof(BlockQ4_K);
+            prefetch_span<sizeof(BlockQ4_K)>(blk + R * ws);
+            // scales[12] = words a, b, c -> sc[0..3] = a & 0x3f.., sc[4..7] = (c & 0x0f..) | ((a >> 2) & 0x30..),
+            // mn[0..3] = b & 0x3f.., mn[4..7] = ((c >> 4) & 0x0f..) | ((b >> 2) & 0x30..)
+            const __m128i X = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
+            const __m128i P = _mm_shuffle_epi32(X, _MM_SHUFFLE(2, 1, 2, 0));  // a c b c
+            const __m128i Q = _mm_shuffle_epi32(X, _MM_SHUFFLE(1, 1, 0, 0));  // a a b b
+            const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(P, sh), m0f), _mm_and_si128(_mm_srli_epi32(Q, 2), m30));
+            const __m256i s16 = _mm256_cvtepu8_epi16(_mm_blend_epi32(_mm_and_si128(P, m3f), hi, 0b1010));  // sc[8], mn[8]
+            const __m512i s16z = _mm512_castsi256_si512(s16);
+            const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
+            __m512i sumi = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(q0, m4), x0), _mm512_permutexvar_epi16(sidx[0], s16z));
+            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), x1),
+                                _mm512_permutexvar_epi16(sidx[1], s16z));
+            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(q1, m4), x2), _mm512_permutexvar_epi16(sidx[2], s16z));
+            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), x3),
+                                _mm512_permutexvar_epi16(sidx[3], s16z));
+            const __m256i msum = _mm256_madd_epi16(bsums, _mm256_permutexvar_epi16(mdup, s16));  // mn[j] * (sum 2j + sum 2j+1)
+            uint32_t dd;
+            std::memcpy(&dd, blk, 4);
+            const __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(x.d));  // d*xd, dmin*xd
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc[r]);
+            accm[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)),
+                                      accm[r]);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
+}
+
+template <bool Vnni>
+void q4k_nib_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
+    switch (nr) {
+        case 4: q4k_nib_rows<4, Vnni>(k, w, ws, a, out); return;
+        case 3: q4k_nib_rows<3, Vnni>(k, w, ws, a, out); return;
+        case 2: q4k_nib_rows<2, Vnni>(k, w, ws, a, out); return;
+        default: q4k_nib_rows<1, Vnni>(k, w, ws, a, out); return;
+    }
+}
+
 template <bool Five, bool Vnni>
 void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
     const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
@@ -432,7 +503,7 @@ DotKernel table(DType t) {
         case DType::Q4_0: return {q32_kernel<Q4_0U, Vnni>, ActKind::Q8Pair, 8};
         case DType::Q5_0: return {q32_kernel<Q5_0U, Vnni>, ActKind::Q8Pair, 16};
         case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, ActKind::Q8Pair, 128};
-        case DType::Q4_K: return {q45k_kernel<false, Vnni>, ActKind::Q8K, 0};
+        case DType::Q4_K: return {q4k_nib_kernel<Vnni>, ActKind::Q8KNib, 0};
         case DType::Q5_K: return {q45k_kernel<true, Vnni>, ActKind::Q8K, 0};
         case DType::Q6_K: return {q6k_kernel<Vnni>, ActKind::Q8K, 0};
         default: return {};
