@@ -143,11 +143,16 @@ TEST_P(MatmulTest, MatchesReferenceAcrossShapes) {
                                     : is_float_type(type) ? std::vector<int64_t>{1, 7, 32, 100, 2048}
                                                           : std::vector<int64_t>{32, 96, 288, 2048};
     const std::vector<int64_t> ms = {1, 3, 17, 64};
-    const std::vector<int64_t> ns = {1, 2, 7};
+    const std::vector<int64_t> ns = {1, 2, 7, 8, 12};
     // Float weights keep f32 activations: near-exact. Quantized weights meet 8-bit activations:
     // the error is the activation rounding, about 0.5-0.7% of the product magnitude on average;
     // a shape with a single output may land at twice that by chance, so the bound is looser there.
-    const double tol_many = is_float_type(type) ? 1e-6 : 1.5e-2, tol_few = is_float_type(type) ? 1e-6 : 3e-2;
+    // Q2_K/Q4_K/Q5_K weights carry an offset per sub-block (the min), against which the rounding
+    // errors of the activations (one 8-bit scale per 256 for the K types) do not average out:
+    // measured up to 2.0% on these shapes, so their bound is looser.
+    const bool mins = type == DType::Q2_K || type == DType::Q4_K || type == DType::Q5_K;
+    const double tol_many = is_float_type(type) ? 1e-6 : mins ? 2.5e-2 : 1.5e-2;
+    const double tol_few = is_float_type(type) ? 1e-6 : mins ? 4e-2 : 3e-2;
     for (const auto& [isa_name, feats] : isa_paths()) {
         set_features(feats);
         for (int threads : {1, 3}) {
@@ -192,11 +197,12 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
     IsaGuard guard;
     std::mt19937 rng(static_cast<unsigned>(type) * 104729u + 3);
     const std::vector<int64_t> ks = is_k_type(type) ? std::vector<int64_t>{256, 2048} : std::vector<int64_t>{32, 96, 2048};
-    const int64_t m = 37, n = 9;
+    const int64_t m = 37;
     for (const auto& [isa_name, feats] : isa_paths()) {
         set_features(feats);
         for (int threads : {1, 3}) {
             auto be = make_cpu_backend(threads);
+            for (int64_t n : {5, 9})  // 5: the multi-column row kernels where a type has one; 9: the GEMM
             for (int64_t k : ks) {
                 Buf w = make_buf(type, {k, m}), x = make_buf(DType::F32, {k, n});
                 Buf got = make_buf(DType::F32, {m, n}), want = make_buf(DType::F32, {m, n});
@@ -219,8 +225,11 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
                     den += static_cast<double>(want.t.data<float>()[i]) * want.t.data<float>()[i];
                 }
                 const double rel = std::sqrt(num / std::max(den, 1e-30));
-                const bool via_gemm_only = find_dot_kernel(type).fn == nullptr;
-                EXPECT_LE(rel, via_gemm_only ? 0.0 : 1e-6) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k;
+                // Exact where both go through the same kernel: the GEMM for every n (types without a
+                // row kernel), or a multi-column row kernel (bit-identical per column by contract).
+                const DotKernel kern = find_dot_kernel(type);
+                const bool same_kernel = kern.fn == nullptr || (kern.multi && n <= kMultiColumns);
+                EXPECT_LE(rel, same_kernel ? 0.0 : 1e-6) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k << " n=" << n;
             }
         }
     }

@@ -146,7 +146,10 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill and batched decode, and also decode of the types without a row
     // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
-    if ((n >= kGemmMinColumns || !kern.fn) && gemm_supported(w.type) && !per_column_forced())
+    // Batches up to kMultiColumns go through the type's multi-column row kernel where it has one
+    // (the weights are read and unpacked once per row for all columns, with no tile staging).
+    const bool multi = kern.multi && n > 1 && n <= kMultiColumns;
+    if ((n >= kGemmMinColumns || !kern.fn) && !multi && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
 
     const void* act = xp;
@@ -171,6 +174,13 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
             for (int64_t r = r0; r < r1; ++r) {
                 dequantize_row(w.type, wp + rs * static_cast<size_t>(r), row, k);
                 for (int64_t j = 0; j < n; ++j) op[j * m + r] = dot_f32_avx2(row, xp + j * k, k);
+            }
+            return;
+        }
+        if (multi) {
+            for (int64_t r = r0; r < r1; r += 4) {
+                const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+                kern.multi(k, wp + rs * static_cast<size_t>(r), rs, nr, act, act_stride, static_cast<int>(n), op + r, static_cast<size_t>(m));
             }
             return;
         }

@@ -14,8 +14,17 @@ enum class ActKind { F32, Q8Pair, Q8Oct, Q8K, Q8KNib };
 
 using DotFn = void (*)(int64_t k, const uint8_t* w, size_t row_stride, int nr, const void* act, float* out);
 
+// The same dot products for nc (1..kMultiColumns) activation columns at once: column j at
+// act + j * act_stride, its results at out + j * out_stride. The weights of each row are unpacked
+// once for all the columns, and every column gets exactly the arithmetic of the DotFn (so the
+// results are bit-identical to nc single-column calls). For small batches (batched decode).
+constexpr int kMultiColumns = 8;
+using MultiDotFn = void (*)(int64_t k, const uint8_t* w, size_t row_stride, int nr, const void* act, size_t act_stride, int nc,
+                            float* out, size_t out_stride);
+
 struct DotKernel {
     DotFn fn = nullptr;       // nullptr: no fast kernel (dequantize + f32 dot instead)
+    MultiDotFn multi = nullptr;  // optional (see MultiDotFn)
     ActKind act = ActKind::F32;
     int bias_c = 0;           // for Q8Pair/Q8Oct activations: the offset the kernel's unsigned quants carry
 };

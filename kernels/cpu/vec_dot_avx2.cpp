@@ -307,15 +307,15 @@ float dot_f32_avx2(const float* a, const float* b, int64_t n) {
 
 DotKernel dot_kernel_avx2(DType t) {
     switch (t) {
-        case DType::F32: return {float_kernel<DType::F32>, ActKind::F32, 0};
-        case DType::F16: return {float_kernel<DType::F16>, ActKind::F32, 0};
-        case DType::BF16: return {float_kernel<DType::BF16>, ActKind::F32, 0};
-        case DType::Q4_0: return {q32_kernel<UnpackQ4_0, sizeof(BlockQ4_0)>, ActKind::Q8Pair, 8};
-        case DType::Q5_0: return {q32_kernel<UnpackQ5_0, sizeof(BlockQ5_0)>, ActKind::Q8Pair, 16};
-        case DType::Q8_0: return {q32_kernel<UnpackQ8_0, sizeof(BlockQ8_0)>, ActKind::Q8Pair, 0};
-        case DType::Q4_K: return {q45k_kernel<false>, ActKind::Q8K, 0};
-        case DType::Q5_K: return {q45k_kernel<true>, ActKind::Q8K, 0};
-        case DType::Q6_K: return {q6k_kernel, ActKind::Q8K, 0};
+        case DType::F32: return {float_kernel<DType::F32>, nullptr, ActKind::F32, 0};
+        case DType::F16: return {float_kernel<DType::F16>, nullptr, ActKind::F32, 0};
+        case DType::BF16: return {float_kernel<DType::BF16>, nullptr, ActKind::F32, 0};
+        case DType::Q4_0: return {q32_kernel<UnpackQ4_0, sizeof(BlockQ4_0)>, nullptr, ActKind::Q8Pair, 8};
+        case DType::Q5_0: return {q32_kernel<UnpackQ5_0, sizeof(BlockQ5_0)>, nullptr, ActKind::Q8Pair, 16};
+        case DType::Q8_0: return {q32_kernel<UnpackQ8_0, sizeof(BlockQ8_0)>, nullptr, ActKind::Q8Pair, 0};
+        case DType::Q4_K: return {q45k_kernel<false>, nullptr, ActKind::Q8K, 0};
+        case DType::Q5_K: return {q45k_kernel<true>, nullptr, ActKind::Q8K, 0};
+        case DType::Q6_K: return {q6k_kernel, nullptr, ActKind::Q8K, 0};
         default: return {};
     }
 }

@@ -7,6 +7,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "cpu/cpu_features.h"
@@ -380,6 +381,85 @@ void q4k_nib_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* 
     }
 }
 
+// q4k_nib_rows for NC activation columns, one row at a time: the quants, scales and mins of a
+// super-block are unpacked once, then each column runs q4k_nib_rows' exact sequence of integer
+// and float steps (so each result is bit-identical to a single-column call).
+template <int NC, bool Vnni>
+void q4k_nib_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const int64_t nb = k / 256;
+    alignas(64) static constexpr auto kIdx = [] {
+        struct { int16_t s[4][32]; int16_t mdup[16]; } t{};
+        constexpr int first[4] = {0, 1, 4, 5};
+        for (int v = 0; v < 4; ++v)
+            for (int l = 0; l < 32; ++l) t.s[v][l] = static_cast<int16_t>(first[v] + (l < 16 ? 0 : 2));
+        for (int l = 0; l < 16; ++l) t.mdup[l] = static_cast<int16_t>(8 + l / 2);
+        return t;
+    }();
+    const __m256i mdup = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdx.mdup));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m128i m3f = _mm_set1_epi8(0x3f), m0f = _mm_set1_epi8(0x0f), m30 = _mm_set1_epi8(0x30), sh = _mm_setr_epi32(0, 0, 0, 4);
+    for (int r = 0; r < nr; ++r) {
+        __m512 acc[NC];
+        __m256 accm[NC];
+        for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps(), accm[j] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * sizeof(BlockQ4_K);
+            prefetch_span<sizeof(BlockQ4_K)>(blk + ws);
+            const __m128i X = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
+            const __m128i P = _mm_shuffle_epi32(X, _MM_SHUFFLE(2, 1, 2, 0));
+            const __m128i Q = _mm_shuffle_epi32(X, _MM_SHUFFLE(1, 1, 0, 0));
+            const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(P, sh), m0f), _mm_and_si128(_mm_srli_epi32(Q, 2), m30));
+            const __m256i s16 = _mm256_cvtepu8_epi16(_mm_blend_epi32(_mm_and_si128(P, m3f), hi, 0b1010));
+            const __m512i s16z = _mm512_castsi256_si512(s16);
+            const __m512i sc0 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[0]), s16z);
+            const __m512i sc1 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[1]), s16z);
+            const __m512i sc2 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[2]), s16z);
+            const __m512i sc3 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[3]), s16z);
+            const __m256i mn = _mm256_permutexvar_epi16(mdup, s16);
+            const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
+            const __m512i u0 = _mm512_and_si512(q0, m4), u1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            const __m512i u2 = _mm512_and_si512(q1, m4), u3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            uint32_t dd;
+            std::memcpy(&dd, blk, 4);
+            const __m128 dmw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
+            for (int j = 0; j < NC; ++j) {
+                const Q8KBlock& x = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)];
+                __m512i sumi = _mm512_madd_epi16(_mm512_maddubs_epi16(u0, _mm512_load_si512(x.qs)), sc0);
+                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u1, _mm512_load_si512(x.qs + 64)), sc1);
+                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u2, _mm512_load_si512(x.qs + 128)), sc2);
+                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u3, _mm512_load_si512(x.qs + 192)), sc3);
+                const __m256i msum = _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), mn);
+                const __m128 dm = _mm_mul_ps(dmw, _mm_set1_ps(x.d));
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc[j]);
+                accm[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)),
+                                          accm[j]);
+            }
+        }
+        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[j]) - hsum256(accm[j]);
+    }
+}
+
+template <bool Vnni>
+void q4k_nib_multi(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, size_t act_stride, int nc, float* out,
+                   size_t out_stride) {
+    const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
+    const size_t as = act_stride / sizeof(Q8KBlock);
+    for (int j0 = 0; j0 < nc; j0 += kMultiColumns) {
+        const Q8KBlock* aj = a + static_cast<size_t>(j0) * as;
+        float* oj = out + static_cast<size_t>(j0) * out_stride;
+        switch (std::min(nc - j0, kMultiColumns)) {
+            case 8: q4k_nib_cols<8, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 7: q4k_nib_cols<7, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 6: q4k_nib_cols<6, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 5: q4k_nib_cols<5, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 4: q4k_nib_cols<4, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 3: q4k_nib_cols<3, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 2: q4k_nib_cols<2, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+            default: q4k_nib_cols<1, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+        }
+    }
+}
+
 template <bool Five, bool Vnni>
 void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
     const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
@@ -497,15 +577,15 @@ void float_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* ac
 template <bool Vnni>
 DotKernel table(DType t) {
     switch (t) {
-        case DType::F32: return {float_kernel<DType::F32>, ActKind::F32, 0};
-        case DType::F16: return {float_kernel<DType::F16>, ActKind::F32, 0};
-        case DType::BF16: return {float_kernel<DType::BF16>, ActKind::F32, 0};
-        case DType::Q4_0: return {q32_kernel<Q4_0U, Vnni>, ActKind::Q8Pair, 8};
-        case DType::Q5_0: return {q32_kernel<Q5_0U, Vnni>, ActKind::Q8Pair, 16};
-        case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, ActKind::Q8Pair, 128};
-        case DType::Q4_K: return {q4k_nib_kernel<Vnni>, ActKind::Q8KNib, 0};
-        case DType::Q5_K: return {q45k_kernel<true, Vnni>, ActKind::Q8K, 0};
-        case DType::Q6_K: return {q6k_kernel<Vnni>, ActKind::Q8K, 0};
+        case DType::F32: return {float_kernel<DType::F32>, nullptr, ActKind::F32, 0};
+        case DType::F16: return {float_kernel<DType::F16>, nullptr, ActKind::F32, 0};
+        case DType::BF16: return {float_kernel<DType::BF16>, nullptr, ActKind::F32, 0};
+        case DType::Q4_0: return {q32_kernel<Q4_0U, Vnni>, nullptr, ActKind::Q8Pair, 8};
+        case DType::Q5_0: return {q32_kernel<Q5_0U, Vnni>, nullptr, ActKind::Q8Pair, 16};
+        case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, nullptr, ActKind::Q8Pair, 128};
+        case DType::Q4_K: return {q4k_nib_kernel<Vnni>, q4k_nib_multi<Vnni>, ActKind::Q8KNib, 0};
+        case DType::Q5_K: return {q45k_kernel<true, Vnni>, nullptr, ActKind::Q8K, 0};
+        case DType::Q6_K: return {q6k_kernel<Vnni>, nullptr, ActKind::Q8K, 0};
         default: return {};
     }
 }
@@ -513,7 +593,7 @@ DotKernel table(DType t) {
 }  // namespace
 
 DotKernel dot_kernel_avx512(DType t) {
-    if (t == DType::Q4_0 && features().avx512_vnni && features().avx512_vbmi) return {q4_0_oct_kernel, ActKind::Q8Oct, 8};
+    if (t == DType::Q4_0 && features().avx512_vnni && features().avx512_vbmi) return {q4_0_oct_kernel, nullptr, ActKind::Q8Oct, 8};
     if (features().avx512_vnni) return table<true>(t);
     // Without VNNI the 512-bit maddubs path cannot take Q8_0's +128 offset (s16 saturation).
     if (t == DType::Q8_0) return {};
