@@ -171,22 +171,49 @@ void q32_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act,
 // b. The eight fp16 scales come out of the same loads with one word permute and are multiplied
 // by the activation scales once per group. Per 256 weights and row that is about half the
 // instructions of the pair kernel; a partial last group is read with masked loads.
-template <int R>
-void q4_0_oct_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, float* out) {
-    constexpr size_t GB = 8 * sizeof(BlockQ4_0);  // 144 bytes
-    alignas(64) static constexpr auto kIdx = [] {
-        struct { uint8_t q0[64], q1[64]; int16_t sc[32]; int32_t e0[16], e1[16]; } t{};
+constexpr size_t GB = 8 * sizeof(BlockQ4_0);  // one group of eight Q4_0 blocks: 144 bytes
+
+struct Oct4Idx {
+    uint8_t q0[64], q1[64];  // vpermt2b: the quant bytes of blocks 0..3 (from bytes 0..127), 4..7 (64..191)
+    int16_t sc[32];          // vpermt2w: the eight fp16 scales
+    int32_t e0[16], e1[16];  // block b's scale to int32 lanes 4b..4b+3 (blocks 0..3, 4..7)
+};
+inline const Oct4Idx& oct4_idx() {
+    alignas(64) static constexpr Oct4Idx t = [] {
+        Oct4Idx v{};
         for (int b = 0; b < 4; ++b)
             for (int j = 0; j < 16; ++j) {
-                t.q0[16 * b + j] = static_cast<uint8_t>(18 * b + 2 + j);            // from bytes 0..127
-                t.q1[16 * b + j] = static_cast<uint8_t>(18 * (b + 4) + 2 + j - 64);  // from bytes 64..191
+                v.q0[16 * b + j] = static_cast<uint8_t>(18 * b + 2 + j);
+                v.q1[16 * b + j] = static_cast<uint8_t>(18 * (b + 4) + 2 + j - 64);
             }
-        for (int b = 0; b < 8; ++b) t.sc[b] = static_cast<int16_t>(9 * b);
-        for (int l = 0; l < 16; ++l) t.e0[l] = l / 4, t.e1[l] = 4 + l / 4;
-        return t;
+        for (int b = 0; b < 8; ++b) v.sc[b] = static_cast<int16_t>(9 * b);
+        for (int l = 0; l < 16; ++l) v.e0[l] = l / 4, v.e1[l] = 4 + l / 4;
+        return v;
     }();
-    const __m512i iq0 = _mm512_load_si512(kIdx.q0), iq1 = _mm512_load_si512(kIdx.q1), isc = _mm512_load_si512(kIdx.sc);
-    const __m512i ie0 = _mm512_load_si512(kIdx.e0), ie1 = _mm512_load_si512(kIdx.e1), m4 = _mm512_set1_epi8(0x0f);
+    return t;
+}
+
+// The 144 bytes of a group (z2: bytes 128..143); with left < 8 blocks, only those, masked.
+inline void oct4_load(const uint8_t* blk, int64_t left, __m512i& z0, __m512i& z1, __m512i& z2) {
+    if (left >= 8) {
+        z0 = _mm512_loadu_si512(blk);
+        z1 = _mm512_loadu_si512(blk + 64);
+        z2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128)));
+    } else {
+        const int64_t bytes = left * static_cast<int64_t>(sizeof(BlockQ4_0));  // < 128
+        const __mmask64 m0 = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+        const __mmask64 m1 = bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0;
+        z0 = _mm512_maskz_loadu_epi8(m0, blk);
+        z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
+        z2 = _mm512_setzero_si512();
+    }
+}
+
+template <int R>
+void q4_0_oct_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, float* out) {
+    const Oct4Idx& ix = oct4_idx();
+    const __m512i iq0 = _mm512_load_si512(ix.q0), iq1 = _mm512_load_si512(ix.q1), isc = _mm512_load_si512(ix.sc);
+    const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1), m4 = _mm512_set1_epi8(0x0f);
     const int64_t nb = k / 32, ng = (nb + 7) / 8;
     __m512 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -200,18 +227,7 @@ void q4_0_oct_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, float
             const uint8_t* blk = w + r * ws + static_cast<size_t>(g) * GB;
             prefetch_span<GB>(blk + R * ws);  // the next row group, as in q32_rows
             __m512i z0, z1, z2;
-            if (left >= 8) {
-                z0 = _mm512_loadu_si512(blk);
-                z1 = _mm512_loadu_si512(blk + 64);
-                z2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128)));
-            } else {
-                const int64_t bytes = left * static_cast<int64_t>(sizeof(BlockQ4_0));  // < 128
-                const __mmask64 m0 = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
-                const __mmask64 m1 = bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0;
-                z0 = _mm512_maskz_loadu_epi8(m0, blk);
-                z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
-                z2 = _mm512_setzero_si512();
-            }
+            oct4_load(blk, left, z0, z1, z2);
             const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, isc, z1));
             const __m512 d = _mm512_mul_ps(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h))), dx);
             const __m512i q0 = _mm512_permutex2var_epi8(z0, iq0, z1), q1 = _mm512_permutex2var_epi8(z1, iq1, z2);
@@ -235,6 +251,88 @@ void q4_0_oct_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void*
         default: q4_0_oct_rows<1>(k, w, ws, a, out); return;
     }
 }
+
+// q4_0_oct_rows for NC activation columns, R rows at a time (R = 2 halves the activation reads,
+// which for 8 columns are 25x the weight bytes with one row): each group of each row is loaded,
+// permuted and split into nibbles once, then every column runs q4_0_oct_rows' exact steps.
+template <int NC, int R>
+void q4_0_oct_cols_r(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
+    const Oct4Idx& ix = oct4_idx();
+    const __m512i iq0 = _mm512_load_si512(ix.q0), iq1 = _mm512_load_si512(ix.q1), isc = _mm512_load_si512(ix.sc);
+    const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1), m4 = _mm512_set1_epi8(0x0f);
+    const int64_t nb = k / 32, ng = (nb + 7) / 8;
+    __m512 acc[R][NC];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+        __m512i l0[R], h0[R], l1[R], h1[R];
+        __m512 dw[R];
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + r * ws + static_cast<size_t>(g) * GB;
+            prefetch_span<GB>(blk + R * ws);
+            __m512i z0, z1, z2;
+            oct4_load(blk, nb - 8 * g, z0, z1, z2);
+            const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, isc, z1));
+            dw[r] = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+            const __m512i q0 = _mm512_permutex2var_epi8(z0, iq0, z1), q1 = _mm512_permutex2var_epi8(z1, iq1, z2);
+            l0[r] = _mm512_and_si512(q0, m4), h0[r] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            l1[r] = _mm512_and_si512(q1, m4), h1[r] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+        }
+        for (int j = 0; j < NC; ++j) {
+            const Q8Oct& ap = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(g)];
+            const __m512 dx = _mm512_castps256_ps512(_mm256_load_ps(ap.dx));
+            const __m512i xl0 = _mm512_load_si512(ap.qs), xh0 = _mm512_load_si512(ap.qs + 64);
+            const __m512i xl1 = _mm512_load_si512(ap.qs + 128), xh1 = _mm512_load_si512(ap.qs + 192);
+            for (int r = 0; r < R; ++r) {
+                const __m512 d = _mm512_mul_ps(dw[r], dx);
+                __m512i s0 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias), l0[r], xl0);
+                s0 = _mm512_dpbusd_epi32(s0, h0[r], xh0);
+                __m512i s1 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias + 16), l1[r], xl1);
+                s1 = _mm512_dpbusd_epi32(s1, h1[r], xh1);
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(ie0, d), acc[r][j]);
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(ie1, d), acc[r][j]);
+            }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[r][j]);
+}
+
+template <int NC>
+void q4_0_oct_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) q4_0_oct_cols_r<NC, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+    if (r < nr) q4_0_oct_cols_r<NC, 1>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+}
+
+// Runs a multi-column kernel template over nc columns in runs of at most kMultiColumns.
+template <typename A, template <int> class K>
+void multi_columns(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, size_t act_stride, int nc, float* out,
+                   size_t out_stride) {
+    const A* a = static_cast<const A*>(act);
+    const size_t as = act_stride / sizeof(A);
+    for (int j0 = 0; j0 < nc; j0 += kMultiColumns) {
+        const A* aj = a + static_cast<size_t>(j0) * as;
+        float* oj = out + static_cast<size_t>(j0) * out_stride;
+        switch (std::min(nc - j0, kMultiColumns)) {
+            case 8: K<8>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 7: K<7>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 6: K<6>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 5: K<5>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 4: K<4>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 3: K<3>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            case 2: K<2>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+            default: K<1>::run(k, w, ws, nr, aj, as, oj, out_stride); break;
+        }
+    }
+}
+
+template <int NC>
+struct Q40Cols {
+    static void run(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8Oct* a, size_t as, float* out, size_t os) {
+        q4_0_oct_cols<NC>(k, w, ws, nr, a, as, out, os);
+    }
+};
 
 // ---- K types ----
 
@@ -440,25 +538,14 @@ void q4k_nib_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock
 }
 
 template <bool Vnni>
-void q4k_nib_multi(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, size_t act_stride, int nc, float* out,
-                   size_t out_stride) {
-    const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
-    const size_t as = act_stride / sizeof(Q8KBlock);
-    for (int j0 = 0; j0 < nc; j0 += kMultiColumns) {
-        const Q8KBlock* aj = a + static_cast<size_t>(j0) * as;
-        float* oj = out + static_cast<size_t>(j0) * out_stride;
-        switch (std::min(nc - j0, kMultiColumns)) {
-            case 8: q4k_nib_cols<8, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 7: q4k_nib_cols<7, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 6: q4k_nib_cols<6, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 5: q4k_nib_cols<5, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 4: q4k_nib_cols<4, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 3: q4k_nib_cols<3, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            case 2: q4k_nib_cols<2, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
-            default: q4k_nib_cols<1, Vnni>(k, w, ws, nr, aj, as, oj, out_stride); break;
+struct Q4KCols {
+    template <int NC>
+    struct K {
+        static void run(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t as, float* out, size_t os) {
+            q4k_nib_cols<NC, Vnni>(k, w, ws, nr, a, as, out, os);
         }
-    }
-}
+    };
+};
 
 template <bool Five, bool Vnni>
 void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
@@ -583,7 +670,7 @@ DotKernel table(DType t) {
         case DType::Q4_0: return {q32_kernel<Q4_0U, Vnni>, nullptr, ActKind::Q8Pair, 8};
         case DType::Q5_0: return {q32_kernel<Q5_0U, Vnni>, nullptr, ActKind::Q8Pair, 16};
         case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, nullptr, ActKind::Q8Pair, 128};
-        case DType::Q4_K: return {q4k_nib_kernel<Vnni>, q4k_nib_multi<Vnni>, ActKind::Q8KNib, 0};
+        case DType::Q4_K: return {q4k_nib_kernel<Vnni>, multi_columns<Q8KBlock, Q4KCols<Vnni>::template K>, ActKind::Q8KNib, 0};
         case DType::Q5_K: return {q45k_kernel<true, Vnni>, nullptr, ActKind::Q8K, 0};
         case DType::Q6_K: return {q6k_kernel<Vnni>, nullptr, ActKind::Q8K, 0};
         default: return {};
@@ -593,7 +680,7 @@ DotKernel table(DType t) {
 }  // namespace
 
 DotKernel dot_kernel_avx512(DType t) {
-    if (t == DType::Q4_0 && features().avx512_vnni && features().avx512_vbmi) return {q4_0_oct_kernel, nullptr, ActKind::Q8Oct, 8};
+    if (t == DType::Q4_0 && features().avx512_vnni && features().avx512_vbmi) return {q4_0_oct_kernel, multi_columns<Q8Oct, Q40Cols>, ActKind::Q8Oct, 8};
     if (features().avx512_vnni) return table<true>(t);
     // Without VNNI the 512-bit maddubs path cannot take Q8_0's +128 offset (s16 saturation).
     if (t == DType::Q8_0) return {};
