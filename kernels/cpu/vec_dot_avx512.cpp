@@ -599,6 +599,63 @@ void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* 
     for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
 }
 
+// q6k_rows for NC activation columns, one row at a time: the 6-bit quants and the scales of a
+// super-block are assembled once, then every column runs q6k_rows' exact steps.
+template <int NC, bool Vnni>
+void q6k_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const int64_t nb = k / 256;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
+    __m128i pat[4];
+    for (int q = 0; q < 4; ++q) {
+        alignas(16) int8_t p[16];
+        for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(4 * q + i / 4);
+        pat[q] = _mm_load_si128(reinterpret_cast<const __m128i*>(p));
+    }
+    for (int r = 0; r < nr; ++r) {
+        __m512 acc[NC];
+        for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
+            prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + ws);
+            const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+            const __m256i S16 = _mm256_cvtepi8_epi16(S);
+            __m512i wq[4], sc[4];
+            for (int hf = 0; hf < 2; ++hf) {
+                const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
+                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
+                wq[2 * hf] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
+                wq[2 * hf + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
+                sc[2 * hf] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf]));
+                sc[2 * hf + 1] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf + 1]));
+            }
+            const float dw = fp16_to_f32_fast(blk->d);
+            for (int j = 0; j < NC; ++j) {
+                const Q8KBlock& x = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)];
+                const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(S16, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums))), 5);
+                __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(bias));
+                for (int hf = 0; hf < 2; ++hf) {
+                    const __m512i d01 = dpbusd<Vnni>(_mm512_setzero_si512(), wq[2 * hf], _mm512_load_si512(x.qs + 128 * hf));
+                    const __m512i d23 = dpbusd<Vnni>(_mm512_setzero_si512(), wq[2 * hf + 1], _mm512_load_si512(x.qs + 128 * hf + 64));
+                    sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(d01, sc[2 * hf]), _mm512_mullo_epi32(d23, sc[2 * hf + 1])));
+                }
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(dw * x.d), acc[j]);
+            }
+        }
+        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[j]);
+    }
+}
+
+template <bool Vnni>
+struct Q6KCols {
+    template <int NC>
+    struct K {
+        static void run(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t as, float* out, size_t os) {
+            q6k_cols<NC, Vnni>(k, w, ws, nr, a, as, out, os);
+        }
+    };
+};
+
 template <bool Vnni>
 void q6k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
     const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
@@ -672,7 +729,7 @@ DotKernel table(DType t) {
         case DType::Q8_0: return {q32_kernel<Q8_0U, Vnni>, nullptr, ActKind::Q8Pair, 128};
         case DType::Q4_K: return {q4k_nib_kernel<Vnni>, multi_columns<Q8KBlock, Q4KCols<Vnni>::template K>, ActKind::Q8KNib, 0};
         case DType::Q5_K: return {q45k_kernel<true, Vnni>, nullptr, ActKind::Q8K, 0};
-        case DType::Q6_K: return {q6k_kernel<Vnni>, nullptr, ActKind::Q8K, 0};
+        case DType::Q6_K: return {q6k_kernel<Vnni>, multi_columns<Q8KBlock, Q6KCols<Vnni>::template K>, ActKind::Q8K, 0};
         default: return {};
     }
 }
