@@ -209,100 +209,76 @@ inline void oct4_load(const uint8_t* blk, int64_t left, __m512i& z0, __m512i& z1
     }
 }
 
-template <int R>
-void q4_0_oct_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, float* out) {
-    const Oct4Idx& ix = oct4_idx();
-    const __m512i iq0 = _mm512_load_si512(ix.q0), iq1 = _mm512_load_si512(ix.q1), isc = _mm512_load_si512(ix.sc);
-    const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1), m4 = _mm512_set1_epi8(0x0f);
-    const int64_t nb = k / 32, ng = (nb + 7) / 8;
-    __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < ng; ++g) {
-        const Q8Oct& ap = a[g];
-        const __m512i xl0 = _mm512_load_si512(ap.qs), xh0 = _mm512_load_si512(ap.qs + 64);
-        const __m512i xl1 = _mm512_load_si512(ap.qs + 128), xh1 = _mm512_load_si512(ap.qs + 192);
-        const __m512 dx = _mm512_castps256_ps512(_mm256_load_ps(ap.dx));
-        const int64_t left = nb - 8 * g;
-        for (int r = 0; r < R; ++r) {
-            const uint8_t* blk = w + r * ws + static_cast<size_t>(g) * GB;
-            prefetch_span<GB>(blk + R * ws);  // the next row group, as in q32_rows
-            __m512i z0, z1, z2;
-            oct4_load(blk, left, z0, z1, z2);
-            const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, isc, z1));
-            const __m512 d = _mm512_mul_ps(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h))), dx);
-            const __m512i q0 = _mm512_permutex2var_epi8(z0, iq0, z1), q1 = _mm512_permutex2var_epi8(z1, iq1, z2);
-            __m512i s0 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias), _mm512_and_si512(q0, m4), xl0);
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), xh0);
-            __m512i s1 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias + 16), _mm512_and_si512(q1, m4), xl1);
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), xh1);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(ie0, d), acc[r]);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(ie1, d), acc[r]);
-        }
-    }
-    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+// One group of one row, unpacked: the low/high nibbles of blocks 0..3 (l0, h0) and 4..7 (l1, h1)
+// and the eight weight scales in f32 lanes 0..7.
+struct Oct4Row {
+    __m512i l0, h0, l1, h1;
+    __m512 dw;
+};
+inline Oct4Row oct4_unpack(const uint8_t* blk, int64_t left, const Oct4Idx& ix) {
+    __m512i z0, z1, z2;
+    oct4_load(blk, left, z0, z1, z2);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, _mm512_load_si512(ix.sc), z1));
+    const __m512i q0 = _mm512_permutex2var_epi8(z0, _mm512_load_si512(ix.q0), z1);
+    const __m512i q1 = _mm512_permutex2var_epi8(z1, _mm512_load_si512(ix.q1), z2);
+    return {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_and_si512(q1, m4),
+            _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h)))};
+}
+// One group of one row against one column's activations, added to acc. Every Q4_0 VBMI kernel
+// (one column or several) runs exactly these steps, so their results are bit-identical.
+inline __m512 oct4_column(const Oct4Row& w, const Q8Oct& ap, __m512i ie0, __m512i ie1, __m512 acc) {
+    const __m512 d = _mm512_mul_ps(w.dw, _mm512_castps256_ps512(_mm256_load_ps(ap.dx)));
+    __m512i s0 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias), w.l0, _mm512_load_si512(ap.qs));
+    s0 = _mm512_dpbusd_epi32(s0, w.h0, _mm512_load_si512(ap.qs + 64));
+    __m512i s1 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias + 16), w.l1, _mm512_load_si512(ap.qs + 128));
+    s1 = _mm512_dpbusd_epi32(s1, w.h1, _mm512_load_si512(ap.qs + 192));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(ie0, d), acc);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(ie1, d), acc);
 }
 
-void q4_0_oct_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
-    const Q8Oct* a = static_cast<const Q8Oct*>(act);
-    switch (nr) {
-        case 4: q4_0_oct_rows<4>(k, w, ws, a, out); return;
-        case 3: q4_0_oct_rows<3>(k, w, ws, a, out); return;
-        case 2: q4_0_oct_rows<2>(k, w, ws, a, out); return;
-        default: q4_0_oct_rows<1>(k, w, ws, a, out); return;
-    }
-}
-
-// q4_0_oct_rows for NC activation columns, R rows at a time (R = 2 halves the activation reads,
-// which for 8 columns are 25x the weight bytes with one row): each group of each row is loaded,
-// permuted and split into nibbles once, then every column runs q4_0_oct_rows' exact steps.
+// NC activation columns (1 for decode), R rows at a time: each group of each row is unpacked
+// once for all columns, and each column's activations are loaded once for the R rows (for 8
+// columns they are 25x the weight bytes).
 template <int NC, int R>
-void q4_0_oct_cols_r(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
+void q4_0_oct_block(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
     const Oct4Idx& ix = oct4_idx();
-    const __m512i iq0 = _mm512_load_si512(ix.q0), iq1 = _mm512_load_si512(ix.q1), isc = _mm512_load_si512(ix.sc);
-    const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1), m4 = _mm512_set1_epi8(0x0f);
+    const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1);
     const int64_t nb = k / 32, ng = (nb + 7) / 8;
     __m512 acc[R][NC];
     for (int r = 0; r < R; ++r)
         for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; ++g) {
-        __m512i l0[R], h0[R], l1[R], h1[R];
-        __m512 dw[R];
+        Oct4Row wr[R];
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(g) * GB;
-            prefetch_span<GB>(blk + R * ws);
-            __m512i z0, z1, z2;
-            oct4_load(blk, nb - 8 * g, z0, z1, z2);
-            const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, isc, z1));
-            dw[r] = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_castsi256_si128(h)));
-            const __m512i q0 = _mm512_permutex2var_epi8(z0, iq0, z1), q1 = _mm512_permutex2var_epi8(z1, iq1, z2);
-            l0[r] = _mm512_and_si512(q0, m4), h0[r] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            l1[r] = _mm512_and_si512(q1, m4), h1[r] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            prefetch_span<GB>(blk + R * ws);  // the next row group, as in q32_rows
+            wr[r] = oct4_unpack(blk, nb - 8 * g, ix);
         }
         for (int j = 0; j < NC; ++j) {
             const Q8Oct& ap = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(g)];
-            const __m512 dx = _mm512_castps256_ps512(_mm256_load_ps(ap.dx));
-            const __m512i xl0 = _mm512_load_si512(ap.qs), xh0 = _mm512_load_si512(ap.qs + 64);
-            const __m512i xl1 = _mm512_load_si512(ap.qs + 128), xh1 = _mm512_load_si512(ap.qs + 192);
-            for (int r = 0; r < R; ++r) {
-                const __m512 d = _mm512_mul_ps(dw[r], dx);
-                __m512i s0 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias), l0[r], xl0);
-                s0 = _mm512_dpbusd_epi32(s0, h0[r], xh0);
-                __m512i s1 = _mm512_dpbusd_epi32(_mm512_load_si512(ap.bias + 16), l1[r], xl1);
-                s1 = _mm512_dpbusd_epi32(s1, h1[r], xh1);
-                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_permutexvar_ps(ie0, d), acc[r][j]);
-                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_permutexvar_ps(ie1, d), acc[r][j]);
-            }
+            for (int r = 0; r < R; ++r) acc[r][j] = oct4_column(wr[r], ap, ie0, ie1, acc[r][j]);
         }
     }
     for (int r = 0; r < R; ++r)
         for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[r][j]);
 }
 
+void q4_0_oct_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
+    const Q8Oct* a = static_cast<const Q8Oct*>(act);
+    switch (nr) {
+        case 4: q4_0_oct_block<1, 4>(k, w, ws, a, 0, out, 1); return;
+        case 3: q4_0_oct_block<1, 3>(k, w, ws, a, 0, out, 1); return;
+        case 2: q4_0_oct_block<1, 2>(k, w, ws, a, 0, out, 1); return;
+        default: q4_0_oct_block<1, 1>(k, w, ws, a, 0, out, 1); return;
+    }
+}
+
 template <int NC>
 void q4_0_oct_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
     int r = 0;
-    for (; r + 2 <= nr; r += 2) q4_0_oct_cols_r<NC, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
-    if (r < nr) q4_0_oct_cols_r<NC, 1>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+    for (; r + 2 <= nr; r += 2) q4_0_oct_block<NC, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+    if (r < nr) q4_0_oct_block<NC, 1>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
 }
 
 // Runs a multi-column kernel template over nc columns in runs of at most kMultiColumns.
@@ -414,126 +390,94 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
 // maddubs with one mask, shift and mask, instead of a broadcast, shift and mask per sub-block
 // pair. The 6-bit scales and mins are unpacked in a vector register (no trip through memory),
 // and the mins term is one vpmaddwd of the activation sums with the duplicated mins.
-template <int R, bool Vnni>
-void q4k_nib_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
-    const int64_t nb = k / 256;
-    alignas(64) static constexpr auto kIdx = [] {
-        struct { int16_t s[4][32]; int16_t mdup[16]; } t{};
-        constexpr int first[4] = {0, 1, 4, 5};  // sub-block pairs (f, f+2) per 64-byte register
-        for (int v = 0; v < 4; ++v)
-            for (int l = 0; l < 32; ++l) t.s[v][l] = static_cast<int16_t>(first[v] + (l < 16 ? 0 : 2));
-        for (int l = 0; l < 16; ++l) t.mdup[l] = static_cast<int16_t>(8 + l / 2);
-        return t;
+struct Q4KIdx {
+    int16_t s[4][32];  // int16 lanes 0..15 / 16..31: the scales of sub-blocks f / f+2, f = 0, 1, 4, 5
+    int16_t mdup[16];  // mins m[j] to lanes 2j, 2j+1 (next to the activation sums of 16)
+};
+inline const Q4KIdx& q4k_idx() {
+    alignas(64) static constexpr Q4KIdx t = [] {
+        Q4KIdx v{};
+        constexpr int first[4] = {0, 1, 4, 5};
+        for (int i = 0; i < 4; ++i)
+            for (int l = 0; l < 32; ++l) v.s[i][l] = static_cast<int16_t>(first[i] + (l < 16 ? 0 : 2));
+        for (int l = 0; l < 16; ++l) v.mdup[l] = static_cast<int16_t>(8 + l / 2);
+        return v;
     }();
-    __m512i sidx[4];
-    for (int v = 0; v < 4; ++v) sidx[v] = _mm512_load_si512(kIdx.s[v]);
-    const __m256i mdup = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdx.mdup));
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const __m128i m3f = _mm_set1_epi8(0x3f), m0f = _mm_set1_epi8(0x0f), m30 = _mm_set1_epi8(0x30), sh = _mm_setr_epi32(0, 0, 0, 4);
-    __m512 acc[R];
-    __m256 accm[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
+    return t;
+}
+
+// One super-block of one row, unpacked: the quants of the four 64-byte registers (u), the int16
+// sub-block scales for each (sc), the mins in pairs (mn) and d, dmin in f32 lanes 0, 1.
+struct Q4KRow {
+    __m512i u[4], sc[4];
+    __m256i mn;
+    __m128 dmw;
+};
+inline Q4KRow q4k_unpack(const uint8_t* blk, const Q4KIdx& ix) {
+    // scales[12] = words a, b, c -> sc[0..3] = a & 0x3f.., sc[4..7] = (c & 0x0f..) | ((a >> 2) & 0x30..),
+    // mn[0..3] = b & 0x3f.., mn[4..7] = ((c >> 4) & 0x0f..) | ((b >> 2) & 0x30..)
+    const __m128i X = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
+    const __m128i P = _mm_shuffle_epi32(X, _MM_SHUFFLE(2, 1, 2, 0));  // a c b c
+    const __m128i Q = _mm_shuffle_epi32(X, _MM_SHUFFLE(1, 1, 0, 0));  // a a b b
+    const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(P, _mm_setr_epi32(0, 0, 0, 4)), _mm_set1_epi8(0x0f)),
+                                    _mm_and_si128(_mm_srli_epi32(Q, 2), _mm_set1_epi8(0x30)));
+    const __m256i s16 = _mm256_cvtepu8_epi16(_mm_blend_epi32(_mm_and_si128(P, _mm_set1_epi8(0x3f)), hi, 0b1010));  // sc[8], mn[8]
+    const __m512i s16z = _mm512_castsi256_si512(s16), m4 = _mm512_set1_epi8(0x0f);
+    const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
+    Q4KRow o;
+    o.u[0] = _mm512_and_si512(q0, m4);
+    o.u[1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    o.u[2] = _mm512_and_si512(q1, m4);
+    o.u[3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+    for (int i = 0; i < 4; ++i) o.sc[i] = _mm512_permutexvar_epi16(_mm512_load_si512(ix.s[i]), s16z);
+    o.mn = _mm256_permutexvar_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(ix.mdup)), s16);
+    uint32_t dd;
+    std::memcpy(&dd, blk, 4);
+    o.dmw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
+    return o;
+}
+// One super-block of one row against one column: the scaled sums into acc, the mins term into
+// accm. Every Q4_K AVX-512 kernel runs exactly these steps (bit-identical results).
+template <bool Vnni>
+inline void q4k_column(const Q4KRow& w, const Q8KBlock& x, __m512& acc, __m256& accm) {
+    __m512i sumi = _mm512_madd_epi16(_mm512_maddubs_epi16(w.u[0], _mm512_load_si512(x.qs)), w.sc[0]);
+    for (int i = 1; i < 4; ++i) sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(w.u[i], _mm512_load_si512(x.qs + 64 * i)), w.sc[i]);
+    const __m256i msum = _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), w.mn);  // mn[j] * (sum 2j + sum 2j+1)
+    const __m128 dm = _mm_mul_ps(w.dmw, _mm_set1_ps(x.d));  // d*xd, dmin*xd
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc);
+    accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)), accm);
+}
+
+// NC columns (1 for decode), R rows at a time.
+template <int NC, int R, bool Vnni>
+void q4k_nib_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const Q4KIdx& ix = q4k_idx();
+    const int64_t nb = k / 256;
+    __m512 acc[R][NC];
+    __m256 accm[R][NC];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_setzero_ps(), accm[r][j] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-        const Q8KBlock& x = a[b];
-        const __m512i x0 = _mm512_load_si512(x.qs), x1 = _mm512_load_si512(x.qs + 64);
-        const __m512i x2 = _mm512_load_si512(x.qs + 128), x3 = _mm512_load_si512(x.qs + 192);
-        const __m256i bsums = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * sizeof(BlockQ4_K);
             prefetch_span<sizeof(BlockQ4_K)>(blk + R * ws);
-            // scales[12] = words a, b, c -> sc[0..3] = a & 0x3f.., sc[4..7] = (c & 0x0f..) | ((a >> 2) & 0x30..),
-            // mn[0..3] = b & 0x3f.., mn[4..7] = ((c >> 4) & 0x0f..) | ((b >> 2) & 0x30..)
-            const __m128i X = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
-            const __m128i P = _mm_shuffle_epi32(X, _MM_SHUFFLE(2, 1, 2, 0));  // a c b c
-            const __m128i Q = _mm_shuffle_epi32(X, _MM_SHUFFLE(1, 1, 0, 0));  // a a b b
-            const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(P, sh), m0f), _mm_and_si128(_mm_srli_epi32(Q, 2), m30));
-            const __m256i s16 = _mm256_cvtepu8_epi16(_mm_blend_epi32(_mm_and_si128(P, m3f), hi, 0b1010));  // sc[8], mn[8]
-            const __m512i s16z = _mm512_castsi256_si512(s16);
-            const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
-            __m512i sumi = _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_and_si512(q0, m4), x0), _mm512_permutexvar_epi16(sidx[0], s16z));
-            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), x1),
-                                _mm512_permutexvar_epi16(sidx[1], s16z));
-            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(q1, m4), x2), _mm512_permutexvar_epi16(sidx[2], s16z));
-            sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), x3),
-                                _mm512_permutexvar_epi16(sidx[3], s16z));
-            const __m256i msum = _mm256_madd_epi16(bsums, _mm256_permutexvar_epi16(mdup, s16));  // mn[j] * (sum 2j + sum 2j+1)
-            uint32_t dd;
-            std::memcpy(&dd, blk, 4);
-            const __m128 dm = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd))), _mm_set1_ps(x.d));  // d*xd, dmin*xd
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc[r]);
-            accm[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)),
-                                      accm[r]);
+            const Q4KRow wr = q4k_unpack(blk, ix);
+            for (int j = 0; j < NC; ++j) q4k_column<Vnni>(wr, a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)], acc[r][j], accm[r][j]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(accm[r]);
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j)
+            out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[r][j]) - hsum256(accm[r][j]);
 }
 
 template <bool Vnni>
 void q4k_nib_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
     const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
     switch (nr) {
-        case 4: q4k_nib_rows<4, Vnni>(k, w, ws, a, out); return;
-        case 3: q4k_nib_rows<3, Vnni>(k, w, ws, a, out); return;
-        case 2: q4k_nib_rows<2, Vnni>(k, w, ws, a, out); return;
-        default: q4k_nib_rows<1, Vnni>(k, w, ws, a, out); return;
-    }
-}
-
-// q4k_nib_rows for NC activation columns, one row at a time: the quants, scales and mins of a
-// super-block are unpacked once, then each column runs q4k_nib_rows' exact sequence of integer
-// and float steps (so each result is bit-identical to a single-column call).
-template <int NC, bool Vnni>
-void q4k_nib_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
-    const int64_t nb = k / 256;
-    alignas(64) static constexpr auto kIdx = [] {
-        struct { int16_t s[4][32]; int16_t mdup[16]; } t{};
-        constexpr int first[4] = {0, 1, 4, 5};
-        for (int v = 0; v < 4; ++v)
-            for (int l = 0; l < 32; ++l) t.s[v][l] = static_cast<int16_t>(first[v] + (l < 16 ? 0 : 2));
-        for (int l = 0; l < 16; ++l) t.mdup[l] = static_cast<int16_t>(8 + l / 2);
-        return t;
-    }();
-    const __m256i mdup = _mm256_load_si256(reinterpret_cast<const __m256i*>(kIdx.mdup));
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const __m128i m3f = _mm_set1_epi8(0x3f), m0f = _mm_set1_epi8(0x0f), m30 = _mm_set1_epi8(0x30), sh = _mm_setr_epi32(0, 0, 0, 4);
-    for (int r = 0; r < nr; ++r) {
-        __m512 acc[NC];
-        __m256 accm[NC];
-        for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps(), accm[j] = _mm256_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-            const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * sizeof(BlockQ4_K);
-            prefetch_span<sizeof(BlockQ4_K)>(blk + ws);
-            const __m128i X = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 4));
-            const __m128i P = _mm_shuffle_epi32(X, _MM_SHUFFLE(2, 1, 2, 0));
-            const __m128i Q = _mm_shuffle_epi32(X, _MM_SHUFFLE(1, 1, 0, 0));
-            const __m128i hi = _mm_or_si128(_mm_and_si128(_mm_srlv_epi32(P, sh), m0f), _mm_and_si128(_mm_srli_epi32(Q, 2), m30));
-            const __m256i s16 = _mm256_cvtepu8_epi16(_mm_blend_epi32(_mm_and_si128(P, m3f), hi, 0b1010));
-            const __m512i s16z = _mm512_castsi256_si512(s16);
-            const __m512i sc0 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[0]), s16z);
-            const __m512i sc1 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[1]), s16z);
-            const __m512i sc2 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[2]), s16z);
-            const __m512i sc3 = _mm512_permutexvar_epi16(_mm512_load_si512(kIdx.s[3]), s16z);
-            const __m256i mn = _mm256_permutexvar_epi16(mdup, s16);
-            const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
-            const __m512i u0 = _mm512_and_si512(q0, m4), u1 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            const __m512i u2 = _mm512_and_si512(q1, m4), u3 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
-            uint32_t dd;
-            std::memcpy(&dd, blk, 4);
-            const __m128 dmw = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(dd)));
-            for (int j = 0; j < NC; ++j) {
-                const Q8KBlock& x = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)];
-                __m512i sumi = _mm512_madd_epi16(_mm512_maddubs_epi16(u0, _mm512_load_si512(x.qs)), sc0);
-                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u1, _mm512_load_si512(x.qs + 64)), sc1);
-                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u2, _mm512_load_si512(x.qs + 128)), sc2);
-                sumi = dpwssd<Vnni>(sumi, _mm512_maddubs_epi16(u3, _mm512_load_si512(x.qs + 192)), sc3);
-                const __m256i msum = _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), mn);
-                const __m128 dm = _mm_mul_ps(dmw, _mm_set1_ps(x.d));
-                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_broadcastss_ps(dm), acc[j]);
-                accm[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dm), _mm256_set1_epi32(1)),
-                                          accm[j]);
-            }
-        }
-        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[j]) - hsum256(accm[j]);
+        case 4: q4k_nib_block<1, 4, Vnni>(k, w, ws, a, 0, out, 1); return;
+        case 3: q4k_nib_block<1, 3, Vnni>(k, w, ws, a, 0, out, 1); return;
+        case 2: q4k_nib_block<1, 2, Vnni>(k, w, ws, a, 0, out, 1); return;
+        default: q4k_nib_block<1, 1, Vnni>(k, w, ws, a, 0, out, 1); return;
     }
 }
 
@@ -542,7 +486,7 @@ struct Q4KCols {
     template <int NC>
     struct K {
         static void run(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t as, float* out, size_t os) {
-            q4k_nib_cols<NC, Vnni>(k, w, ws, nr, a, as, out, os);
+            for (int r = 0; r < nr; ++r) q4k_nib_block<NC, 1, Vnni>(k, w + r * ws, ws, a, as, out + r, os);
         }
     };
 };
@@ -558,92 +502,67 @@ void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act
     }
 }
 
-template <int R, bool Vnni>
-void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
-    const int64_t nb = k / 256;
-    __m512 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+// Q6_K: the 6-bit quants (low 4 bits from ql, high 2 from qh) of a super-block as four 64-byte
+// registers of unsigned values; the -32 offset is folded in by a bias of 32 * scale * the
+// activation sums; per-lane products with the int8 sub-block scales by vpmulld.
+struct Q6KRow {
+    __m512i wq[4], sc[4];
+    __m256i s16;  // the 16 scales as int16, for the bias
+    float d;
+};
+inline Q6KRow q6k_unpack(const BlockQ6_K* blk) {
+    alignas(16) static constexpr auto kPat = [] {  // sub-blocks 4q..4q+3, each scale repeated for its 4 lanes of 4 elements
+        struct { int8_t p[4][16]; } t{};
+        for (int q = 0; q < 4; ++q)
+            for (int i = 0; i < 16; ++i) t.p[q][i] = static_cast<int8_t>(4 * q + i / 4);
+        return t;
+    }();
     const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
     const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);  // left: bits 0-1 / 2-3 -> 4-5
     const __m512i sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);  // right: bits 4-5 / 6-7 -> 4-5
-    __m128i pat[4];  // sub-blocks 4q..4q+3, each scale repeated for its 4 lanes of 4 elements
-    for (int q = 0; q < 4; ++q) {
-        alignas(16) int8_t p[16];
-        for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(4 * q + i / 4);
-        pat[q] = _mm_load_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+    Q6KRow o;
+    for (int hf = 0; hf < 2; ++hf) {
+        const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
+        o.wq[2 * hf] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
+        o.wq[2 * hf + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
+        for (int i = 0; i < 2; ++i)
+            o.sc[2 * hf + i] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, _mm_load_si128(reinterpret_cast<const __m128i*>(kPat.p[2 * hf + i]))));
     }
+    o.s16 = _mm256_cvtepi8_epi16(S);
+    o.d = fp16_to_f32_fast(blk->d);
+    return o;
+}
+template <bool Vnni>
+inline __m512 q6k_column(const Q6KRow& w, const Q8KBlock& x, __m512 acc) {
+    const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(w.s16, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums))), 5);
+    __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(bias));
+    for (int hf = 0; hf < 2; ++hf) {
+        const __m512i d01 = dpbusd<Vnni>(_mm512_setzero_si512(), w.wq[2 * hf], _mm512_load_si512(x.qs + 128 * hf));
+        const __m512i d23 = dpbusd<Vnni>(_mm512_setzero_si512(), w.wq[2 * hf + 1], _mm512_load_si512(x.qs + 128 * hf + 64));
+        sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(d01, w.sc[2 * hf]), _mm512_mullo_epi32(d23, w.sc[2 * hf + 1])));
+    }
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(w.d * x.d), acc);
+}
+
+// NC columns (1 for decode), R rows at a time.
+template <int NC, int R, bool Vnni>
+void q6k_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const int64_t nb = k / 256;
+    __m512 acc[R][NC];
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) acc[r][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
-        const Q8KBlock& x = a[b];
-        const __m256i bs = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
         for (int r = 0; r < R; ++r) {
             const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
             prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + R * ws);
-            const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
-            const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(S), bs), 5);
-            __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(bias));
-            for (int hf = 0; hf < 2; ++hf) {
-                const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
-                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
-                const __m512i w01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
-                const __m512i w23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                                    _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
-                const __m512i d01 = dpbusd<Vnni>(_mm512_setzero_si512(), w01, _mm512_load_si512(x.qs + 128 * hf));
-                const __m512i d23 = dpbusd<Vnni>(_mm512_setzero_si512(), w23, _mm512_load_si512(x.qs + 128 * hf + 64));
-                const __m512i s01 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf]));
-                const __m512i s23 = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf + 1]));
-                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(d01, s01), _mm512_mullo_epi32(d23, s23)));
-            }
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(fp16_to_f32_fast(blk->d) * x.d), acc[r]);
+            const Q6KRow wr = q6k_unpack(blk);
+            for (int j = 0; j < NC; ++j) acc[r][j] = q6k_column<Vnni>(wr, a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)], acc[r][j]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-// q6k_rows for NC activation columns, one row at a time: the 6-bit quants and the scales of a
-// super-block are assembled once, then every column runs q6k_rows' exact steps.
-template <int NC, bool Vnni>
-void q6k_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
-    const int64_t nb = k / 256;
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
-    const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2), sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
-    __m128i pat[4];
-    for (int q = 0; q < 4; ++q) {
-        alignas(16) int8_t p[16];
-        for (int i = 0; i < 16; ++i) p[i] = static_cast<int8_t>(4 * q + i / 4);
-        pat[q] = _mm_load_si128(reinterpret_cast<const __m128i*>(p));
-    }
-    for (int r = 0; r < nr; ++r) {
-        __m512 acc[NC];
-        for (int j = 0; j < NC; ++j) acc[j] = _mm512_setzero_ps();
-        for (int64_t b = 0; b < nb; ++b) {
-            const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
-            prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + ws);
-            const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
-            const __m256i S16 = _mm256_cvtepi8_epi16(S);
-            __m512i wq[4], sc[4];
-            for (int hf = 0; hf < 2; ++hf) {
-                const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
-                const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
-                wq[2 * hf] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
-                wq[2 * hf + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
-                sc[2 * hf] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf]));
-                sc[2 * hf + 1] = _mm512_cvtepi8_epi32(_mm_shuffle_epi8(S, pat[2 * hf + 1]));
-            }
-            const float dw = fp16_to_f32_fast(blk->d);
-            for (int j = 0; j < NC; ++j) {
-                const Q8KBlock& x = a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)];
-                const __m256i bias = _mm256_slli_epi32(_mm256_madd_epi16(S16, _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums))), 5);
-                __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(bias));
-                for (int hf = 0; hf < 2; ++hf) {
-                    const __m512i d01 = dpbusd<Vnni>(_mm512_setzero_si512(), wq[2 * hf], _mm512_load_si512(x.qs + 128 * hf));
-                    const __m512i d23 = dpbusd<Vnni>(_mm512_setzero_si512(), wq[2 * hf + 1], _mm512_load_si512(x.qs + 128 * hf + 64));
-                    sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(d01, sc[2 * hf]), _mm512_mullo_epi32(d23, sc[2 * hf + 1])));
-                }
-                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(dw * x.d), acc[j]);
-            }
-        }
-        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[j]);
-    }
+    for (int r = 0; r < R; ++r)
+        for (int j = 0; j < NC; ++j) out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = _mm512_reduce_add_ps(acc[r][j]);
 }
 
 template <bool Vnni>
@@ -651,7 +570,7 @@ struct Q6KCols {
     template <int NC>
     struct K {
         static void run(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8KBlock* a, size_t as, float* out, size_t os) {
-            q6k_cols<NC, Vnni>(k, w, ws, nr, a, as, out, os);
+            for (int r = 0; r < nr; ++r) q6k_block<NC, 1, Vnni>(k, w + r * ws, ws, a, as, out + r, os);
         }
     };
 };
@@ -660,10 +579,10 @@ template <bool Vnni>
 void q6k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
     const Q8KBlock* a = static_cast<const Q8KBlock*>(act);
     switch (nr) {
-        case 4: q6k_rows<4, Vnni>(k, w, ws, a, out); return;
-        case 3: q6k_rows<3, Vnni>(k, w, ws, a, out); return;
-        case 2: q6k_rows<2, Vnni>(k, w, ws, a, out); return;
-        default: q6k_rows<1, Vnni>(k, w, ws, a, out); return;
+        case 4: q6k_block<1, 4, Vnni>(k, w, ws, a, 0, out, 1); return;
+        case 3: q6k_block<1, 3, Vnni>(k, w, ws, a, 0, out, 1); return;
+        case 2: q6k_block<1, 2, Vnni>(k, w, ws, a, 0, out, 1); return;
+        default: q6k_block<1, 1, Vnni>(k, w, ws, a, 0, out, 1); return;
     }
 }
 
