@@ -277,7 +277,14 @@ void q4_0_oct_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void*
 template <int NC>
 void q4_0_oct_cols(int64_t k, const uint8_t* w, size_t ws, int nr, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
     int r = 0;
-    for (; r + 2 <= nr; r += 2) q4_0_oct_block<NC, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+    for (; r + 2 <= nr; r += 2) {
+        if constexpr (NC > 4) {  // two runs of columns: 2 x 4 accumulators stay in registers
+            q4_0_oct_block<4, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+            q4_0_oct_block<NC - 4, 2>(k, w + r * ws, ws, a + 4 * a_stride, a_stride, out + r + 4 * out_stride, out_stride);
+        } else {
+            q4_0_oct_block<NC, 2>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
+        }
+    }
     if (r < nr) q4_0_oct_block<NC, 1>(k, w + r * ws, ws, a, a_stride, out + r, out_stride);
 }
 
