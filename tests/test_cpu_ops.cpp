@@ -133,6 +133,25 @@ struct IsaGuard {
 
 }  // namespace
 
+namespace {
+
+// Random weights of `type` (k x m) uploaded to `be`, random activations (k x n), and
+// be.matmul's result in got (m x n); want (m x n) is for the caller's expected values.
+struct MatmulCase {
+    Buf w, x, got, want;
+    Tensor wt;
+};
+MatmulCase run_matmul_case(Backend& be, DType type, int64_t k, int64_t m, int64_t n, std::mt19937& rng) {
+    MatmulCase c{make_buf(type, {k, m}), make_buf(DType::F32, {k, n}), make_buf(DType::F32, {m, n}), make_buf(DType::F32, {m, n}), {}};
+    fill_weights(c.w.t, rng);
+    fill_normal(c.x.t, rng);
+    c.wt = be.upload_weight(type, c.w.t.ne, c.w.t.host, "w");
+    be.matmul(c.wt, c.x.t, c.got.t);
+    return c;
+}
+
+}  // namespace
+
 class MatmulTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(MatmulTest, MatchesReferenceAcrossShapes) {
@@ -160,12 +179,7 @@ TEST_P(MatmulTest, MatchesReferenceAcrossShapes) {
             for (int64_t k : ks)
                 for (int64_t m : ms)
                     for (int64_t n : ns) {
-                        Buf w = make_buf(type, {k, m}), x = make_buf(DType::F32, {k, n});
-                        Buf got = make_buf(DType::F32, {m, n}), want = make_buf(DType::F32, {m, n});
-                        fill_weights(w.t, rng);
-                        fill_normal(x.t, rng);
-                        const Tensor wt = be->upload_weight(type, w.t.ne, w.t.host, "w");
-                        be->matmul(wt, x.t, got.t);
+                        auto [w, x, got, want, wt] = run_matmul_case(*be, type, k, m, n, rng);
                         ref::matmul(w.t, x.t, want.t);
                         const double e = product_err(w.t, x.t, got.t, want.t);
                         ASSERT_LT(e, m * n >= 32 ? tol_many : tol_few) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k
@@ -202,34 +216,30 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
         set_features(feats);
         for (int threads : {1, 3}) {
             auto be = make_cpu_backend(threads);
-            for (int64_t n : {5, 9})  // 5: the multi-column row kernels where a type has one; 9: the GEMM
-            for (int64_t k : ks) {
-                Buf w = make_buf(type, {k, m}), x = make_buf(DType::F32, {k, n});
-                Buf got = make_buf(DType::F32, {m, n}), want = make_buf(DType::F32, {m, n});
-                fill_weights(w.t, rng);
-                fill_normal(x.t, rng);
-                const Tensor wt = be->upload_weight(type, w.t.ne, w.t.host, "w");
-                be->matmul(wt, x.t, got.t);
-                for (int64_t j = 0; j < n; ++j) {
-                    Tensor xj = x.t, oj = want.t;
-                    xj.ne[1] = 1;
-                    xj.host = x.t.data<float>() + j * k;
-                    oj.ne[1] = 1;
-                    oj.host = want.t.data<float>() + j * m;
-                    be->matmul(wt, xj, oj);
+            for (int64_t n : {5, 9}) {  // 5: the multi-column row kernels where a type has one; 9: the GEMM
+                for (int64_t k : ks) {
+                    auto [w, x, got, want, wt] = run_matmul_case(*be, type, k, m, n, rng);
+                    for (int64_t j = 0; j < n; ++j) {
+                        Tensor xj = x.t, oj = want.t;
+                        xj.ne[1] = 1;
+                        xj.host = x.t.data<float>() + j * k;
+                        oj.ne[1] = 1;
+                        oj.host = want.t.data<float>() + j * m;
+                        be->matmul(wt, xj, oj);
+                    }
+                    double num = 0, den = 0;
+                    for (int64_t i = 0; i < m * n; ++i) {
+                        const double d = static_cast<double>(got.t.data<float>()[i]) - want.t.data<float>()[i];
+                        num += d * d;
+                        den += static_cast<double>(want.t.data<float>()[i]) * want.t.data<float>()[i];
+                    }
+                    const double rel = std::sqrt(num / std::max(den, 1e-30));
+                    // Exact where both go through the same kernel: the GEMM for every n (types without a
+                    // row kernel), or a multi-column row kernel (bit-identical per column by contract).
+                    const DotKernel kern = find_dot_kernel(type);
+                    const bool same_kernel = kern.fn == nullptr || (kern.multi && n <= kMultiColumns);
+                    EXPECT_LE(rel, same_kernel ? 0.0 : 1e-6) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k << " n=" << n;
                 }
-                double num = 0, den = 0;
-                for (int64_t i = 0; i < m * n; ++i) {
-                    const double d = static_cast<double>(got.t.data<float>()[i]) - want.t.data<float>()[i];
-                    num += d * d;
-                    den += static_cast<double>(want.t.data<float>()[i]) * want.t.data<float>()[i];
-                }
-                const double rel = std::sqrt(num / std::max(den, 1e-30));
-                // Exact where both go through the same kernel: the GEMM for every n (types without a
-                // row kernel), or a multi-column row kernel (bit-identical per column by contract).
-                const DotKernel kern = find_dot_kernel(type);
-                const bool same_kernel = kern.fn == nullptr || (kern.multi && n <= kMultiColumns);
-                EXPECT_LE(rel, same_kernel ? 0.0 : 1e-6) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k << " n=" << n;
             }
         }
     }
