@@ -17,6 +17,9 @@
 // the GEMM for every n. OpenBLAS sgemm on dequantized tiles is kept as an option
 // (MINERVA_PREFILL=blas); it is much slower than the GEMM here (docs/performance.md), so it is
 // not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
+// Batches of 2-8 columns of the types with a multi-column row kernel (vec_dot.h: Q4_0 with
+// VBMI, Q4_K and Q6_K on AVX-512) use that instead of the GEMM: each row is unpacked once for
+// all the columns, and each column gets exactly its decode arithmetic.
 #include <immintrin.h>
 
 #include <cblas.h>
