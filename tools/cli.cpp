@@ -154,4 +154,24 @@ int run_main(const char* prog, int argc, char** argv) {
     return 2;
 }
 
+std::shared_ptr<Model> load_model(const Args& a, bool progress) {
+    ModelOptions mo;
+    mo.device = a.get("--device", "auto");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    mo.progress = progress;
+    return Model::load(a.require("-m"), mo);
+}
+
+void read_sampling(const Args& a, SamplerParams& sp) {
+    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
+    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));
+    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p));
+    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p));
+    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty));
+    sp.penalty_last_n = static_cast<int>(a.get_int("--repeat-last-n", sp.penalty_last_n));
+    sp.presence_penalty = static_cast<float>(a.get_float("--presence-penalty", sp.presence_penalty));
+    sp.frequency_penalty = static_cast<float>(a.get_float("--frequency-penalty", sp.frequency_penalty));
+    if (auto s = a.get("--seed")) sp.seed = static_cast<uint64_t>(std::stoull(*s));
+}
+
 }  // namespace minerva::cli

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "minerva/model.h"
+
 namespace minerva::cli {
 
 using CommandFn = int (*)(int argc, char** argv);  // argv[0] is the subcommand name
@@ -53,5 +55,14 @@ int run_main(const char* prog, int argc, char** argv);
 
 // Reads a whole file (or stdin for "-"); Error when it cannot.
 std::string read_file(const std::string& path);
+
+// The model of a generating command: -m PATH on --device (default auto) with -t threads (default:
+// physical cores); progress: a progress line while large weights upload.
+std::shared_ptr<Model> load_model(const Args& a, bool progress);
+
+// Sets the sampling options present in a (--temp, --top-k, --top-p, --min-p, --repeat-penalty,
+// --repeat-last-n, --presence-penalty, --frequency-penalty, --seed) in sp; absent ones keep
+// sp's values.
+void read_sampling(const Args& a, SamplerParams& sp);
 
 }  // namespace minerva::cli

@@ -37,23 +37,14 @@ int cmd_chat(int argc, char** argv) {
         return 0;
     }
     if (auto l = a.get("--log-level")) set_log_level(*l);
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    auto model = Model::load(a.require("-m"), mo);
+    auto model = load_model(a, false);
     const Vocab& vocab = *model->vocab();
     ChatTemplate tmpl = ChatTemplate::resolve(a.get("--chat-template", ""), model->chat_template());
     ChatOptions copts = chat_options(vocab);
 
     GenerateParams gp;
     gp.max_tokens = static_cast<int>(a.get_int("-n", 512));
-    SamplerParams& sp = gp.sampling;
-    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
-    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));
-    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p));
-    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p));
-    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty));
-    if (auto s = a.get("--seed")) sp.seed = static_cast<uint64_t>(std::stoull(*s));
+    read_sampling(a, gp.sampling);  // chat accepts the subset in its option list
     // End-of-turn markers that a vocabulary without them as control tokens would spell as text.
     gp.stop = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "[INST]", "<|user|>"};
 

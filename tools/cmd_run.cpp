@@ -45,26 +45,13 @@ int cmd_run(int argc, char** argv) {
     if (a.has("-p") == a.has("-f")) throw Error("give the prompt with exactly one of -p TEXT or -f FILE");
     const std::string text = a.has("-p") ? *a.get("-p") : read_file(*a.get("-f"));
 
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    mo.progress = true;
-    auto model = Model::load(a.require("-m"), mo);
+    auto model = load_model(a, true);
 
 
     GenerateParams gp;
     gp.max_tokens = static_cast<int>(a.get_int("-n", 128));
     gp.ignore_eos = a.has("--ignore-eos");
-    SamplerParams& sp = gp.sampling;
-    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
-    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));
-    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p));
-    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p));
-    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty));
-    sp.penalty_last_n = static_cast<int>(a.get_int("--repeat-last-n", sp.penalty_last_n));
-    sp.presence_penalty = static_cast<float>(a.get_float("--presence-penalty", sp.presence_penalty));
-    sp.frequency_penalty = static_cast<float>(a.get_float("--frequency-penalty", sp.frequency_penalty));
-    if (auto s = a.get("--seed")) sp.seed = static_cast<uint64_t>(std::stoull(*s));
+    read_sampling(a, gp.sampling);
 
     std::vector<int32_t> prompt = model->vocab()->tokenize(text, true, false);
     if (prompt.empty()) throw Error("the prompt has no tokens");
