@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "common.h"
-#include "jinja.h"
+#include "chat/jinja.h"
 #include "minerva/chat.h"
 #include "minerva/error.h"
 #include "minerva/vocab.h"

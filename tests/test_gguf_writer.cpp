@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common.h"
-#include "gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "minerva/gguf.h"
 
 using namespace minerva;

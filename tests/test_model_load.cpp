@@ -9,7 +9,7 @@
 #include <map>
 
 #include "common.h"
-#include "gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "minerva/minerva.h"
 
 using namespace minerva;

@@ -12,7 +12,7 @@
 #include "minerva/error.h"
 #include "minerva/gguf.h"
 #include "minerva/vocab.h"
-#include "pretokenize.h"
+#include "tokenizer/pretokenize.h"
 
 namespace {
 

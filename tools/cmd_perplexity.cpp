@@ -1,4 +1,4 @@
-// minerva perplexity: llama.cpp's perplexity definition (see engine/generate.cpp, perplexity()).
+// minerva perplexity: llama.cpp's perplexity definition (see engine/model/generate.cpp, perplexity()).
 #include <cstdio>
 #include <string>
 

@@ -13,9 +13,9 @@
 
 #include "cpu/dequant.h"
 #include "cpu/quantize.h"
-#include "gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "minerva/gguf.h"
-#include "quant_plan.h"
+#include "quant/quant_plan.h"
 
 namespace minerva {
 namespace {

@@ -1,4 +1,4 @@
-// engine/session.cpp: a Session owns a KV cache of n_seq sequences x n_ctx cells and the scratch
+// engine/model/session.cpp: a Session owns a KV cache of n_seq sequences x n_ctx cells and the scratch
 // activations for n_batch tokens, both allocated once: evaluating a token allocates nothing on
 // the backend. eval() splits long inputs into n_batch chunks; eval_batch() evaluates the new
 // tokens of several sequences in one forward pass (continuous batching).

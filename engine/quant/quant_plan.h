@@ -1,4 +1,4 @@
-// engine/quant_plan.h (internal): what quantize_file and synth_file share: per-tensor type
+// engine/quant/quant_plan.h (internal): what quantize_file and synth_file share: per-tensor type
 // choice with the block-size fallback, and parallel row conversion.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// engine/gguf_writer.h: writes GGUF version 3 files, streaming the tensor data.
+// engine/gguf/gguf_writer.h: writes GGUF version 3 files, streaming the tensor data.
 //
 // Use: declare every metadata key and every tensor (name, type, shape) first; then
 // begin_data() writes the header, the tensor infos and the padding; then the tensor data is

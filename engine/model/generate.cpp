@@ -1,4 +1,4 @@
-// engine/generate.cpp: the generation loop (prefix reuse, sampling, stop conditions, streaming)
+// engine/model/generate.cpp: the generation loop (prefix reuse, sampling, stop conditions, streaming)
 // and perplexity, both over the public Session API.
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-// engine/forward.cpp: the LLaMA forward pass, one function read top to bottom, every op through
+// engine/model/forward.cpp: the LLaMA forward pass, one function read top to bottom, every op through
 // the Backend interface. Prefill (many tokens) and decode (one token) are the same code; a batch
 // may mix tokens of several sequences (continuous batching): each token carries its position,
 // its KV-cache cell and the span of cells it attends to.

@@ -1,4 +1,4 @@
-// engine/llama.h: the loaded LLaMA model (weights as backend tensors) and the forward pass.
+// engine/model/llama.h: the loaded LLaMA model (weights as backend tensors) and the forward pass.
 // Internal to libminerva: the public face is minerva/model.h.
 #pragma once
 #include <memory>

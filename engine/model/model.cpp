@@ -1,4 +1,4 @@
-// engine/model.cpp: Model::load for GGUF architecture "llama": hyperparameters from metadata,
+// engine/model/model.cpp: Model::load for GGUF architecture "llama": hyperparameters from metadata,
 // every tensor checked by name, shape and type, weights handed to the backend in their file
 // format (the CPU backend uses them in place in the mapping: nothing is expanded to f32).
 #include <spdlog/spdlog.h>

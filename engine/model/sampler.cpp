@@ -1,4 +1,4 @@
-// engine/sampler.cpp: turning logits into the next token. The order follows llama.cpp's default
+// engine/model/sampler.cpp: turning logits into the next token. The order follows llama.cpp's default
 // chain so the same parameters mean the same thing: logit bias, penalties over the recent
 // window, then greedy (temperature <= 0) or top-k, top-p, min-p, temperature and a seeded draw.
 #include <algorithm>

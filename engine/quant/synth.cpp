@@ -11,10 +11,10 @@
 #include <vector>
 
 #include "cpu/quantize.h"
-#include "gguf_writer.h"
+#include "gguf/gguf_writer.h"
 #include "minerva/gguf.h"
 #include "minerva/quantize.h"
-#include "quant_plan.h"
+#include "quant/quant_plan.h"
 
 namespace minerva {
 namespace {
