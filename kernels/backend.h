@@ -37,6 +37,8 @@ struct RopeParams {
     int n_rot = 0;             // rotated dimensions per head (rope.dimension_count), <= head_dim
     float freq_base = 10000.f;
     float freq_scale = 1.f;    // positions are multiplied by this (linear scaling)
+    bool neox = false;         // pairs (x[i], x[i + n_rot/2]) (NEOX) instead of (x[2i], x[2i+1]) (NORM)
+    float attn_factor = 1.f;   // cos and sin are multiplied by this (LongRoPE's attention factor)
 };
 
 struct AttentionParams {
@@ -44,6 +46,7 @@ struct AttentionParams {
     int n_head_kv = 0;         // GQA: query head h reads kv head h / (n_head / n_head_kv)
     int head_dim = 0;
     float scale = 0.f;         // usually 1/sqrt(head_dim)
+    float softcap = 0.f;       // > 0: score s -> softcap * tanh(s / softcap) after scaling (Gemma 2)
 };
 
 class Backend {
@@ -67,13 +70,15 @@ public:
     // ---- ops ----
     // out[:, i] = table[:, ids[i]] converted to f32. table: [dim, n_vocab] any type; ids: I32 [n].
     virtual void get_rows(const Tensor& table, const Tensor& ids, const Tensor& out) = 0;
-    // out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * w. w: F32 [dim].
+    // out[:, r] = x[:, r] / sqrt(mean(x[:, r]^2) + eps) * w. w: F32 [dim]. out may be x itself
+    // (the per-head q/k norms run in place on [head_dim, heads * tokens]).
     virtual void rms_norm(const Tensor& x, const Tensor& w, const Tensor& out, float eps) = 0;
     // out[m, n] = sum_k w[k, m] * x[k, n]: w is [k, m] (m rows of k, any weight type),
     // x is F32 [k, n], out is F32 [m, n]. n = 1 is decode (matrix-vector); n > 1 is prefill.
     virtual void matmul(const Tensor& w, const Tensor& x, const Tensor& out) = 0;
-    // In place on x: [head_dim, n_heads, n_tokens]; rotates adjacent pairs (x[2i], x[2i+1]) of
-    // the first n_rot dims of every head by pos[t] * freq_scale * base^(-2i/n_rot) / freq_factors[i].
+    // In place on x: [head_dim, n_heads, n_tokens]; rotates the pairs of the first n_rot dims of
+    // every head (adjacent (x[2i], x[2i+1]), or (x[i], x[i + n_rot/2]) with p.neox) by the angle
+    // pos[t] * freq_scale * base^(-2i/n_rot) / freq_factors[i], cos and sin scaled by attn_factor.
     // pos: I32 [n_tokens]; freq_factors: F32 [n_rot/2] or nullptr.
     virtual void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors) = 0;
     // Stores k and v ([head_dim * n_head_kv, n_tokens], F32) into the caches ([head_dim * n_head_kv,
@@ -82,16 +87,39 @@ public:
                           const Tensor& rows) = 0;
     // Causal attention with GQA. q: [head_dim, n_head, n_tokens] F32; out: same shape.
     // span: I32 [2, n_tokens]: token t attends to cache cells span[0,t] .. span[0,t]+span[1,t]-1
-    // (its sequence's cells up to and including its own position). Softmax in f32.
+    // (its sequence's cells up to and including its own position; a sliding-window layer passes
+    // shorter spans). Scores are q.k * scale, then softcapped when p.softcap > 0. Softmax in f32.
     virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
                            const Tensor& out, const AttentionParams& p) = 0;
     // out = silu(gate) * up, elementwise. All F32 of the same shape.
     virtual void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+    // out = gelu(gate) * up, elementwise, gelu in its tanh form
+    // 0.5 z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))). All F32 of the same shape.
+    virtual void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
     // x += y, elementwise (the residual).
     virtual void add(const Tensor& x, const Tensor& y) = 0;
+    // x[:, r] += b for every row r: a bias. x: F32 [dim, rows...]; b: F32 [dim].
+    virtual void add_bias(const Tensor& x, const Tensor& b) = 0;
+    // x *= s, elementwise, in place.
+    virtual void scale(const Tensor& x, float s) = 0;
+    // x = cap * tanh(x / cap), elementwise, in place (Gemma's final-logit softcapping).
+    virtual void softcap(const Tensor& x, float cap) = 0;
     // out[:, i] = x[:, rows[i]]: gathers F32 rows (e.g. the last token of each sequence before
     // the output projection). rows: I32 [n].
     virtual void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) = 0;
+
+    // ---- mixture of experts ----
+    // Routing: for each token t, p = softmax(logits[:, t]) over all E experts; ids[:, t] = the
+    // k = ids.ne[0] experts of largest p (best first, ties to the lower index); weights[:, t] =
+    // their p divided by the sum of the k chosen p (the sum clamped below at 6.1e-5).
+    // logits: F32 [E, n]; ids: I32 [k, n]; weights: F32 [k, n].
+    virtual void moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) = 0;
+    // out[:, j, t] = W_e x_jt with e = ids[j, t]: w is [n_in, m, E] (E matrices [n_in, m], any
+    // weight type), x is F32 [n_in, n] (every slot j of token t reads x[:, t]) or [n_in, k, n]
+    // (slot j reads x[:, j, t]), out is F32 [m, k, n]. Only the chosen experts' rows are read.
+    virtual void matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) = 0;
+    // out[:, t] = sum_j weights[j, t] * y[:, j, t]. y: F32 [d, k, n]; weights: F32 [k, n]; out: F32 [d, n].
+    virtual void moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) = 0;
 
     // ---- execution ----
     virtual void submit() = 0;  // start executing what was enqueued (no-op on CPU)

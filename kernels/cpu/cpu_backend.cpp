@@ -69,7 +69,18 @@ public:
         cpu::fast::attention(ctx_, q, kc, vc, span, out, p);
     }
     void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override { cpu::fast::swiglu(ctx_, gate, up, out); }
+    void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) override { cpu::fast::geglu(ctx_, gate, up, out); }
     void add(const Tensor& x, const Tensor& y) override { cpu::fast::add(ctx_, x, y); }
+    void add_bias(const Tensor& x, const Tensor& b) override { cpu::fast::add_bias(ctx_, x, b); }
+    void scale(const Tensor& x, float s) override { cpu::fast::scale(ctx_, x, s); }
+    void softcap(const Tensor& x, float cap) override { cpu::fast::softcap(ctx_, x, cap); }
+    void moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) override {
+        cpu::fast::moe_route(ctx_, logits, ids, weights);
+    }
+    void matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) override {
+        cpu::fast::matmul_id(ctx_, w, x, ids, out);
+    }
+    void moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) override { cpu::fast::moe_sum(ctx_, y, weights, out); }
     void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) override { cpu::fast::gather_rows(ctx_, x, rows, out); }
 
     void submit() override {}

@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -90,11 +91,20 @@ void rope(Context& c, const Tensor& x, const Tensor& pos, const RopeParams& p, c
             for (int i = 0; i < half; ++i) {
                 double theta = ps * std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot);
                 if (ff) theta /= ff->data<float>()[i];
-                cs[i] = static_cast<float>(std::cos(theta));
-                sn[i] = static_cast<float>(std::sin(theta));
+                cs[i] = static_cast<float>(std::cos(theta) * p.attn_factor);
+                sn[i] = static_cast<float>(std::sin(theta) * p.attn_factor);
             }
             for (int64_t h = 0; h < n_heads; ++h) {
                 float* v = x.data<float>() + (t * n_heads + h) * hd;
+                if (p.neox) {
+                    float* v1 = v + half;
+                    for (int i = 0; i < half; ++i) {
+                        const float a = v[i], bb = v1[i];
+                        v[i] = a * cs[i] - bb * sn[i];
+                        v1[i] = a * sn[i] + bb * cs[i];
+                    }
+                    continue;
+                }
                 for (int i = 0; i < half; ++i) {
                     const float a = v[2 * i], bb = v[2 * i + 1];
                     v[2 * i] = a * cs[i] - bb * sn[i];
@@ -157,6 +167,12 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
                 load_row_f32(kc, start + cc, g * hd, hd, row);
                 for (int i = 0; i < group; ++i) scores[i * sstride + cc] = dot_f32_avx2(qg + i * hd, row, hd) * p.scale;
             }
+            if (p.softcap > 0)
+                for (int i = 0; i < group; ++i)
+                    for (int64_t cc = 0; cc < len; ++cc) {
+                        float& sc = scores[i * sstride + cc];
+                        sc = p.softcap * std::tanh(sc / p.softcap);
+                    }
             for (int i = 0; i < group; ++i) {
                 float* s = scores + i * sstride;
                 __m256 vm = _mm256_set1_ps(-INFINITY);
@@ -204,6 +220,107 @@ void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out)
             _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(vg, den), _mm256_loadu_ps(u + i)));
         }
         for (; i < e; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    });
+}
+
+void geglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
+    check_same_f32("geglu", gate, up);
+    check_same_f32("geglu", gate, out);
+    const int64_t n = gate.n_elements();
+    const float* g = gate.data<float>();
+    const float* u = up.data<float>();
+    float* o = out.data<float>();
+    // tanh(y) = 1 - 2 / (exp(2y) + 1), so gelu(z) = z - z / (exp(2y) + 1), y = sqrt(2/pi) (z + 0.044715 z^3)
+    c.pool.parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
+        int64_t i = b;
+        const __m256 one = _mm256_set1_ps(1.f), k0 = _mm256_set1_ps(2.f * 0.7978845608f), k1 = _mm256_set1_ps(0.044715f);
+        const __m256 lo = _mm256_set1_ps(-40.f), hi = _mm256_set1_ps(40.f);
+        for (; i + 8 <= e; i += 8) {
+            const __m256 z = _mm256_loadu_ps(g + i);
+            const __m256 z3 = _mm256_mul_ps(_mm256_mul_ps(z, z), z);
+            __m256 y2 = _mm256_mul_ps(k0, _mm256_fmadd_ps(k1, z3, z));
+            y2 = _mm256_min_ps(_mm256_max_ps(y2, lo), hi);
+            const __m256 gl = _mm256_sub_ps(z, _mm256_div_ps(z, _mm256_add_ps(exp8(y2), one)));
+            _mm256_storeu_ps(o + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
+        }
+        for (; i < e; ++i) o[i] = gelu_ref(g[i]) * u[i];
+    });
+}
+
+void add_bias(Context& c, const Tensor& x, const Tensor& bias) {
+    check_add_bias(x, bias);
+    const int64_t d = x.ne[0];
+    const float* bv = bias.data<float>();
+    c.pool.parallel_for(x.n_rows(), grain_for(d), [&](int64_t b, int64_t e, int) {
+        for (int64_t r = b; r < e; ++r) {
+            float* xr = x.data<float>() + r * d;
+            int64_t i = 0;
+            for (; i + 8 <= d; i += 8) _mm256_storeu_ps(xr + i, _mm256_add_ps(_mm256_loadu_ps(xr + i), _mm256_loadu_ps(bv + i)));
+            for (; i < d; ++i) xr[i] += bv[i];
+        }
+    });
+}
+
+void scale(Context& c, const Tensor& x, float s) {
+    ref::scale(x, s);  // one pass over the embeddings per forward: not worth threading
+}
+
+void softcap(Context& c, const Tensor& x, float cap) {
+    check_softcap(x, cap);
+    float* v = x.data<float>();
+    c.pool.parallel_for(x.n_elements(), 1 << 14, [&](int64_t b, int64_t e, int) {
+        for (int64_t i = b; i < e; ++i) v[i] = cap * std::tanh(v[i] / cap);
+    });
+}
+
+void moe_route(Context& c, const Tensor& logits, const Tensor& ids, const Tensor& weights) {
+    ref::moe_route(logits, ids, weights);  // E values per token: negligible next to the experts
+}
+
+// Groups the (token, slot) pairs by expert so each chosen expert's weights are read once per
+// call: its columns are gathered into one [n_in, count] block, multiplied by the regular matmul
+// (the GEMM for several columns, the decode kernels for one) and scattered back.
+void matmul_id(Context& c, const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) {
+    check_matmul_id(w, x, ids, out);
+    const int64_t k = ids.ne[0], n = ids.n_rows(), n_in = w.ne[0], m = w.ne[1], n_expert = w.ne[2];
+    const bool per_slot = x.n_rows() == k * n && x.ne[1] == k;
+    const int32_t* id = ids.data<int32_t>();
+    std::vector<int32_t>& pairs = c.moe_pairs;
+    pairs.resize(static_cast<size_t>(k * n));
+    for (int64_t i = 0; i < k * n; ++i) pairs[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    std::stable_sort(pairs.begin(), pairs.end(), [&](int32_t a, int32_t b) { return id[a] < id[b]; });
+    float* xs = static_cast<float*>(c.moe_x.get(static_cast<size_t>(n_in * k * n) * 4));
+    float* os = static_cast<float*>(c.moe_out.get(static_cast<size_t>(m * k * n) * 4));
+    for (size_t first = 0; first < pairs.size();) {
+        const int32_t e = id[pairs[first]];
+        size_t last = first;
+        while (last < pairs.size() && id[pairs[last]] == e) ++last;
+        const int64_t cnt = static_cast<int64_t>(last - first);
+        for (int64_t j = 0; j < cnt; ++j) {
+            const int64_t pair = pairs[first + static_cast<size_t>(j)];
+            const int64_t col = per_slot ? pair : pair / k;
+            std::memcpy(xs + j * n_in, x.data<float>() + col * n_in, static_cast<size_t>(n_in) * 4);
+        }
+        Tensor xv = x, ov = out;
+        xv.ne[1] = cnt, xv.ne[2] = xv.ne[3] = 1, xv.host = xs;
+        ov.ne[1] = cnt, ov.ne[2] = ov.ne[3] = 1, ov.host = os;
+        matmul(c, expert_view(w, e), xv, ov);
+        for (int64_t j = 0; j < cnt; ++j)
+            std::memcpy(out.data<float>() + pairs[first + static_cast<size_t>(j)] * m, os + j * m, static_cast<size_t>(m) * 4);
+        first = last;
+    }
+    (void)n_expert;
+}
+
+void moe_sum(Context& c, const Tensor& y, const Tensor& weights, const Tensor& out) {
+    check_moe_sum(y, weights, out);
+    const int64_t d = y.ne[0], k = weights.ne[0];
+    c.pool.parallel_for(weights.n_rows(), 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t t = b; t < e; ++t) {
+            float* o = out.data<float>() + t * d;
+            std::memset(o, 0, static_cast<size_t>(d) * 4);
+            for (int64_t j = 0; j < k; ++j) axpy(weights.data<float>()[t * k + j], y.data<float>() + (t * k + j) * d, o, d);
+        }
     });
 }
 

@@ -48,6 +48,8 @@ public:
     Scratch shared;                   // quantized activations (written once per op, read by all)
     std::vector<Scratch> per_thread;  // dequantized weight tiles, attention scores, ...
     Scratch shared2;
+    Scratch moe_x, moe_out;           // matmul_id: one expert's gathered columns and its outputs
+    std::vector<int32_t> moe_pairs;   // matmul_id: (token, slot) pairs sorted by expert
 };
 
 void get_rows(Context& c, const Tensor& table, const Tensor& ids, const Tensor& out);
@@ -58,7 +60,14 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& k_cach
 void attention(Context& c, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
                const Tensor& out, const AttentionParams& p);
 void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out);
+void geglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out);
 void add(Context& c, const Tensor& x, const Tensor& y);
+void add_bias(Context& c, const Tensor& x, const Tensor& b);
+void scale(Context& c, const Tensor& x, float s);
+void softcap(Context& c, const Tensor& x, float cap);
+void moe_route(Context& c, const Tensor& logits, const Tensor& ids, const Tensor& weights);
+void matmul_id(Context& c, const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out);
+void moe_sum(Context& c, const Tensor& y, const Tensor& weights, const Tensor& out);
 void gather_rows(Context& c, const Tensor& x, const Tensor& rows, const Tensor& out);
 
 }  // namespace minerva::cpu::fast

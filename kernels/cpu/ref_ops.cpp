@@ -162,6 +162,68 @@ void check_gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) {
     for (int64_t i = 0; i < rows.n_elements(); ++i) need_index(op, "row", r[i], x.n_rows());
 }
 
+void check_add_bias(const Tensor& x, const Tensor& b) {
+    const char* op = "add_bias";
+    need_type(op, "x", x, DType::F32);
+    need_type(op, "b", b, DType::F32);
+    if (b.n_elements() != x.ne[0]) fail(op, "b " + shape_str(b) + " does not match x " + shape_str(x));
+}
+
+void check_softcap(const Tensor& x, float cap) {
+    need_type("softcap", "x", x, DType::F32);
+    if (!(cap > 0) || !std::isfinite(cap)) fail("softcap", "cap must be a positive number, got " + std::to_string(cap));
+}
+
+void check_moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) {
+    const char* op = "moe_route";
+    need_type(op, "logits", logits, DType::F32);
+    need_type(op, "ids", ids, DType::I32);
+    need_type(op, "weights", weights, DType::F32);
+    const int64_t k = ids.ne[0];
+    if (k > logits.ne[0]) fail(op, "k = " + std::to_string(k) + " exceeds the " + std::to_string(logits.ne[0]) + " experts");
+    if (ids.n_rows() != logits.n_rows() || weights.ne[0] != k || weights.n_rows() != logits.n_rows())
+        fail(op, "ids " + shape_str(ids) + " / weights " + shape_str(weights) + " do not match logits " + shape_str(logits));
+}
+
+void check_matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) {
+    const char* op = "matmul_id";
+    need_compute_type(op, "w", w);
+    need_type(op, "x", x, DType::F32);
+    need_type(op, "ids", ids, DType::I32);
+    need_type(op, "out", out, DType::F32);
+    const int64_t k = ids.ne[0], n = ids.n_rows(), n_expert = w.ne[2] * w.ne[3];
+    if (w.ne[3] != 1) fail(op, "w must be [n_in, m, E], got " + shape_str(w));
+    if (x.ne[0] != w.ne[0]) fail(op, "x " + shape_str(x) + " does not match w " + shape_str(w));
+    const bool per_slot = x.n_rows() == k * n && x.ne[1] == k;
+    if (!per_slot && x.n_rows() != n) fail(op, "x " + shape_str(x) + " is neither [n_in, n] nor [n_in, k, n] for ids " + shape_str(ids));
+    if (out.ne[0] != w.ne[1] || out.ne[1] != k || out.n_rows() != k * n)
+        fail(op, "out " + shape_str(out) + " is not [m, k, n] for w " + shape_str(w) + " and ids " + shape_str(ids));
+    const int32_t* id = ids.data<int32_t>();
+    for (int64_t i = 0; i < ids.n_elements(); ++i) need_index(op, "expert id", id[i], n_expert);
+}
+
+void check_moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) {
+    const char* op = "moe_sum";
+    need_type(op, "y", y, DType::F32);
+    need_type(op, "weights", weights, DType::F32);
+    need_type(op, "out", out, DType::F32);
+    const int64_t k = weights.ne[0], n = weights.n_rows();
+    if (y.ne[1] != k || y.n_rows() != k * n || out.ne[0] != y.ne[0] || out.n_rows() != n)
+        fail(op, "y " + shape_str(y) + " / out " + shape_str(out) + " do not match weights " + shape_str(weights));
+}
+
+float gelu_ref(float z) {
+    const double x = z;
+    return static_cast<float>(0.5 * x * (1.0 + std::tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+}
+
+Tensor expert_view(const Tensor& w, int64_t e) {
+    Tensor v = w;
+    v.ne[2] = v.ne[3] = 1;
+    v.host = static_cast<char*>(w.host) + static_cast<size_t>(e) * w.row_size() * static_cast<size_t>(w.ne[1]);
+    return v;
+}
+
 float cache_at(const Tensor& c, int64_t cell, int64_t i) {
     const int64_t idx = cell * c.ne[0] + i;
     return c.type == DType::F16 ? fp16_to_f32(c.data<uint16_t>()[idx]) : c.data<float>()[idx];
@@ -217,13 +279,15 @@ void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor*
         const double ps = static_cast<double>(pos.data<int32_t>()[t]) * p.freq_scale;
         for (int64_t h = 0; h < n_heads; ++h) {
             float* v = x.data<float>() + (t * n_heads + h) * hd;
-            for (int i = 0; i < p.n_rot / 2; ++i) {
+            const int half = p.n_rot / 2;
+            for (int i = 0; i < half; ++i) {
                 double theta = ps * std::pow(static_cast<double>(p.freq_base), -2.0 * i / p.n_rot);
                 if (ff) theta /= ff->data<float>()[i];
-                const double c = std::cos(theta), s = std::sin(theta);
-                const double a = v[2 * i], b = v[2 * i + 1];
-                v[2 * i] = static_cast<float>(a * c - b * s);
-                v[2 * i + 1] = static_cast<float>(a * s + b * c);
+                const double c = std::cos(theta) * p.attn_factor, s = std::sin(theta) * p.attn_factor;
+                const int i0 = p.neox ? i : 2 * i, i1 = p.neox ? i + half : 2 * i + 1;
+                const double a = v[i0], b = v[i1];
+                v[i0] = static_cast<float>(a * c - b * s);
+                v[i1] = static_cast<float>(a * s + b * c);
             }
         }
     }
@@ -263,6 +327,7 @@ void attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor
                 double dot = 0;
                 for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qh[i]) * cache_at(kc, start + c, off + i);
                 score[c] = static_cast<float>(dot) * p.scale;
+                if (p.softcap > 0) score[c] = p.softcap * std::tanh(score[c] / p.softcap);
                 mx = std::max(mx, score[c]);
             }
             float sum = 0;
@@ -288,9 +353,82 @@ void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
     }
 }
 
+void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
+    check_same_f32("geglu", gate, up);
+    check_same_f32("geglu", gate, out);
+    for (int64_t i = 0; i < gate.n_elements(); ++i)
+        out.data<float>()[i] = gelu_ref(gate.data<float>()[i]) * up.data<float>()[i];
+}
+
 void add(const Tensor& x, const Tensor& y) {
     check_same_f32("add", x, y);
     for (int64_t i = 0; i < x.n_elements(); ++i) x.data<float>()[i] += y.data<float>()[i];
+}
+
+void add_bias(const Tensor& x, const Tensor& b) {
+    check_add_bias(x, b);
+    const int64_t d = x.ne[0];
+    for (int64_t r = 0; r < x.n_rows(); ++r)
+        for (int64_t i = 0; i < d; ++i) x.data<float>()[r * d + i] += b.data<float>()[i];
+}
+
+void scale(const Tensor& x, float s) {
+    need_type("scale", "x", x, DType::F32);
+    for (int64_t i = 0; i < x.n_elements(); ++i) x.data<float>()[i] *= s;
+}
+
+void softcap(const Tensor& x, float cap) {
+    check_softcap(x, cap);
+    for (int64_t i = 0; i < x.n_elements(); ++i)
+        x.data<float>()[i] = static_cast<float>(cap * std::tanh(static_cast<double>(x.data<float>()[i]) / cap));
+}
+
+void moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) {
+    check_moe_route(logits, ids, weights);
+    const int64_t n_expert = logits.ne[0], k = ids.ne[0];
+    std::vector<double> p(static_cast<size_t>(n_expert));
+    std::vector<int32_t> order(static_cast<size_t>(n_expert));
+    for (int64_t t = 0; t < logits.n_rows(); ++t) {
+        const float* l = logits.data<float>() + t * n_expert;
+        const double mx = *std::max_element(l, l + n_expert);
+        double sum = 0;
+        for (int64_t e = 0; e < n_expert; ++e) sum += p[static_cast<size_t>(e)] = std::exp(l[e] - mx);
+        for (int64_t e = 0; e < n_expert; ++e) p[static_cast<size_t>(e)] /= sum, order[static_cast<size_t>(e)] = static_cast<int32_t>(e);
+        std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return p[static_cast<size_t>(a)] > p[static_cast<size_t>(b)]; });
+        double chosen = 0;
+        for (int64_t j = 0; j < k; ++j) chosen += p[static_cast<size_t>(order[static_cast<size_t>(j)])];
+        chosen = std::max(chosen, 6.1e-5);
+        for (int64_t j = 0; j < k; ++j) {
+            ids.data<int32_t>()[t * k + j] = order[static_cast<size_t>(j)];
+            weights.data<float>()[t * k + j] = static_cast<float>(p[static_cast<size_t>(order[static_cast<size_t>(j)])] / chosen);
+        }
+    }
+}
+
+void matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) {
+    check_matmul_id(w, x, ids, out);
+    const int64_t k = ids.ne[0], n = ids.n_rows(), n_in = w.ne[0], m = w.ne[1];
+    const bool per_slot = x.n_rows() == k * n && x.ne[1] == k;
+    for (int64_t t = 0; t < n; ++t)
+        for (int64_t j = 0; j < k; ++j) {
+            Tensor xv = x, ov = out;
+            xv.ne[1] = xv.ne[2] = xv.ne[3] = 1;
+            xv.host = x.data<float>() + (per_slot ? t * k + j : t) * n_in;
+            ov.ne[1] = ov.ne[2] = ov.ne[3] = 1;
+            ov.host = out.data<float>() + (t * k + j) * m;
+            matmul(expert_view(w, ids.data<int32_t>()[t * k + j]), xv, ov);
+        }
+}
+
+void moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) {
+    check_moe_sum(y, weights, out);
+    const int64_t d = y.ne[0], k = weights.ne[0];
+    for (int64_t t = 0; t < weights.n_rows(); ++t)
+        for (int64_t i = 0; i < d; ++i) {
+            double acc = 0;
+            for (int64_t j = 0; j < k; ++j) acc += static_cast<double>(weights.data<float>()[t * k + j]) * y.data<float>()[(t * k + j) * d + i];
+            out.data<float>()[t * d + i] = static_cast<float>(acc);
+        }
 }
 
 void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) {

@@ -16,8 +16,15 @@ void kv_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Ten
 void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
                const Tensor& out, const AttentionParams& p);
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out);
+void geglu(const Tensor& gate, const Tensor& up, const Tensor& out);
 void add(const Tensor& x, const Tensor& y);
+void add_bias(const Tensor& x, const Tensor& b);
+void scale(const Tensor& x, float s);
+void softcap(const Tensor& x, float cap);
 void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out);
+void moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights);
+void matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out);
+void moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out);
 
 }  // namespace minerva::cpu::ref
 
@@ -33,6 +40,16 @@ void check_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
                      const Tensor& out, const AttentionParams& p);
 void check_same_f32(const char* op, const Tensor& a, const Tensor& b);
 void check_gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out);
+void check_add_bias(const Tensor& x, const Tensor& b);
+void check_softcap(const Tensor& x, float cap);
+void check_moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights);
+void check_matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out);
+void check_moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out);
+
+// tanh-form GELU, as the reference computes it (double precision).
+float gelu_ref(float z);
+// The expert matrix e of a [n_in, m, E] weight, as a 2-D tensor view.
+Tensor expert_view(const Tensor& w, int64_t e);
 
 // Reads element i of a K/V cache row (F16 or F32).
 float cache_at(const Tensor& cache, int64_t cell, int64_t i);

@@ -653,6 +653,7 @@ void VulkanBackend::rope(const Tensor& x, const Tensor& pos, const RopeParams& p
     require(x.type == DType::F32 && pos.type == DType::I32 && pos.n_elements() >= n_tok && p.n_rot > 0 &&
                 p.n_rot % 2 == 0 && p.n_rot <= x.ne[0],
             "rope", "shapes x " + shape_str(x) + " pos " + shape_str(pos) + " n_rot " + std::to_string(p.n_rot));
+    if (p.neox || p.attn_factor != 1.f) throw Error("vulkan: NEOX RoPE / attn_factor is not implemented yet");
     PcRope pc{};
     pc.head_dim = static_cast<uint32_t>(x.ne[0]);
     pc.n_heads = static_cast<uint32_t>(x.ne[1]);
@@ -696,6 +697,7 @@ void VulkanBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& kc,
 
 void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& span,
                               const Tensor& out, const AttentionParams& p) {
+    if (p.softcap > 0) throw Error("vulkan: attention softcap is not implemented yet");
     check_tensor(q, "attention", "q");
     check_tensor(kc, "attention", "k_cache");
     check_tensor(vc, "attention", "v_cache");
@@ -772,6 +774,18 @@ void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     pc.n = static_cast<uint32_t>(x.n_elements());
     dispatch("add", {{&x, true}, {&y, false}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
+
+// Vulkan shaders for the ops the model families added are in progress; until they land these
+// are refused with a clear error (the CPU backend runs them).
+void VulkanBackend::geglu(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: geglu is not implemented yet"); }
+void VulkanBackend::add_bias(const Tensor&, const Tensor&) { throw Error("vulkan: add_bias is not implemented yet"); }
+void VulkanBackend::scale(const Tensor&, float) { throw Error("vulkan: scale is not implemented yet"); }
+void VulkanBackend::softcap(const Tensor&, float) { throw Error("vulkan: softcap is not implemented yet"); }
+void VulkanBackend::moe_route(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: moe_route is not implemented yet"); }
+void VulkanBackend::matmul_id(const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+    throw Error("vulkan: matmul_id is not implemented yet");
+}
+void VulkanBackend::moe_sum(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: moe_sum is not implemented yet"); }
 
 void VulkanBackend::gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) {
     check_tensor(x, "gather_rows", "x");

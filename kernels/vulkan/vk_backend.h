@@ -48,7 +48,14 @@ public:
     void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,
                    const Tensor& out, const AttentionParams& p) override;
     void swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+    void geglu(const Tensor& gate, const Tensor& up, const Tensor& out) override;
     void add(const Tensor& x, const Tensor& y) override;
+    void add_bias(const Tensor& x, const Tensor& b) override;
+    void scale(const Tensor& x, float s) override;
+    void softcap(const Tensor& x, float cap) override;
+    void moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) override;
+    void matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) override;
+    void moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) override;
     void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) override;
 
     void submit() override;
