@@ -2,6 +2,7 @@
 // values; the shared tiny-k model quantized and compared tensor by tensor with its original.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -348,6 +349,287 @@ TEST(Synth, ClearErrors) {
     expect_error(bad, "tokenizer.ggml.tokens");
     EXPECT_FALSE(fs::exists(o.out_path));
     EXPECT_FALSE(fs::exists(o.out_path + ".tmp"));
+}
+
+// ---- the other families -----------------------------------------------------------------
+
+// A tiny model of one family, as architectures.md lays it out: n_embd 128, 2 layers (so layer 1
+// shows the Q4_K_M promotions: 1 >= 7n/8), 4 heads / 2 kv heads, the vocabulary of stories260K.
+struct FamilyCase {
+    std::string arch;
+    int64_t head_dim = 0;  // 0: n_embd / n_head
+    int64_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
+    bool tied = false;
+};
+
+SynthOptions family_options(const std::string& vocab, const FamilyCase& c, const std::string& type) {
+    SynthOptions o;
+    o.dims.arch = c.arch;
+    o.dims.n_embd = 128, o.dims.n_layer = 2, o.dims.n_head = 4, o.dims.n_head_kv = 2, o.dims.n_ff = 256;
+    o.dims.head_dim = c.head_dim;
+    o.dims.n_expert = c.n_expert, o.dims.n_expert_used = c.n_expert_used, o.dims.n_ff_exp = c.n_ff_exp;
+    o.dims.tied_output = c.tied;
+    if (c.arch == "gemma2" || c.arch == "gemma3") {
+        o.dims.n_swa = 16;
+        o.dims.rope_freq_base_swa = 10000.0f;
+        o.dims.rope_freq_base = 1e6f;
+    }
+    if (c.arch == "gemma2") o.dims.attn_softcap = 50.0f, o.dims.final_softcap = 30.0f;
+    if (c.arch == "gemma3") o.dims.rope_scale_linear = 8.0f;
+    o.type = type;
+    o.vocab_from = vocab;
+    o.seed = 7;
+    o.n_threads = 2;
+    o.out_path = temp_path("family-" + c.arch + (c.n_expert ? "-moe" : "") + "-" + type + ".gguf");
+    return o;
+}
+
+// The tensors architectures.md lists for a family (written out here, independently of synth).
+std::map<std::string, std::vector<int64_t>> family_tensors(const FamilyCase& c) {
+    const int64_t E = 128, F = 256, V = 512, hd = c.head_dim ? c.head_dim : 32, Q = 4 * hd, KV = 2 * hd;
+    const int64_t FE = c.n_ff_exp ? c.n_ff_exp : F, X = c.n_expert;
+    std::map<std::string, std::vector<int64_t>> t = {{"token_embd.weight", {E, V}}, {"output_norm.weight", {E}}};
+    if (!c.tied) t["output.weight"] = {E, V};
+    const bool gemma = c.arch == "gemma2" || c.arch == "gemma3";
+    for (int l = 0; l < 2; ++l) {
+        std::string p = "blk." + std::to_string(l) + ".";
+        t[p + "attn_norm.weight"] = {E};
+        t[p + "ffn_norm.weight"] = {E};
+        t[p + "attn_output.weight"] = {Q, E};
+        if (c.arch == "phi3") {
+            t[p + "attn_qkv.weight"] = {E, Q + 2 * KV};
+            t[p + "ffn_up.weight"] = {E, 2 * F};
+            t[p + "ffn_down.weight"] = {F, E};
+            continue;
+        }
+        t[p + "attn_q.weight"] = {E, Q};
+        t[p + "attn_k.weight"] = {E, KV};
+        t[p + "attn_v.weight"] = {E, KV};
+        if (c.arch == "qwen2") t[p + "attn_q.bias"] = {Q}, t[p + "attn_k.bias"] = {KV}, t[p + "attn_v.bias"] = {KV};
+        if (c.arch == "qwen3" || c.arch == "qwen3moe" || c.arch == "gemma3")
+            t[p + "attn_q_norm.weight"] = {hd}, t[p + "attn_k_norm.weight"] = {hd};
+        if (gemma) t[p + "post_attention_norm.weight"] = {E}, t[p + "post_ffw_norm.weight"] = {E};
+        if (X > 0) {
+            t[p + "ffn_gate_inp.weight"] = {E, X};
+            t[p + "ffn_gate_exps.weight"] = {E, FE, X};
+            t[p + "ffn_up_exps.weight"] = {E, FE, X};
+            t[p + "ffn_down_exps.weight"] = {FE, E, X};
+        } else {
+            t[p + "ffn_gate.weight"] = {E, F};
+            t[p + "ffn_up.weight"] = {E, F};
+            t[p + "ffn_down.weight"] = {F, E};
+        }
+    }
+    return t;
+}
+
+class SynthFamily : public ::testing::TestWithParam<FamilyCase> {};
+
+TEST_P(SynthFamily, TensorsKeysAndTypes) {
+    MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
+    const FamilyCase c = GetParam();
+    for (const std::string type : {"F32", "Q4_K_M"}) {
+        auto o = family_options(vocab_path, c, type);
+        synth_file(o);
+        auto f = gguf::File::open(o.out_path);
+        const std::string k = c.arch + ".";
+        EXPECT_EQ(f.get_string("general.architecture"), c.arch);
+        EXPECT_EQ(f.get_int(k + "embedding_length"), 128);
+        EXPECT_EQ(f.get_int(k + "block_count"), 2);
+        EXPECT_EQ(f.get_int(k + "attention.head_count"), 4);
+        EXPECT_EQ(f.get_int(k + "attention.head_count_kv"), 2);
+        EXPECT_EQ(f.get_int(k + "context_length"), 2048);
+        EXPECT_EQ(f.get_int(k + "vocab_size"), 512);
+        const int64_t hd = c.head_dim ? c.head_dim : 32;
+        EXPECT_EQ(f.get_int(k + "rope.dimension_count"), hd);
+        if (c.head_dim) {
+            EXPECT_EQ(f.get_int(k + "attention.key_length"), hd);
+            EXPECT_EQ(f.get_int(k + "attention.value_length"), hd);
+        }
+        // llama MoE: feed_forward_length is the expert width; qwen3moe has its own key.
+        if (c.n_expert > 0) {
+            EXPECT_EQ(f.get_int(k + "expert_count"), c.n_expert);
+            EXPECT_EQ(f.get_int(k + "expert_used_count"), c.n_expert_used);
+            if (c.arch == "llama") {
+                EXPECT_EQ(f.get_int(k + "feed_forward_length"), c.n_ff_exp ? c.n_ff_exp : 256);
+                EXPECT_EQ(f.find(k + "expert_feed_forward_length"), nullptr);
+            } else {
+                EXPECT_EQ(f.get_int(k + "expert_feed_forward_length"), c.n_ff_exp);
+            }
+        } else {
+            EXPECT_EQ(f.get_int(k + "feed_forward_length"), 256);
+            EXPECT_EQ(f.find(k + "expert_count"), nullptr);
+        }
+        if (c.arch == "gemma2" || c.arch == "gemma3") {
+            EXPECT_EQ(f.get_int(k + "attention.sliding_window"), 16);
+            EXPECT_FLOAT_EQ(static_cast<float>(f.get_float(k + "rope.freq_base_swa")), 10000.0f);
+            EXPECT_FLOAT_EQ(static_cast<float>(f.get_float(k + "rope.freq_base")), 1e6f);
+        }
+        if (c.arch == "gemma2") {
+            EXPECT_FLOAT_EQ(static_cast<float>(f.get_float(k + "attn_logit_softcapping")), 50.0f);
+            EXPECT_FLOAT_EQ(static_cast<float>(f.get_float(k + "final_logit_softcapping")), 30.0f);
+        }
+        if (c.arch == "gemma3") {
+            EXPECT_EQ(f.get_string(k + "rope.scaling.type"), "linear");
+            EXPECT_FLOAT_EQ(static_cast<float>(f.get_float(k + "rope.scaling.factor")), 8.0f);
+            EXPECT_EQ(f.find(k + "final_logit_softcapping"), nullptr);
+        }
+        if (c.arch == "phi3") {
+            EXPECT_EQ(f.get_int(k + "rope.scaling.original_context_length"), 2048);
+        }
+        EXPECT_EQ(f.get_array("tokenizer.ggml.tokens").size(), 512u);
+
+        const auto want = family_tensors(c);
+        ASSERT_EQ(f.tensors().size(), want.size()) << c.arch << " " << type;
+        for (const auto& t : f.tensors()) {
+            auto it = want.find(t.name);
+            ASSERT_NE(it, want.end()) << c.arch << ": unexpected tensor " << t.name;
+            ASSERT_EQ(t.n_dims, it->second.size()) << t.name;
+            for (size_t d = 0; d < it->second.size(); ++d) EXPECT_EQ(t.ne[d], it->second[d]) << t.name;
+            const bool is_f32 = t.n_dims == 1 || t.name.find("ffn_gate_inp") != std::string::npos;
+            if (type == "F32" || is_f32) {
+                EXPECT_EQ(t.type, DType::F32) << type << " " << t.name;
+            } else {
+                // Q4_K_M: rows of 128 do not fit the 256-element K blocks: Q4_K -> Q5_0, Q6_K -> Q8_0,
+                // Q5_K (a fused qkv) -> Q5_1; rows of 256 keep the K type. Layer 1 of 2 is promoted.
+                const bool promoted = t.name == "blk.1.attn_v.weight" || t.name.find("blk.1.ffn_down") == 0 ||
+                                      (t.name == "token_embd.weight" && c.tied) || t.name == "output.weight";
+                DType want_t = promoted ? DType::Q6_K : t.name.find("attn_qkv") != std::string::npos ? DType::Q5_K : DType::Q4_K;
+                if (t.ne[0] % 256 != 0)
+                    want_t = want_t == DType::Q6_K ? DType::Q8_0 : want_t == DType::Q5_K ? DType::Q5_1 : DType::Q5_0;
+                EXPECT_EQ(t.type, want_t) << t.name << ": " << dtype_name(t.type);
+            }
+            auto x = tensor_f32(f, t);
+            const bool ones = t.name.find("norm.weight") != std::string::npos;
+            if (ones) {
+                for (float v : x) ASSERT_EQ(v, 1.0f) << t.name;
+            } else if (type == "F32") {
+                // Weights, biases and the router are N(0, 0.02^2), every expert slice included.
+                const int64_t slice = t.n_elements() / (t.n_dims == 3 ? t.ne[2] : 1);
+                for (int64_t e = 0; e < t.n_elements(); e += slice) {
+                    double s2 = 0;
+                    for (int64_t i = e; i < e + slice; ++i) s2 += double(x[i]) * x[i];
+                    EXPECT_NEAR(std::sqrt(s2 / slice), 0.02, 0.02 * (slice >= 4096 ? 0.05 : 0.25)) << t.name << " @" << e;
+                }
+            }
+        }
+        fs::remove(o.out_path);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, SynthFamily,
+                         ::testing::Values(FamilyCase{"llama"}, FamilyCase{"qwen2"}, FamilyCase{"qwen3", 64},
+                                           FamilyCase{"qwen3moe", 64, 8, 2, 128, true}, FamilyCase{"llama", 0, 4, 2},
+                                           FamilyCase{"gemma2", 64, 0, 0, 0, true}, FamilyCase{"gemma3", 64},
+                                           FamilyCase{"phi3"}),
+                         [](const auto& info) {
+                             return info.param.arch + (info.param.arch == "llama" && info.param.n_expert ? "_moe" : "");
+                         });
+
+TEST(Synth, FamilyShapesHaveTheRealHyperparameters) {
+    struct Want {
+        const char* name;
+        const char* arch;
+        int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_expert, n_expert_used, n_ff_exp;
+        bool tied;
+    };
+    const Want wants[] = {
+        {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 0, 4864, 151936, 0, 0, 0, true},
+        {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936, 0, 0, 0, true},
+        {"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 128, 6144, 151936, 128, 8, 768, false},
+        {"olmoe-1b-7b", "qwen3moe", 2048, 16, 16, 16, 0, 1024, 50304, 64, 8, 1024, false},
+        {"mixtral-8x7b", "llama", 4096, 32, 32, 8, 0, 14336, 32000, 8, 2, 0, false},
+        {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 256, 9216, 256000, 0, 0, 0, true},
+        {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 0, 0, 0, true},
+        {"phi3-mini", "phi3", 3072, 32, 32, 32, 0, 8192, 32064, 0, 0, 0, false},
+    };
+    for (const auto& w : wants) {
+        auto s = synth_shape(w.name);
+        ASSERT_TRUE(s) << w.name;
+        EXPECT_EQ(s->arch, w.arch) << w.name;
+        EXPECT_EQ(s->n_embd, w.n_embd) << w.name;
+        EXPECT_EQ(s->n_layer, w.n_layer) << w.name;
+        EXPECT_EQ(s->n_head, w.n_head) << w.name;
+        EXPECT_EQ(s->n_head_kv, w.n_head_kv) << w.name;
+        EXPECT_EQ(s->head_dim, w.head_dim) << w.name;
+        EXPECT_EQ(s->n_ff, w.n_ff) << w.name;
+        EXPECT_EQ(s->n_vocab, w.n_vocab) << w.name;
+        EXPECT_EQ(s->n_expert, w.n_expert) << w.name;
+        EXPECT_EQ(s->n_expert_used, w.n_expert_used) << w.name;
+        EXPECT_EQ(s->n_ff_exp, w.n_ff_exp) << w.name;
+        EXPECT_EQ(s->tied_output, w.tied) << w.name;
+        const auto names = synth_shape_names();
+        EXPECT_NE(std::find(names.begin(), names.end(), w.name), names.end()) << w.name;
+    }
+    auto g3 = synth_shape("gemma3-1b");
+    EXPECT_EQ(g3->n_swa, 512);
+    EXPECT_EQ(g3->rope_freq_base, 1e6f);
+    EXPECT_EQ(g3->rope_freq_base_swa, 10000.0f);
+    EXPECT_EQ(g3->rms_eps, 1e-6f);
+    auto g2 = synth_shape("gemma2-2b");
+    EXPECT_EQ(g2->n_swa, 4096);
+    EXPECT_EQ(g2->attn_softcap, 50.0f);
+    EXPECT_EQ(g2->final_softcap, 30.0f);
+    EXPECT_EQ(synth_shape("qwen3-0.6b")->rope_freq_base, 1e6f);
+    EXPECT_EQ(synth_shape("qwen2.5-0.5b")->rms_eps, 1e-6f);
+    EXPECT_EQ(synth_shape("phi3-mini")->n_swa, 2047);
+}
+
+// A shape written as another architecture (olmoe-1b-7b in the Mixtral layout) keeps its sizes.
+TEST(Synth, ShapeAsAnotherArchitecture) {
+    MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
+    SynthOptions o;
+    o.dims.arch = "llama";
+    o.dims.n_embd = 64, o.dims.n_layer = 1, o.dims.n_head = 2, o.dims.n_head_kv = 1, o.dims.n_ff = 64;
+    o.dims.n_expert = 4, o.dims.n_expert_used = 2, o.dims.n_ff_exp = 32;
+    o.arch = "qwen3moe";
+    o.type = "F16";
+    o.vocab_from = vocab_path;
+    o.out_path = temp_path("as-arch.gguf");
+    synth_file(o);
+    auto f = gguf::File::open(o.out_path);
+    EXPECT_EQ(f.get_string("general.architecture"), "qwen3moe");
+    EXPECT_EQ(f.get_int("qwen3moe.expert_feed_forward_length"), 32);
+    EXPECT_NE(f.find_tensor("blk.0.attn_q_norm.weight"), nullptr);
+    EXPECT_EQ(f.find_tensor("blk.0.ffn_down_exps.weight")->ne[2], 4);
+    EXPECT_EQ(f.find_tensor("blk.0.ffn_down_exps.weight")->ne[0], 32);
+}
+
+TEST(Synth, FamilyErrorsNameTheProblem) {
+    MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
+    auto expect_error = [](const SynthOptions& o, const std::vector<std::string>& needles) {
+        try {
+            synth_file(o);
+            ADD_FAILURE() << "no error for " << needles[0];
+        } catch (const Error& e) {
+            for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+        }
+        EXPECT_FALSE(fs::exists(o.out_path)) << needles[0];
+    };
+    auto base = family_options(vocab_path, FamilyCase{"qwen3", 64}, "Q8_0");
+    auto bad = base;
+    bad.arch = "mamba";
+    expect_error(bad, {"unknown architecture 'mamba'", "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3"});
+    bad = base;
+    bad.arch = "qwen3moe";
+    expect_error(bad, {"qwen3moe: needs experts"});
+    bad = base;
+    bad.dims.n_expert = 4, bad.dims.n_expert_used = 2;
+    expect_error(bad, {"qwen3: has no mixture-of-experts layout"});
+    bad = base;
+    bad.arch = "qwen2";
+    expect_error(bad, {"qwen2: head_dim must be n_embd / n_head = 32, got 64"});
+    bad = base;
+    bad.arch = "gemma2";
+    expect_error(bad, {"gemma2: ties the output"});
+    bad = family_options(vocab_path, FamilyCase{"qwen3moe", 64, 8, 9, 0, true}, "Q8_0");
+    expect_error(bad, {"n_expert_used = 9 must be in 1..n_expert (8)"});
+    bad = base;
+    bad.dims.head_dim = 7;
+    expect_error(bad, {"must be even"});
+    bad = base;
+    bad.dims.llama3_rope_scale = 8.0f;
+    expect_error(bad, {"rope_freqs.weight"});
 }
 
 TEST(Quantize, ClearErrors) {

@@ -56,15 +56,19 @@ std::vector<std::string> quant_target_names() {
 
 DType tensor_type_for(const QuantTarget& target, std::string_view name, int n_dims, int layer, int n_layer,
                       bool has_output) {
-    if (n_dims < 2 || ends_with(name, "norm.weight") ||
-        name == "rope_freqs.weight")
+    // The router's logits choose experts: llama.cpp never quantizes it.
+    if (n_dims < 2 || ends_with(name, "norm.weight") || name == "rope_freqs.weight" ||
+        ends_with(name, ".ffn_gate_inp.weight"))
         return DType::F32;
     if (!target.mix) return target.base;
     const bool is_output = name == "output.weight" || (!has_output && name == "token_embd.weight");
     if (is_output) return DType::Q6_K;
-    if ((ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) && layer >= 0 &&
-        use_more_bits(layer, n_layer))
+    if ((ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight") ||
+         ends_with(name, ".ffn_down_exps.weight")) &&
+        layer >= 0 && use_more_bits(layer, n_layer))
         return DType::Q6_K;
+    // A fused Q/K/V projection carries V: one step up from the base, as llama.cpp's _M mixes.
+    if (ends_with(name, ".attn_qkv.weight")) return target.base == DType::Q4_K ? DType::Q5_K : DType::Q6_K;
     return target.base;
 }
 

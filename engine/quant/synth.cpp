@@ -1,4 +1,5 @@
-// synth_file: LLaMA-shaped GGUF files with seeded random weights, written in the target type.
+// synth_file: GGUF files of each supported architecture with seeded random weights, written in
+// the target type.
 //
 // Every weight row is generated from its own seed (seed, tensor name, row), quantized at once
 // and streamed to the writer, so the file does not depend on the thread count and memory stays
@@ -69,7 +70,43 @@ std::vector<float> llama3_rope_factors(int64_t head_dim, float base, float scale
     return f;
 }
 
-void check_shape(const LlamaShape& s) {
+// What an architecture's blocks hold beyond LLaMA's (architectures.md; one row per family).
+struct ArchTraits {
+    const char* name;
+    bool qkv_bias;        // attn_q/k/v.bias
+    bool qk_norm;         // attn_q_norm, attn_k_norm [head_dim]
+    bool post_norms;      // post_attention_norm, post_ffw_norm
+    bool fused;           // attn_qkv and gate+up in ffn_up
+    bool head_keys;       // the converter writes attention.key_length / value_length
+    bool head_dim_fixed;  // head_dim must be n_embd / n_head
+    enum { Dense, Optional, Required } moe;
+    bool tied_required;
+};
+
+constexpr ArchTraits k_archs[] = {
+    //  name        bias   qknorm post   fused  keys   fixed  moe                  tied
+    {"llama",    false, false, false, false, false, true,  ArchTraits::Optional, false},
+    {"qwen2",    true,  false, false, false, false, true,  ArchTraits::Dense,    false},
+    {"qwen3",    false, true,  false, false, true,  false, ArchTraits::Dense,    false},
+    {"qwen3moe", false, true,  false, false, true,  false, ArchTraits::Required, false},
+    {"gemma2",   false, false, true,  false, true,  false, ArchTraits::Dense,    true},
+    {"gemma3",   false, true,  true,  false, true,  false, ArchTraits::Dense,    false},
+    {"phi3",     false, false, false, true,  false, true,  ArchTraits::Dense,    false},
+};
+
+std::string arch_list() {
+    std::string names;
+    for (const auto& a : k_archs) names += (names.empty() ? "" : ", ") + std::string(a.name);
+    return names;
+}
+
+const ArchTraits& arch_traits(const std::string& arch) {
+    for (const auto& a : k_archs)
+        if (arch == a.name) return a;
+    throw Error("synth: unknown architecture '" + arch + "' (known: " + arch_list() + ")");
+}
+
+void check_shape(const ModelShape& s, const ArchTraits& a) {
     auto need = [&](int64_t v, const char* what, int64_t max) {
         if (v <= 0 || v > max)
             throw Error("synth: " + std::string(what) + " = " + std::to_string(v) + " is out of range (1.." +
@@ -82,13 +119,39 @@ void check_shape(const LlamaShape& s) {
     need(s.n_ff, "n_ff", 1 << 18);
     need(s.n_vocab, "n_vocab", 1 << 22);
     need(s.n_ctx, "n_ctx", 1 << 24);
-    if (s.n_embd % s.n_head != 0)
+    const std::string where = "synth: " + s.arch + ": ";
+    if (s.head_dim < 0 || s.head_dim > 4096)
+        throw Error(where + "head_dim = " + std::to_string(s.head_dim) + " is out of range (0 = n_embd / n_head, or 1..4096)");
+    if ((s.head_dim == 0 || a.head_dim_fixed) && s.n_embd % s.n_head != 0)
         throw Error("synth: n_embd " + std::to_string(s.n_embd) + " is not a multiple of n_head " + std::to_string(s.n_head));
+    if (a.head_dim_fixed && s.head_dim != 0 && s.head_dim != s.n_embd / s.n_head)
+        throw Error(where + "head_dim must be n_embd / n_head = " + std::to_string(s.n_embd / s.n_head) + ", got " +
+                    std::to_string(s.head_dim) + " (only qwen3, qwen3moe, gemma2 and gemma3 take another)");
     if (s.n_head % s.n_head_kv != 0)
         throw Error("synth: n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " +
                     std::to_string(s.n_head_kv));
-    if ((s.n_embd / s.n_head) % 2 != 0)
-        throw Error("synth: head dimension " + std::to_string(s.n_embd / s.n_head) + " must be even for RoPE");
+    const int64_t head_dim = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
+    if (head_dim % 2 != 0)
+        throw Error("synth: head dimension " + std::to_string(head_dim) + " must be even for RoPE");
+    if (s.n_expert < 0 || s.n_expert > 1024)
+        throw Error(where + "n_expert = " + std::to_string(s.n_expert) + " is out of range (0..1024)");
+    if (s.n_expert > 0) {
+        if (a.moe == ArchTraits::Dense)
+            throw Error(where + "has no mixture-of-experts layout (n_expert " + std::to_string(s.n_expert) +
+                        "); experts are written as qwen3moe or llama");
+        if (s.n_expert_used < 1 || s.n_expert_used > s.n_expert)
+            throw Error(where + "n_expert_used = " + std::to_string(s.n_expert_used) + " must be in 1..n_expert (" +
+                        std::to_string(s.n_expert) + ")");
+        if (s.n_ff_exp < 0 || s.n_ff_exp > (1 << 18))
+            throw Error(where + "n_ff_exp = " + std::to_string(s.n_ff_exp) + " is out of range (0 = n_ff, or 1..262144)");
+    } else if (a.moe == ArchTraits::Required) {
+        throw Error(where + "needs experts (n_expert > 0, n_expert_used); a dense shape is written as qwen3");
+    }
+    if (a.tied_required && !s.tied_output)
+        throw Error(where + "ties the output to token_embd (llama.cpp rejects output.weight): set tied_output");
+    if (s.n_swa < 0) throw Error(where + "sliding window n_swa must be >= 0");
+    if (s.llama3_rope_scale > 0.0f && std::string(a.name) != "llama")
+        throw Error(where + "rope_freqs.weight (Llama-3.1 scaling) is a llama tensor");
 }
 
 struct SynthTensor {
@@ -97,36 +160,85 @@ struct SynthTensor {
     enum Kind { Random, Ones, RopeFreqs } kind = Random;
 };
 
+ModelShape make(const char* name, const char* arch, int64_t n_embd, int64_t n_layer, int64_t n_head, int64_t n_head_kv,
+                int64_t n_ff, int64_t n_vocab, int64_t n_ctx, float rope_base, float eps) {
+    ModelShape s;
+    s.name = name, s.arch = arch;
+    s.n_embd = n_embd, s.n_layer = n_layer, s.n_head = n_head, s.n_head_kv = n_head_kv, s.n_ff = n_ff;
+    s.n_vocab = n_vocab, s.n_ctx = n_ctx, s.rope_freq_base = rope_base, s.rms_eps = eps;
+    return s;
+}
+
 }  // namespace
 
-std::optional<LlamaShape> synth_shape(std::string_view name) {
-    LlamaShape s;
-    s.name = std::string(name);
+// Hyperparameters from each model's published config.json (hidden_size, num_hidden_layers,
+// num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size,
+// max_position_embeddings, rope_theta, rms_norm_eps, tie_word_embeddings, and the MoE and
+// window fields), as llama.cpp's converter maps them to GGUF keys.
+std::optional<ModelShape> synth_shape(std::string_view name) {
+    ModelShape s;
     if (name == "tinyllama-1.1b") {
-        s.n_embd = 2048, s.n_layer = 22, s.n_head = 32, s.n_head_kv = 4, s.n_ff = 5632, s.n_vocab = 32000;
-        s.n_ctx = 2048;
-        s.rope_freq_base = 10000.0f;
+        s = make("tinyllama-1.1b", "llama", 2048, 22, 32, 4, 5632, 32000, 2048, 10000.0f, 1e-5f);
     } else if (name == "llama3.2-1b") {
-        s.n_embd = 2048, s.n_layer = 16, s.n_head = 32, s.n_head_kv = 8, s.n_ff = 8192, s.n_vocab = 128256;
-        s.n_ctx = 131072;
-        s.rope_freq_base = 500000.0f;
+        s = make("llama3.2-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 131072, 500000.0f, 1e-5f);
         s.tied_output = true;
         s.llama3_rope_scale = 32.0f;
     } else if (name == "llama2-7b") {
-        s.n_embd = 4096, s.n_layer = 32, s.n_head = 32, s.n_head_kv = 32, s.n_ff = 11008, s.n_vocab = 32000;
-        s.n_ctx = 4096;
-        s.rope_freq_base = 10000.0f;
+        s = make("llama2-7b", "llama", 4096, 32, 32, 32, 11008, 32000, 4096, 10000.0f, 1e-5f);
+    } else if (name == "mixtral-8x7b") {
+        s = make("mixtral-8x7b", "llama", 4096, 32, 32, 8, 14336, 32000, 32768, 1e6f, 1e-5f);
+        s.n_expert = 8, s.n_expert_used = 2;
+    } else if (name == "qwen2.5-0.5b") {
+        s = make("qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 32768, 1e6f, 1e-6f);
+        s.tied_output = true;
+    } else if (name == "qwen3-0.6b") {
+        s = make("qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 40960, 1e6f, 1e-6f);
+        s.head_dim = 128;
+        s.tied_output = true;
+    } else if (name == "qwen3-30b-a3b") {
+        s = make("qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 6144, 151936, 40960, 1e6f, 1e-6f);
+        s.head_dim = 128;
+        s.n_expert = 128, s.n_expert_used = 8, s.n_ff_exp = 768;
+    } else if (name == "olmoe-1b-7b") {
+        // OLMoE-1B-7B-0924's sizes (64 experts of width 1024, 8 used) in qwen3moe's layout.
+        s = make("olmoe-1b-7b", "qwen3moe", 2048, 16, 16, 16, 1024, 50304, 4096, 10000.0f, 1e-5f);
+        s.n_expert = 64, s.n_expert_used = 8, s.n_ff_exp = 1024;
+    } else if (name == "gemma2-2b") {
+        s = make("gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 8192, 10000.0f, 1e-6f);
+        s.head_dim = 256;
+        s.tied_output = true;
+        s.n_swa = 4096;
+        s.attn_softcap = 50.0f, s.final_softcap = 30.0f;
+    } else if (name == "gemma3-1b") {
+        s = make("gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 32768, 1e6f, 1e-6f);
+        s.head_dim = 256;
+        s.tied_output = true;
+        s.n_swa = 512;
+        s.rope_freq_base_swa = 10000.0f;
+    } else if (name == "phi3-mini") {
+        // Phi-3-mini-4k-instruct.
+        s = make("phi3-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 4096, 10000.0f, 1e-5f);
+        s.n_swa = 2047;
     } else {
         return std::nullopt;
     }
     return s;
 }
 
-std::vector<std::string> synth_shape_names() { return {"tinyllama-1.1b", "llama3.2-1b", "llama2-7b"}; }
+std::vector<std::string> synth_shape_names() {
+    return {"tinyllama-1.1b", "llama3.2-1b", "llama2-7b",  "mixtral-8x7b", "qwen2.5-0.5b", "qwen3-0.6b",
+            "qwen3-30b-a3b",  "olmoe-1b-7b", "gemma2-2b", "gemma3-1b",    "phi3-mini"};
+}
+
+std::vector<std::string> synth_arch_names() {
+    std::vector<std::string> v;
+    for (const auto& a : k_archs) v.emplace_back(a.name);
+    return v;
+}
 
 void synth_file(const SynthOptions& opt) {
     if (opt.out_path.empty()) throw Error("synth: no output path");
-    LlamaShape s;
+    ModelShape s;
     if (!opt.shape.empty()) {
         auto known = synth_shape(opt.shape);
         if (!known) {
@@ -139,6 +251,8 @@ void synth_file(const SynthOptions& opt) {
         s = opt.dims;
         if (s.name.empty()) s.name = "synth-custom";
     }
+    if (!opt.arch.empty()) s.arch = opt.arch;
+    const ArchTraits& arch = arch_traits(s.arch);
     auto target = parse_quant_target(opt.type);
     if (!target) throw Error("synth: unknown type '" + opt.type + "'");
     if (!(opt.weight_std > 0.0f) || !std::isfinite(opt.weight_std))
@@ -158,45 +272,95 @@ void synth_file(const SynthOptions& opt) {
             s.n_vocab = n;
         }
     }
-    check_shape(s);
-    const int64_t head_dim = s.n_embd / s.n_head, n_embd_kv = head_dim * s.n_head_kv;
+    check_shape(s, arch);
+    const int64_t head_dim = s.head_dim ? s.head_dim : s.n_embd / s.n_head;
+    const int64_t q_dim = head_dim * s.n_head, kv_dim = head_dim * s.n_head_kv;
+    const bool moe = s.n_expert > 0;
+    const int64_t n_ff_exp = s.n_ff_exp ? s.n_ff_exp : s.n_ff;
     const int n_threads = detail::resolve_threads(opt.n_threads);
 
+    // Metadata as llama.cpp's converter writes it for the architecture.
     gguf::Writer w(opt.out_path);
-    w.add_string("general.architecture", "llama");
+    const std::string k = s.arch + ".";
+    auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
+    w.add_string("general.architecture", s.arch);
     w.add_string("general.name", s.name);
     w.add_u32("general.alignment", 32);
-    w.add_u32("llama.context_length", static_cast<uint32_t>(s.n_ctx));
-    w.add_u32("llama.embedding_length", static_cast<uint32_t>(s.n_embd));
-    w.add_u32("llama.block_count", static_cast<uint32_t>(s.n_layer));
-    w.add_u32("llama.feed_forward_length", static_cast<uint32_t>(s.n_ff));
-    w.add_u32("llama.attention.head_count", static_cast<uint32_t>(s.n_head));
-    w.add_u32("llama.attention.head_count_kv", static_cast<uint32_t>(s.n_head_kv));
-    w.add_u32("llama.rope.dimension_count", static_cast<uint32_t>(head_dim));
-    w.add_f32("llama.rope.freq_base", s.rope_freq_base);
-    w.add_f32("llama.attention.layer_norm_rms_epsilon", s.rms_eps);
-    w.add_u32("llama.vocab_size", static_cast<uint32_t>(s.n_vocab));
+    w.add_u32(k + "context_length", u32(s.n_ctx));
+    w.add_u32(k + "embedding_length", u32(s.n_embd));
+    w.add_u32(k + "block_count", u32(s.n_layer));
+    // A llama MoE states the expert width here (Mixtral); qwen3moe has its own key for it.
+    w.add_u32(k + "feed_forward_length", u32(moe && s.arch == "llama" ? n_ff_exp : s.n_ff));
+    w.add_u32(k + "attention.head_count", u32(s.n_head));
+    w.add_u32(k + "attention.head_count_kv", u32(s.n_head_kv));
+    if (arch.head_keys || head_dim != s.n_embd / s.n_head) {
+        w.add_u32(k + "attention.key_length", u32(head_dim));
+        w.add_u32(k + "attention.value_length", u32(head_dim));
+    }
+    w.add_u32(k + "rope.dimension_count", u32(head_dim));
+    w.add_f32(k + "rope.freq_base", s.rope_freq_base);
+    if (s.rope_freq_base_swa > 0.0f) w.add_f32(k + "rope.freq_base_swa", s.rope_freq_base_swa);
+    if (s.rope_scale_linear > 0.0f) {
+        w.add_string(k + "rope.scaling.type", "linear");
+        w.add_f32(k + "rope.scaling.factor", s.rope_scale_linear);
+    }
+    if (s.arch == "phi3") w.add_u32(k + "rope.scaling.original_context_length", u32(s.n_ctx));
+    w.add_f32(k + "attention.layer_norm_rms_epsilon", s.rms_eps);
+    if (s.n_swa > 0) w.add_u32(k + "attention.sliding_window", u32(s.n_swa));
+    if (s.attn_softcap > 0.0f) w.add_f32(k + "attn_logit_softcapping", s.attn_softcap);
+    if (s.final_softcap > 0.0f) w.add_f32(k + "final_logit_softcapping", s.final_softcap);
+    if (moe) {
+        w.add_u32(k + "expert_count", u32(s.n_expert));
+        w.add_u32(k + "expert_used_count", u32(s.n_expert_used));
+        if (s.arch != "llama") w.add_u32(k + "expert_feed_forward_length", u32(n_ff_exp));
+    }
+    w.add_u32(k + "vocab_size", u32(s.n_vocab));
     w.add_u32("general.file_type", file_type_for(*target));
     w.add_u32("general.quantization_version", 2);
     if (vocab)
         for (const auto& [key, value] : vocab->metadata())
             if (key.rfind("tokenizer.", 0) == 0) w.add_value(key, value);
 
-    // The tensor list, in llama.cpp's order.
+    // The tensor list, in llama.cpp's order; optional parts as the architecture's row says.
     std::vector<SynthTensor> tensors;
     tensors.push_back({"token_embd.weight", {s.n_embd, s.n_vocab}});
     if (s.llama3_rope_scale > 0.0f) tensors.push_back({"rope_freqs.weight", {head_dim / 2}, SynthTensor::RopeFreqs});
     for (int64_t l = 0; l < s.n_layer; ++l) {
         std::string p = "blk." + std::to_string(l) + ".";
         tensors.push_back({p + "attn_norm.weight", {s.n_embd}, SynthTensor::Ones});
-        tensors.push_back({p + "attn_q.weight", {s.n_embd, s.n_embd}});
-        tensors.push_back({p + "attn_k.weight", {s.n_embd, n_embd_kv}});
-        tensors.push_back({p + "attn_v.weight", {s.n_embd, n_embd_kv}});
-        tensors.push_back({p + "attn_output.weight", {s.n_embd, s.n_embd}});
+        if (arch.fused) {
+            tensors.push_back({p + "attn_qkv.weight", {s.n_embd, q_dim + 2 * kv_dim}});
+        } else {
+            tensors.push_back({p + "attn_q.weight", {s.n_embd, q_dim}});
+            tensors.push_back({p + "attn_k.weight", {s.n_embd, kv_dim}});
+            tensors.push_back({p + "attn_v.weight", {s.n_embd, kv_dim}});
+        }
+        if (arch.qkv_bias) {
+            tensors.push_back({p + "attn_q.bias", {q_dim}});
+            tensors.push_back({p + "attn_k.bias", {kv_dim}});
+            tensors.push_back({p + "attn_v.bias", {kv_dim}});
+        }
+        if (arch.qk_norm) {
+            tensors.push_back({p + "attn_q_norm.weight", {head_dim}, SynthTensor::Ones});
+            tensors.push_back({p + "attn_k_norm.weight", {head_dim}, SynthTensor::Ones});
+        }
+        tensors.push_back({p + "attn_output.weight", {q_dim, s.n_embd}});
+        if (arch.post_norms) tensors.push_back({p + "post_attention_norm.weight", {s.n_embd}, SynthTensor::Ones});
         tensors.push_back({p + "ffn_norm.weight", {s.n_embd}, SynthTensor::Ones});
-        tensors.push_back({p + "ffn_gate.weight", {s.n_embd, s.n_ff}});
-        tensors.push_back({p + "ffn_up.weight", {s.n_embd, s.n_ff}});
-        tensors.push_back({p + "ffn_down.weight", {s.n_ff, s.n_embd}});
+        if (moe) {
+            tensors.push_back({p + "ffn_gate_inp.weight", {s.n_embd, s.n_expert}});
+            tensors.push_back({p + "ffn_gate_exps.weight", {s.n_embd, n_ff_exp, s.n_expert}});
+            tensors.push_back({p + "ffn_up_exps.weight", {s.n_embd, n_ff_exp, s.n_expert}});
+            tensors.push_back({p + "ffn_down_exps.weight", {n_ff_exp, s.n_embd, s.n_expert}});
+        } else if (arch.fused) {
+            tensors.push_back({p + "ffn_up.weight", {s.n_embd, 2 * s.n_ff}});
+            tensors.push_back({p + "ffn_down.weight", {s.n_ff, s.n_embd}});
+        } else {
+            tensors.push_back({p + "ffn_gate.weight", {s.n_embd, s.n_ff}});
+            tensors.push_back({p + "ffn_up.weight", {s.n_embd, s.n_ff}});
+            tensors.push_back({p + "ffn_down.weight", {s.n_ff, s.n_embd}});
+        }
+        if (arch.post_norms) tensors.push_back({p + "post_ffw_norm.weight", {s.n_embd}, SynthTensor::Ones});
     }
     tensors.push_back({"output_norm.weight", {s.n_embd}, SynthTensor::Ones});
     if (!s.tied_output) tensors.push_back({"output.weight", {s.n_embd, s.n_vocab}});
@@ -208,8 +372,8 @@ void synth_file(const SynthOptions& opt) {
         types.push_back(ty);
         w.add_tensor(t.name, ty, t.ne);
     }
-    spdlog::info("synth: {} ({} layers, n_embd {}, n_vocab {}) as {}: {:.1f} MiB -> {}", s.name, s.n_layer, s.n_embd,
-                 s.n_vocab, target->name, static_cast<double>(w.data_bytes()) / (1 << 20), opt.out_path);
+    spdlog::info("synth: {} ({}, {} layers, n_embd {}, n_vocab {}) as {}: {:.1f} MiB -> {}", s.name, s.arch, s.n_layer,
+                 s.n_embd, s.n_vocab, target->name, static_cast<double>(w.data_bytes()) / (1 << 20), opt.out_path);
     w.begin_data();
 
     std::vector<uint8_t> chunk_buf;
