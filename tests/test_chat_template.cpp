@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
@@ -331,7 +333,7 @@ TEST(ChatTemplateBuiltin, MatchShippedFilesAndResolve) {
         EXPECT_EQ(ChatTemplate::builtin(c.name).render(msgs, o), ChatTemplate(read_template(c.file)).render(msgs, o)) << c.name;
         EXPECT_EQ(ChatTemplate::resolve(c.name, "").name(), c.name);
     }
-    EXPECT_EQ(ChatTemplate::builtin_names().size(), 8u);
+    EXPECT_EQ(ChatTemplate::builtin_names().size(), 13u);
     // No model template: ChatML.
     EXPECT_EQ(ChatTemplate::resolve("", "").render(kNoSystem, opts("<s>", "</s>")),
               "<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\nHi there! How can I help?<|im_end|>\n"
@@ -343,6 +345,235 @@ TEST(ChatTemplateBuiltin, MatchShippedFilesAndResolve) {
     EXPECT_EQ(ChatTemplate::resolve(path, "ignored").render(kConversation), "suau");
     EXPECT_THROW(ChatTemplate::resolve("no-such-template", ""), minerva::Error);
     EXPECT_THROW(ChatTemplate("{% if %}"), minerva::Error);
+}
+
+// ---- the families' templates with tools and <think> --------------------------------------
+
+// Conversations in tests/data/templates/cases/*.json (messages with tool_calls and
+// reasoning_content, tools, enable_thinking); the expected text is what Jinja2 renders for them
+// as transformers' apply_chat_template does (tests/data/templates/render_reference.py TEMPLATE CASE).
+struct FamilyCase {
+    const char* file;
+    const char* case_file;
+    const char* expected;
+};
+
+struct LoadedCase {
+    std::vector<ChatMessage> messages;
+    ChatOptions opts;
+};
+
+LoadedCase load_case(const std::string& name) {
+    std::ifstream f(std::string(MINERVA_SOURCE_DIR) + "/tests/data/templates/cases/" + name);
+    EXPECT_TRUE(f.good()) << name;
+    auto j = nlohmann::ordered_json::parse(f);
+    LoadedCase c;
+    for (const auto& m : j["messages"]) {
+        ChatMessage msg(m["role"].get<std::string>(), m["content"].get<std::string>());
+        if (m.contains("tool_call_id")) msg.tool_call_id = m["tool_call_id"].get<std::string>();
+        if (m.contains("reasoning_content")) msg.reasoning_content = m["reasoning_content"].get<std::string>();
+        if (m.contains("tool_calls")) msg.tool_calls = m["tool_calls"].dump();
+        c.messages.push_back(std::move(msg));
+    }
+    c.opts = opts(j["bos_token"].get<std::string>(), j["eos_token"].get<std::string>(), j["add_generation_prompt"].get<bool>());
+    if (j.contains("tools")) c.opts.tools = j["tools"].dump();
+    if (j.contains("enable_thinking")) c.opts.enable_thinking = j["enable_thinking"].get<bool>();
+    return c;
+}
+
+class FamilyTemplate : public ::testing::TestWithParam<FamilyCase> {};
+
+TEST_P(FamilyTemplate, RendersExactly) {
+    const FamilyCase& fc = GetParam();
+    auto c = load_case(fc.case_file);
+    ChatTemplate tmpl(read_template(fc.file), fc.file);
+    EXPECT_EQ(tmpl.render(c.messages, c.opts), fc.expected) << fc.file << " on " << fc.case_file;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Families, FamilyTemplate,
+    ::testing::Values(
+        FamilyCase{"qwen2.5.jinja", "tools.json",
+                   "<|im_start|>system\n"
+                       "You are a helpful assistant.\n"
+                       "\n"
+                       "# Tools\n"
+                       "\n"
+                       "You may call one or more functions to assist with the user query.\n"
+                       "\n"
+                       "You are provided with function signatures within <tools></tools> XML tags:\n"
+                       "<tools>\n"
+                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather for a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"city\"]}}}\n"
+                       "</tools>\n"
+                       "\n"
+                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+                       "<tool_call>\n"
+                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "What is the weather in Paris?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "<tool_call>\n"
+                       "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "<tool_response>\n"
+                       "{\"temperature\": 21}\n"
+                       "</tool_response><|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen2.5.jinja", "thinking.json",
+                   "<|im_start|>system\n"
+                       "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "What is 2+2?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "<think>\n"
+                       "Add them.\n"
+                       "</think>\n"
+                       "\n"
+                       "4<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "And 3+3?<|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen2.5.jinja", "plain.json",
+                   "<|im_start|>system\n"
+                       "You are a helpful assistant.<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "Hello!<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "Hi there! How can I help?<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "Tell me a joke. <|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen3.jinja", "tools.json",
+                   "<|im_start|>system\n"
+                       "You are a helpful assistant.\n"
+                       "\n"
+                       "# Tools\n"
+                       "\n"
+                       "You may call one or more functions to assist with the user query.\n"
+                       "\n"
+                       "You are provided with function signatures within <tools></tools> XML tags:\n"
+                       "<tools>\n"
+                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather for a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"city\"]}}}\n"
+                       "</tools>\n"
+                       "\n"
+                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+                       "<tool_call>\n"
+                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "What is the weather in Paris?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "<tool_call>\n"
+                       "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "<tool_response>\n"
+                       "{\"temperature\": 21}\n"
+                       "</tool_response><|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen3.jinja", "thinking.json",
+                   "<|im_start|>user\n"
+                       "What is 2+2?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "4<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "And 3+3?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "<think>\n"
+                       "\n"
+                       "</think>\n"
+                       "\n"},
+        FamilyCase{"qwen3.jinja", "reasoning-tools.json",
+                   "<|im_start|>system\n"
+                       "Be brief.\n"
+                       "\n"
+                       "# Tools\n"
+                       "\n"
+                       "You may call one or more functions to assist with the user query.\n"
+                       "\n"
+                       "You are provided with function signatures within <tools></tools> XML tags:\n"
+                       "<tools>\n"
+                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}\n"
+                       "</tools>\n"
+                       "\n"
+                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+                       "<tool_call>\n"
+                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "Weather in Paris?<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "<think>\n"
+                       "I need the weather tool.\n"
+                       "</think>\n"
+                       "\n"
+                       "<tool_call>\n"
+                       "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n"
+                       "</tool_call><|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "<tool_response>\n"
+                       "sunny\n"
+                       "</tool_response>\n"
+                       "<tool_response>\n"
+                       "21 C\n"
+                       "</tool_response><|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen3.jinja", "plain.json",
+                   "<|im_start|>system\n"
+                       "You are a helpful assistant.<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "Hello!<|im_end|>\n"
+                       "<|im_start|>assistant\n"
+                       "Hi there! How can I help?<|im_end|>\n"
+                       "<|im_start|>user\n"
+                       "Tell me a joke. <|im_end|>\n"
+                       "<|im_start|>assistant\n"},
+        FamilyCase{"phi4.jinja", "plain.json",
+                   "<|im_start|>system<|im_sep|>You are a helpful assistant.<|im_end|><|im_start|>user<|im_sep|>Hello!<|im_end|><|im_start|>assistant<|im_sep|>Hi there! How can I help?<|im_end|><|im_start|>user<|im_sep|>Tell me a joke. <|im_end|><|im_start|>assistant<|im_sep|>"},
+        FamilyCase{"phi4-mini.jinja", "plain.json",
+                   "<|system|>You are a helpful assistant.<|end|><|user|>Hello!<|end|><|assistant|>Hi there! How can I help?<|end|><|user|>Tell me a joke. <|end|><|assistant|>"}));
+
+// The new built-in names are the shipped files, tools and all; bad tools / tool_calls JSON is
+// an Error naming the field.
+TEST(ChatTemplateBuiltin, FamilyNamesAndToolErrors) {
+    struct Case {
+        const char* name;
+        const char* file;
+        const char* case_file;
+    };
+    const Case cases[] = {{"qwen2.5", "qwen2.5.jinja", "tools.json"}, {"qwen3", "qwen3.jinja", "reasoning-tools.json"},
+                          {"qwen3", "qwen3.jinja", "thinking.json"},  {"gemma2", "gemma.jinja", "thinking.json"},
+                          {"phi4", "phi4.jinja", "plain.json"},      {"phi4-mini", "phi4-mini.jinja", "plain.json"}};
+    for (const auto& k : cases) {
+        auto c = load_case(k.case_file);
+        EXPECT_EQ(ChatTemplate::builtin(k.name).render(c.messages, c.opts),
+                  ChatTemplate(read_template(k.file)).render(c.messages, c.opts))
+            << k.name;
+    }
+    auto c = load_case("tools.json");
+    auto expect_error = [](const std::function<void()>& fn, const std::string& needle) {
+        try {
+            fn();
+            ADD_FAILURE() << "no error for " << needle;
+        } catch (const minerva::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+    };
+    auto tmpl = ChatTemplate::builtin("qwen3");
+    auto o = c.opts;
+    o.tools = "[{\"type\": ";
+    expect_error([&] { tmpl.render(c.messages, o); }, "tools is not valid JSON");
+    o.tools = "{\"type\": \"function\"}";
+    expect_error([&] { tmpl.render(c.messages, o); }, "tools must be a JSON array, got object");
+    o.tools = std::string(1000, '[') + std::string(1000, ']');
+    expect_error([&] { tmpl.render(c.messages, o); }, "nested more than 128 levels");
+    auto msgs = c.messages;
+    msgs[2].tool_calls = "not json";
+    expect_error([&] { tmpl.render(msgs, c.opts); }, "messages[2].tool_calls is not valid JSON");
+    // Without tools, the Qwen templates take their plain branch (no "# Tools" section).
+    EXPECT_EQ(tmpl.render(load_case("plain.json").messages, load_case("plain.json").opts).find("# Tools"), std::string::npos);
 }
 
 // With a real vocabulary: special-token text in the rendered prompt becomes the control token,

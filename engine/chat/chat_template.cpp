@@ -1,7 +1,10 @@
 // chat_template.cpp: minerva/chat.h on top of the Jinja subset (jinja.h).
+#include <cstdint>
 #include <ctime>
 #include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "chat_template_builtin.h"
 #include "jinja.h"
@@ -65,6 +68,55 @@ ChatTemplate ChatTemplate::resolve(const std::string& spec, const std::string& m
     return ChatTemplate(src, spec);
 }
 
+namespace {
+
+// A JSON value as the Jinja value Python's json.loads would give the template (objects keep
+// their key order, as Python dicts do).
+jinja::Value from_json(const nlohmann::ordered_json& j, int depth = 0) {
+    if (depth > 128) throw Error("nested more than 128 levels deep");
+    switch (j.type()) {
+        case nlohmann::ordered_json::value_t::null: return jinja::Value::none();
+        case nlohmann::ordered_json::value_t::boolean: return jinja::Value(j.get<bool>());
+        case nlohmann::ordered_json::value_t::number_integer: return jinja::Value(j.get<int64_t>());
+        case nlohmann::ordered_json::value_t::number_unsigned: {
+            auto u = j.get<uint64_t>();
+            if (u > static_cast<uint64_t>(INT64_MAX)) return jinja::Value(static_cast<double>(u));
+            return jinja::Value(static_cast<int64_t>(u));
+        }
+        case nlohmann::ordered_json::value_t::number_float: return jinja::Value(j.get<double>());
+        case nlohmann::ordered_json::value_t::string: return jinja::Value(j.get<std::string>());
+        case nlohmann::ordered_json::value_t::array: {
+            jinja::Array a;
+            for (const auto& e : j) a.push_back(from_json(e, depth + 1));
+            return jinja::Value(std::move(a));
+        }
+        case nlohmann::ordered_json::value_t::object: {
+            jinja::Object o;
+            for (const auto& [k, v] : j.items()) o.emplace_back(k, from_json(v, depth + 1));
+            return jinja::Value(std::move(o));
+        }
+        default: return jinja::Value::none();
+    }
+}
+
+// what: the field, for the message ("tools", "messages[2].tool_calls").
+jinja::Value json_array(const std::string& text, const std::string& what) {
+    nlohmann::ordered_json j;
+    try {
+        j = nlohmann::ordered_json::parse(text);
+    } catch (const std::exception& e) {
+        throw Error(what + " is not valid JSON: " + e.what());
+    }
+    if (!j.is_array()) throw Error(what + " must be a JSON array, got " + std::string(j.type_name()));
+    try {
+        return from_json(j);
+    } catch (const Error& e) {
+        throw Error(what + ": " + e.what());
+    }
+}
+
+}  // namespace
+
 const std::string& ChatTemplate::name() const { return impl_->name; }
 const std::string& ChatTemplate::source() const { return impl_->source; }
 
@@ -74,6 +126,9 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
         jinja::Object o{{"role", jinja::Value(m.role)}, {"content", jinja::Value(m.content)}};
         if (!m.name.empty()) o.emplace_back("name", jinja::Value(m.name));
         if (!m.tool_call_id.empty()) o.emplace_back("tool_call_id", jinja::Value(m.tool_call_id));
+        if (!m.reasoning_content.empty()) o.emplace_back("reasoning_content", jinja::Value(m.reasoning_content));
+        if (!m.tool_calls.empty())
+            o.emplace_back("tool_calls", json_array(m.tool_calls, "messages[" + std::to_string(msgs.size()) + "].tool_calls"));
         msgs.emplace_back(std::move(o));
     }
     std::time_t now = opts.now ? static_cast<std::time_t>(*opts.now) : std::time(nullptr);
@@ -91,6 +146,8 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
              return jinja::Value(std::string(buf, n));
          })},
     };
+    if (!opts.tools.empty()) globals.emplace_back("tools", json_array(opts.tools, "tools"));
+    if (opts.enable_thinking) globals.emplace_back("enable_thinking", jinja::Value(*opts.enable_thinking));
     try {
         return impl_->tmpl.render(globals);
     } catch (const Error& e) {

@@ -28,6 +28,15 @@ struct ChatMessage {
     std::string content;  // text (content-part arrays are joined by the caller)
     std::string name;     // optional: tool or participant name ("" = absent)
     std::string tool_call_id;  // optional: for role "tool" ("" = absent)
+    // optional, role "assistant": the model's reasoning, apart from content (Qwen3's <think>
+    // part; "" = absent, the template then looks for <think>...</think> in content).
+    std::string reasoning_content;
+    // optional, role "assistant": the calls it made, a JSON array as OpenAI's tool_calls
+    // ([{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}]), given to
+    // the template as Jinja lists and dicts in the same key order ("" = absent). Templates
+    // differ in what they expect "arguments" to be (Qwen2.5 applies tojson: an object; Qwen3
+    // takes a string as it is); it is passed as given.
+    std::string tool_calls;
 };
 
 struct ChatOptions {
@@ -35,6 +44,13 @@ struct ChatOptions {
     std::string bos_token;              // text of the BOS token, as templates expect
     std::string eos_token;
     std::optional<int64_t> now;         // unix time for strftime_now() (default: the clock)
+    // The tools the model may call: a JSON array of OpenAI tool definitions
+    // ([{"type": "function", "function": {"name": ..., "description": ..., "parameters": ...}}]),
+    // the template's `tools` (in the same key order). "" = no tools (`tools` undefined).
+    std::string tools;
+    // The template's `enable_thinking` (Qwen3: false closes an empty <think></think> block so
+    // the model answers directly); nullopt leaves it undefined (the template's default).
+    std::optional<bool> enable_thinking;
 };
 
 class ChatTemplate {
@@ -47,7 +63,8 @@ public:
 
     // A built-in template by name (see builtin_names()); Error for an unknown name.
     static ChatTemplate builtin(std::string_view name);
-    // chatml, llama2, llama3, mistral, zephyr, gemma, phi3, tinyllama
+    // chatml, llama2, llama3, mistral, zephyr, gemma (Gemma 3), gemma2, phi3, phi4, phi4-mini,
+    // qwen2.5, qwen3, tinyllama
     static const std::vector<std::string>& builtin_names();
     // spec "" -> the model's template (or ChatML when it has none); a built-in name; otherwise the
     // path of a file holding a Jinja template. Error when the file cannot be read or parsed.
@@ -56,8 +73,9 @@ public:
     const std::string& name() const;
     const std::string& source() const;
 
-    // Renders the conversation. Throws Error for template errors and for raise_exception()
-    // (e.g. "Conversation roles must alternate user/assistant/user/assistant/...").
+    // Renders the conversation. Throws Error for template errors, for raise_exception()
+    // (e.g. "Conversation roles must alternate user/assistant/user/assistant/...") and for
+    // tools / tool_calls that are not valid JSON arrays (naming the field).
     std::string render(std::span<const ChatMessage> messages, const ChatOptions& opts = {}) const;
 
 private:
