@@ -297,6 +297,30 @@ TEST(SyntheticSpm, BosEosFromMetadata) {
     EXPECT_EQ(v2->detokenize(v2->tokenize(" ab", false, false)), " ab");
 }
 
+// Gemma's SentencePiece files set tokenizer.ggml.add_space_prefix false: no "\xE2\x96\x81" before
+// the text nor after a turn marker, and <end_of_turn> ends a turn.
+TEST(SyntheticSpm, GemmaNoSpacePrefixAroundTurnMarkers) {
+    SpmSpec spec;
+    spec.control = {"<start_of_turn>", "<end_of_turn>"};
+    auto g = spm_builder(spec);
+    g.boolean("tokenizer.ggml.add_space_prefix", false).u32("tokenizer.ggml.bos_token_id", 1);
+    auto v = g.vocab();
+    EXPECT_FALSE(v->add_space_prefix());
+    const int32_t sot = v->find_token("<start_of_turn>"), eot = v->find_token("<end_of_turn>");
+    ASSERT_GE(sot, 0);
+    ASSERT_GE(eot, 0);
+    const auto ids = v->tokenize("<start_of_turn>ab<end_of_turn>", true, true);
+    EXPECT_EQ(texts(*v, ids), (std::vector<std::string>{"<s>", "<start_of_turn>", "ab", "<end_of_turn>"}));
+    EXPECT_TRUE(v->is_eog(eot));
+    EXPECT_FALSE(v->is_eog(sot));
+    EXPECT_EQ(v->detokenize(v->tokenize("ab c", false, false)), "ab c");  // no leading space to strip
+    // The same vocabulary with the SentencePiece default (true) puts the prefix after the marker.
+    auto g2 = spm_builder(spec);
+    auto v2 = g2.vocab();
+    EXPECT_EQ(texts(*v2, v2->tokenize("<start_of_turn>ab", false, true)),
+              (std::vector<std::string>{"<start_of_turn>", "\xE2\x96\x81" "ab"}));
+}
+
 // A tiny byte-level BPE vocabulary: the 256 byte characters, then merge results.
 GgufBuilder bpe_builder(const std::vector<std::string>& merges, const std::string& pre = "gpt-2",
                         const std::vector<std::string>& control = {}) {
@@ -348,6 +372,19 @@ TEST(SyntheticBpe, MergeResultMissingFromVocabularyStillMergesFurther) {
     auto g = bpe_builder({"x y", "xy z"});
     auto v = g.vocab();
     EXPECT_EQ(texts(*v, v->tokenize("xyz", false, false)), (std::vector<std::string>{"xyz"}));
+}
+
+// Qwen files name tokenizer.ggml.pre "qwen2": digits are split one by one before BPE, so a
+// merge across digits never applies (gpt-2's rules keep "12" one word and merge it); the file
+// decides, not the architecture.
+TEST(SyntheticBpe, Qwen2PreTokenizerFromMetadata) {
+    auto qwen = bpe_builder({"1 2", "a b"}, "qwen2").vocab();
+    auto gpt2 = bpe_builder({"1 2", "a b"}, "gpt-2").vocab();
+    EXPECT_EQ(qwen->pre_tokenizer(), "qwen2");
+    EXPECT_EQ(texts(*qwen, qwen->tokenize("ab 12", false, false)), (std::vector<std::string>{"ab", "\xC4\xA0", "1", "2"}));
+    EXPECT_EQ(texts(*gpt2, gpt2->tokenize("ab 12", false, false)), (std::vector<std::string>{"ab", "\xC4\xA0", "12"}));
+    EXPECT_FALSE(qwen->add_bos());  // qwen2 adds no BOS unless the file says so
+    EXPECT_EQ(qwen->tokenize("ab", true, false), qwen->tokenize("ab", false, false));
 }
 
 TEST(SyntheticBpe, UnknownPreTokenizerFallsBackToGpt2) {
