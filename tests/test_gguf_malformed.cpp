@@ -13,6 +13,9 @@
 #include <set>
 #include <sstream>
 
+#include <map>
+#include <nlohmann/json.hpp>
+
 #include "common.h"
 #include "gguf_builder.h"
 #include "minerva/gguf.h"
@@ -349,6 +352,37 @@ TEST(GgufCli, InspectValidBuilderFile) {
     EXPECT_NE(r.out.find("\"name\": \"output_norm.weight\""), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("\"metadata\""), std::string::npos) << r.out;
     fs::remove(p);
+}
+
+// The model families beyond LLaMA read like any GGUF: inspect --json names each architecture,
+// its family keys and tensors, expert tensors with their third dimension.
+TEST(GgufCli, InspectEveryFamily) {
+    if (!have_cli()) return;
+    const std::vector<std::pair<std::string, std::string>> files = {
+        {"arch-qwen2-Q4_K_M.gguf", "qwen2"},   {"arch-qwen3-Q8_0.gguf", "qwen3"},
+        {"arch-qwen3moe-Q4_0.gguf", "qwen3moe"}, {"arch-gemma2-F16.gguf", "gemma2"},
+        {"arch-gemma3-F16.gguf", "gemma3"},   {"arch-phi3-Q8_0.gguf", "phi3"},
+        {"arch-llama-moe-Q4_K_M.gguf", "llama"}};
+    for (const auto& [file, arch] : files) {
+        MINERVA_SHARED_FILE(path, "models/" + file);
+        CliRun r = run_inspect("-m '" + path + "' --json --items 0");
+        ASSERT_EQ(r.status, 0) << file << ": " << r.err;
+        auto j = nlohmann::json::parse(r.out);
+        std::map<std::string, nlohmann::json> meta;
+        for (const auto& m : j["metadata"]) meta[m["key"].get<std::string>()] = m["value"];
+        EXPECT_EQ(meta["general.architecture"], arch) << file;
+        EXPECT_TRUE(meta.count(arch + ".block_count")) << file;
+        EXPECT_TRUE(meta.count(arch + ".embedding_length")) << file;
+        bool has_experts = false;
+        for (const auto& t : j["tensors"])
+            if (t["name"].get<std::string>().find("_exps.weight") != std::string::npos) {
+                has_experts = true;
+                EXPECT_EQ(t["shape"].size(), 3u) << t["name"];
+                EXPECT_EQ(t["shape"][2], meta[arch + ".expert_count"]) << t["name"];
+            }
+        EXPECT_EQ(has_experts, meta.count(arch + ".expert_count") > 0) << file;
+        EXPECT_EQ(j["n_tensors"].get<size_t>(), j["tensors"].size()) << file;
+    }
 }
 
 TEST(GgufCli, InspectEverySharedFile) {
