@@ -3,6 +3,7 @@
 // tg = n_gen single-token forward passes (greedy argmax of each) after that prompt. Each run
 // starts from an empty cache; the figure is the median of the runs.
 #include <algorithm>
+#include <cinttypes>
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -73,14 +74,36 @@ int cmd_e2e(int argc, char** argv) {
         tg.push_back(n_gen / std::chrono::duration<double>(t2 - t1).count());
     }
     const double pp_tps = median(pp), tg_tps = median(tg);
-    // Decode reads every weight once per token: bytes of weights / time per token.
+    // Decode reads every weight once per token: bytes of weights / time per token. With experts
+    // it reads only the chosen ones: the expert tensors count k/E of their bytes (the router and
+    // everything else in full).
     const double weight_gb = static_cast<double>(info.file_size) / 1e9;
+    double active_gb = weight_gb;
+    int64_t n_expert = 0, n_expert_used = 0;
+    {
+        const gguf::File f = gguf::File::open(info.path);
+        const std::string arch(f.get_string("general.architecture", ""));
+        n_expert = f.get_int(arch + ".expert_count", 0);
+        n_expert_used = f.get_int(arch + ".expert_used_count", 0);
+        if (n_expert > 0 && n_expert_used > 0 && n_expert_used <= n_expert) {
+            uint64_t exp_bytes = 0;
+            for (const auto& t : f.tensors())
+                if (t.name.find("_exps.") != std::string::npos) exp_bytes += t.nbytes;
+            active_gb = (static_cast<double>(info.file_size) -
+                         static_cast<double>(exp_bytes) * (1.0 - static_cast<double>(n_expert_used) / n_expert)) / 1e9;
+        }
+    }
     std::printf("model      %s (%s, %.1f M params, %.1f MB)\n", info.name.c_str(),
                 std::string(dtype_name(info.weight_type)).c_str(), info.n_params / 1e6, info.file_size / 1e6);
     std::printf("backend    %s (load %.2f s)\n", model->backend_name().c_str(), load_s);
     std::printf("pp%-4d     %10.2f tokens/s  (median of %d)\n", n_prompt, pp_tps, reps);
-    std::printf("tg%-4d     %10.2f tokens/s  (median of %d; ~%.1f GB/s of weights)\n", n_gen, tg_tps, reps,
-                tg_tps * weight_gb);
+    if (n_expert > 0)
+        std::printf("tg%-4d     %10.2f tokens/s  (median of %d; ~%.1f GB/s of the weights read: %" PRId64 " of %" PRId64
+                    " experts, %.2f of %.2f GB)\n",
+                    n_gen, tg_tps, reps, tg_tps * active_gb, n_expert_used, n_expert, active_gb, weight_gb);
+    else
+        std::printf("tg%-4d     %10.2f tokens/s  (median of %d; ~%.1f GB/s of weights)\n", n_gen, tg_tps, reps,
+                    tg_tps * weight_gb);
     if (a.has("--json")) {
         nlohmann::json j = {{"model", info.name},
                             {"path", info.path},
@@ -93,7 +116,9 @@ int cmd_e2e(int argc, char** argv) {
                             {"tg_tps", tg_tps},
                             {"pp_runs", pp},
                             {"tg_runs", tg},
-                            {"tg_weight_gbps", tg_tps * weight_gb}};
+                            {"tg_weight_gbps", tg_tps * weight_gb},
+                            {"active_weight_gb", active_gb},
+                            {"tg_active_gbps", tg_tps * active_gb}};
         std::printf("%s\n", j.dump().c_str());
     }
     return 0;

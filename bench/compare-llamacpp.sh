@@ -2,7 +2,8 @@
 # Side-by-side speed of Minerva and llama.cpp on the same machine, model and thread count, in one
 # run: for each model, alternates llama.cpp (../shared/tools/llamacpp-bench.mjs over the prebuilt
 # node-llama-cpp@3.22.1 binaries) and `minerva-bench e2e`, ROUNDS times each, and prints the
-# medians and the ratios as a Markdown table.
+# medians and the ratios as a Markdown table, with Minerva's decode GB/s of the weights one token
+# reads (for a mixture of experts: the chosen experts' share of the expert tensors).
 #
 # usage: bench/compare-llamacpp.sh [-t THREADS] [-r ROUNDS] [-p N_PROMPT] [-n N_GEN] MODEL...
 # needs: build/minerva-bench, node, and node-llama-cpp installed in $LLAMACPP_DIR
@@ -25,18 +26,20 @@ cp "$shared/tools/llamacpp-bench.mjs" "$lc/llamacpp-bench.mjs"
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { python3 -c "import json,sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])['$1'])"; }
 
-echo "| model | llama.cpp pp t/s | minerva pp t/s | pp ratio | llama.cpp tg t/s | minerva tg t/s | tg ratio |"
-echo "|---|---|---|---|---|---|---|"
+echo "| model | llama.cpp pp t/s | minerva pp t/s | pp ratio | llama.cpp tg t/s | minerva tg t/s | tg ratio | minerva tg GB/s |"
+echo "|---|---|---|---|---|---|---|---|"
 for model in "$@"; do
-  lpp=() ltg=() mpp=() mtg=()
+  lpp=() ltg=() mpp=() mtg=() mgb=()
   for ((r = 0; r < rounds; r++)); do
     out=$(cd "$lc" && node llamacpp-bench.mjs "$model" "$threads" "$n_prompt" "$n_gen" 2>/dev/null | tail -1)
     lpp+=("$(echo "$out" | field pp_tps)"); ltg+=("$(echo "$out" | field tg_tps)")
     out=$(./build/minerva-bench e2e -m "$model" -t "$threads" -p "$n_prompt" -n "$n_gen" --device cpu --json 2>/dev/null | tail -1)
     mpp+=("$(echo "$out" | field pp_tps)"); mtg+=("$(echo "$out" | field tg_tps)")
+    mgb+=("$(echo "$out" | field tg_active_gbps)")
   done
   Lpp=$(printf '%s\n' "${lpp[@]}" | median); Ltg=$(printf '%s\n' "${ltg[@]}" | median)
   Mpp=$(printf '%s\n' "${mpp[@]}" | median); Mtg=$(printf '%s\n' "${mtg[@]}" | median)
-  awk -v m="$(basename "$model")" -v a="$Lpp" -v b="$Mpp" -v c="$Ltg" -v d="$Mtg" \
-    'BEGIN {printf "| %s | %.1f | %.1f | %.2fx | %.2f | %.2f | %.2fx |\n", m, a, b, b/a, c, d, d/c}'
+  Mgb=$(printf '%s\n' "${mgb[@]}" | median)
+  awk -v m="$(basename "$model")" -v a="$Lpp" -v b="$Mpp" -v c="$Ltg" -v d="$Mtg" -v g="$Mgb" \
+    'BEGIN {printf "| %s | %.1f | %.1f | %.2fx | %.2f | %.2f | %.2fx | %.1f |\n", m, a, b, b/a, c, d, d/c, g}'
 done
