@@ -57,7 +57,7 @@ TEST_P(SessionTest, PrefillEqualsTokenByTokenDecode) {
     for (KvType kv : {KvType::F32, KvType::F16}) {
         SessionOptions so;
         so.n_ctx = 64;
-        so.kv_type = kv;
+        so.kv_type_k = so.kv_type_v = kv;
         Session a(model_, so), b(model_, so);
         a.eval(prompt_, 0, true);
         const std::vector<float> all = copy(a.logits());
