@@ -228,21 +228,19 @@ void attend_part(const Tensor& q, const Tensor& kc, const Tensor& vc, const int3
                 scale_row(acc + r * hd, corr, hd);
             }
             st[r].m = m_new;
+            // Whole vectors only (the tail is padded with -inf): a token's result must not depend
+            // on which other tokens share its tile, which would move where the tail starts.
+            for (int64_t cc = nb; cc < (nb + 7) / 8 * 8; ++cc) s[cc] = -INFINITY;
             const __m256 vm = _mm256_set1_ps(m_new);
             __m256 vsum = _mm256_setzero_ps();
-            int64_t cc = 0;
-            for (; cc + 8 <= nb; cc += 8) {
+            for (int64_t cc = 0; cc < nb; cc += 8) {
                 const __m256 x = _mm256_loadu_ps(s + cc);
                 const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
                 const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
                 _mm256_storeu_ps(s + cc, e);
                 vsum = _mm256_add_ps(vsum, e);
             }
-            float sum = hsum8(vsum);
-            for (; cc < nb; ++cc) {
-                s[cc] = s[cc] == -INFINITY ? 0.f : std::exp(s[cc] - m_new);
-                sum += s[cc];
-            }
+            const float sum = hsum8(vsum);
             st[r].l += sum;
         }
         // acc += P V
