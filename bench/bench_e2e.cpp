@@ -25,10 +25,11 @@ double median(std::vector<double> v) {
 }
 
 int cmd_e2e(int argc, char** argv) {
-    Args a(argc, argv, {"-m|--model", "-t|--threads", "-p|--n-prompt", "-n|--n-gen", "--device", "--reps", "-b|--batch-size", "--depth"},
+    Args a(argc, argv, {"-m|--model", "-t|--threads", "-p|--n-prompt", "-n|--n-gen", "--device", "--reps", "-b|--batch-size", "--depth",
+                        "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"--json", "--kv-f32", "-h|--help"});
     if (a.has("--help")) {
-        std::puts("usage: minerva-bench e2e -m MODEL [-t THREADS] [-p 128] [-n 64] [--depth 0] [--device D] [--reps 3] [--json]\n"
+        std::puts("usage: minerva-bench e2e -m MODEL [-t THREADS] [-p 128] [-n 64] [--depth 0] [--device D] [--reps 3] [-ctk T] [-ctv T] [--json]\n"
                   "prompt (pp) and generation (tg) tokens/s, median of the runs; with --depth D a context of D\n"
                   "tokens is evaluated first (once, not timed) and pp and tg are measured after it.\n"
                   "With --json the last line is {\"pp_tps\": X, \"tg_tps\": Y, ...}");
@@ -52,7 +53,7 @@ int cmd_e2e(int argc, char** argv) {
     SessionOptions so;
     so.n_ctx = depth + n_prompt + n_gen;
     so.n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1)));
-    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    read_cache_types(a, so);
     Session session(model, so);
 
     // A fixed, non-degenerate prompt: ids spread over the vocabulary (BOS first when there is one).
@@ -119,6 +120,8 @@ int cmd_e2e(int argc, char** argv) {
                             {"n_prompt", n_prompt},
                             {"n_gen", n_gen},
                             {"depth", depth},
+                            {"cache_type_k", kv_type_name(so.kv_type_k)},
+                            {"cache_type_v", kv_type_name(so.kv_type_v)},
                             {"reps", reps},
                             {"pp_tps", pp_tps},
                             {"tg_tps", tg_tps},

@@ -100,6 +100,18 @@ TEST(FusedAttention, PrefillAndDecodeAcrossShapes) {
                 }
 }
 
+// Quantized caches: the fast path decodes the same blocks the reference reads.
+TEST(FusedAttention, QuantizedCaches) {
+    std::mt19937 rng(15);
+    for (DType ct : {DType::Q8_0, DType::Q4_0})
+        for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 2, 64}, {4, 1, 128}, {4, 4, 256}})
+            for (auto [past, tokens] : {std::pair<int64_t, int64_t>{0, 17}, {700, 1}})
+                for (int threads : {1, 2}) {
+                    const Case c{nh, nkv, hd, ct, past, tokens, 0, 0.f};
+                    EXPECT_LT(run_case(c, threads, rng), 3e-6) << describe(c) << " threads " << threads;
+                }
+}
+
 TEST(FusedAttention, SlidingWindowAndSoftcap) {
     std::mt19937 rng(12);
     for (int window : {1, 16, 100})

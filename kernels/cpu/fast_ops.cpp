@@ -21,10 +21,30 @@ namespace {
 // Rows per scheduling unit so that one chunk is ~16K floats of work.
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_len)); }
 
+// Elements off .. off+n-1 of one cache row as f32. Quantized rows (Q8_0, Q4_0) decode the
+// blocks that hold them (a head's slice is whole blocks whenever head_dim is a multiple of 32).
 inline void load_row_f32(const Tensor& cache, int64_t cell, int64_t off, int64_t n, float* dst) {
     const int64_t idx = cell * cache.ne[0] + off;
     if (cache.type == DType::F32) {
         std::memcpy(dst, cache.data<float>() + idx, static_cast<size_t>(n) * 4);
+        return;
+    }
+    if (cache.type != DType::F16) {
+        const DTypeInfo& ti = dtype_info(cache.type);
+        const char* row = static_cast<const char*>(cache.host) + static_cast<size_t>(cell) * cache.row_size();
+        const int64_t b0 = off / ti.block_elems, b1 = (off + n + ti.block_elems - 1) / ti.block_elems;
+        if (off % ti.block_elems == 0 && n % ti.block_elems == 0) {
+            dequantize_row(cache.type, row + static_cast<size_t>(b0) * ti.block_bytes, dst, n);
+            return;
+        }
+        float tmp[1024];
+        for (int64_t bb = b0; bb < b1; ++bb) {  // unaligned slices (tiny heads): block by block
+            dequantize_row(cache.type, row + static_cast<size_t>(bb) * ti.block_bytes, tmp, ti.block_elems);
+            for (int64_t j = 0; j < ti.block_elems; ++j) {
+                const int64_t e = bb * ti.block_elems + j;
+                if (e >= off && e < off + n) dst[e - off] = tmp[j];
+            }
+        }
         return;
     }
     const uint16_t* s = cache.data<uint16_t>() + idx;
@@ -124,6 +144,7 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& kc, co
             std::memcpy(cache.data<float>() + cell * d, s, static_cast<size_t>(d) * 4);
             return;
         }
+        if (cache.type != DType::F16) return store_cache_row(cache, cell, s);
         uint16_t* o = cache.data<uint16_t>() + cell * d;
         int64_t i = 0;
         for (; i + 8 <= d; i += 8)
@@ -207,21 +228,19 @@ void attend_part(const Tensor& q, const Tensor& kc, const Tensor& vc, const int3
                 scale_row(acc + r * hd, corr, hd);
             }
             st[r].m = m_new;
+            // Whole vectors only (the tail is padded with -inf): a token's result must not depend
+            // on which other tokens share its tile, which would move where the tail starts.
+            for (int64_t cc = nb; cc < (nb + 7) / 8 * 8; ++cc) s[cc] = -INFINITY;
             const __m256 vm = _mm256_set1_ps(m_new);
             __m256 vsum = _mm256_setzero_ps();
-            int64_t cc = 0;
-            for (; cc + 8 <= nb; cc += 8) {
+            for (int64_t cc = 0; cc < nb; cc += 8) {
                 const __m256 x = _mm256_loadu_ps(s + cc);
                 const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
                 const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
                 _mm256_storeu_ps(s + cc, e);
                 vsum = _mm256_add_ps(vsum, e);
             }
-            float sum = hsum8(vsum);
-            for (; cc < nb; ++cc) {
-                s[cc] = s[cc] == -INFINITY ? 0.f : std::exp(s[cc] - m_new);
-                sum += s[cc];
-            }
+            const float sum = hsum8(vsum);
             st[r].l += sum;
         }
         // acc += P V
