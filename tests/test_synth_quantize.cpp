@@ -538,13 +538,13 @@ TEST_P(SynthFamily, LoadsAndRuns) {
     const int n_vocab = model->info().n_vocab;
     ASSERT_EQ(n_vocab, 512);
 
-    Session batch(model, {.n_ctx = 64, .kv_type = KvType::F32});
+    Session batch(model, {.n_ctx = 64, .kv_type_k = KvType::F32, .kv_type_v = KvType::F32});
     batch.eval(prompt, 0, true);
     auto all = batch.logits();
     ASSERT_EQ(all.size(), prompt.size() * n_vocab);
     std::vector<float> batched(all.begin(), all.end());
 
-    Session step(model, {.n_ctx = 64, .kv_type = KvType::F32});
+    Session step(model, {.n_ctx = 64, .kv_type_k = KvType::F32, .kv_type_v = KvType::F32});
     double worst = 0;
     for (size_t t = 0; t < prompt.size(); ++t) {
         auto l = step.eval(std::span<const int32_t>(&prompt[t], 1));
