@@ -26,7 +26,8 @@ static const char* kUsage = R"(usage: minerva-serve [options]
       --max-queue N         requests waiting for a slot before 429 (default 64)
       --max-loaded-models N models kept loaded; least recently used unloads (default 2)
       --chat-template NAME|FILE  override the model's chat template (chatml, llama2, llama3,
-                            mistral, zephyr, gemma, phi3, tinyllama, or a Jinja file)
+                            mistral, zephyr, gemma, gemma2, phi3, phi4, phi4-mini, qwen2.5,
+                            qwen3, tinyllama, or a Jinja file)
       --api-key KEY         require 'Authorization: Bearer KEY' (not for /health, /ready)
       --cors ORIGINS        allow these origins ('*' or a comma list); CORS is off by default
       --max-body BYTES      largest request body (default 8 MiB; larger -> 413)
