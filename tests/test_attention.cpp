@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/ref_ops.h"
 #include "minerva/error.h"
 
@@ -90,7 +91,21 @@ double run_case(const Case& c, int threads, std::mt19937& rng) {
     return rel_l2(got.t, want.t);
 }
 
-TEST(FusedAttention, PrefillAndDecodeAcrossShapes) {
+// Each test runs on every instruction set the machine has (AVX-512 where CPUID reports it, and
+// AVX2 always); a machine without AVX-512 runs the AVX2 path only.
+class FusedAttention : public testing::TestWithParam<bool> {
+protected:
+    void SetUp() override {
+        const cpu::Features& d = cpu::detected_features();
+        if (GetParam() && !d.avx512) GTEST_SKIP() << "this CPU has no AVX-512";
+        cpu::Features f = d;
+        f.avx512 = f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi = GetParam();
+        cpu::set_features(f);
+    }
+    void TearDown() override { cpu::set_features(cpu::detected_features()); }
+};
+
+TEST_P(FusedAttention, PrefillAndDecodeAcrossShapes) {
     std::mt19937 rng(11);
     struct Shape { int n_head, n_head_kv, head_dim; };
     for (const Shape s : {Shape{4, 4, 64}, Shape{8, 2, 64}, Shape{16, 1, 64}, Shape{8, 4, 128}, Shape{8, 1, 128}, Shape{4, 2, 256}})
@@ -103,7 +118,7 @@ TEST(FusedAttention, PrefillAndDecodeAcrossShapes) {
 }
 
 // Quantized caches: the fast path decodes the same blocks the reference reads.
-TEST(FusedAttention, QuantizedCaches) {
+TEST_P(FusedAttention, QuantizedCaches) {
     std::mt19937 rng(15);
     for (DType ct : {DType::Q8_0, DType::Q4_0})
         for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 2, 64}, {4, 1, 128}, {4, 4, 256}})
@@ -114,7 +129,7 @@ TEST(FusedAttention, QuantizedCaches) {
                 }
 }
 
-TEST(FusedAttention, SlidingWindowAndSoftcap) {
+TEST_P(FusedAttention, SlidingWindowAndSoftcap) {
     std::mt19937 rng(12);
     for (int window : {1, 16, 100})
         for (float cap : {0.f, 5.f, 50.f})
@@ -129,7 +144,7 @@ TEST(FusedAttention, SlidingWindowAndSoftcap) {
 // must equal one pass. Single-KV-head (MQA) is the case that needs the split to use every core.
 // f32 sums over 16k cells round more than over hundreds (the reference sums in double): the
 // bound is 1e-5 here, still far below what a wrong mask or merge gives (~1e-1).
-TEST(FusedAttention, LongContextDecodeSplits) {
+TEST_P(FusedAttention, LongContextDecodeSplits) {
     std::mt19937 rng(13);
     for (int64_t past : {4095, 16383})
         for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 1, 128}, {4, 2, 64}, {2, 1, 256}})
@@ -144,7 +159,7 @@ TEST(FusedAttention, LongContextDecodeSplits) {
 
 // Tokens of two sequences interleaved in one batch (continuous batching): tiles must not merge
 // tokens whose spans do not overlap.
-TEST(FusedAttention, InterleavedSequences) {
+TEST_P(FusedAttention, InterleavedSequences) {
     std::mt19937 rng(14);
     auto be = make_cpu_backend(2);
     const int n_head = 4, n_kv = 2, hd = 64, n_ctx = 200;
@@ -167,6 +182,9 @@ TEST(FusedAttention, InterleavedSequences) {
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
     EXPECT_LT(rel_l2(got.t, want.t), 3e-6);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isa, FusedAttention, testing::Values(true, false),
+                         [](const auto& info) { return std::string(info.param ? "avx512" : "avx2"); });
 
 // kv_shift: moved keys equal keys rotated at their new positions from the start; values move
 // byte for byte; cells before dst are untouched. NORM and NEOX pairings, partial rotation,
