@@ -290,7 +290,7 @@ void Api::routes() {
         double secs = std::chrono::duration<double>(Clock::now() - rec.t0).count();
         metrics_.request(route_label(req.path), res.status);
         // the path is the client's: escaped, so that no byte of it can forge or break a log line
-        spdlog::info("{} {} {} \"{}\" {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr,
+        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr,
                      http::escape_for_log(req.method), http::escape_for_log(req.target), res.status, rec.prompt_tokens, rec.completion_tokens, secs, rec.note.empty() ? "" : " ",
                      rec.note);
     });

@@ -95,7 +95,7 @@ std::string escape_for_log(const std::string& s) {
     std::string out;
     out.reserve(s.size());
     for (unsigned char ch : s) {
-        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
             char buf[8];
             std::snprintf(buf, sizeof buf, "\\x%02x", ch);
             out += buf;
@@ -697,7 +697,7 @@ void Server::handle(Connection* c) {
             std::smatch m;
             for (auto& r : routes_) {
                 if (!std::regex_match(req.path, m, r.re)) continue;
-                path_known = true;
+                path_known = path_known || r.method != "OPTIONS";
                 if (r.method == req.method) {
                     hit = &r;
                     break;

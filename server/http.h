@@ -169,7 +169,7 @@ private:
     std::atomic<int> n_conns_{0}, n_in_flight_{0}, n_pending_{0};
 };
 
-// "\x0a"-style escapes for bytes below 0x20, 0x7f and above, '"' and '\\': safe to log.
+// "\x0a"-style escapes for bytes up to 0x20 (space), 0x7f and above, '"' and '\\': safe to log.
 std::string escape_for_log(const std::string& s);
 
 }  // namespace minerva::serve::http

@@ -1,4 +1,5 @@
 // minerva-serve: an OpenAI-compatible HTTP server over libminerva. See docs/server.md.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -128,6 +129,8 @@ int main(int argc, char** argv) {
             else throw minerva::Error("unknown option '" + a + "' (see --help)");
         }
         if (cfg.models_dir.empty() && cfg.model_path.empty()) cfg.models_dir = minerva::serve::default_models_dir();
+        // logs go to stderr: stdout carries only the "listening on" line that scripts read
+        spdlog::set_default_logger(spdlog::stderr_color_mt("minerva-serve"));
         minerva::set_log_level(cfg.log_level);
         if (!cfg.chat_template.empty()) minerva::ChatTemplate::resolve(cfg.chat_template, "");  // fail early
 
