@@ -117,7 +117,10 @@ public:
     int served = 0;  // requests answered on this connection
 
     // the request being read
-    enum class Phase { Idle, Head, Body, Ready } phase = Phase::Idle;
+    // Linger: answered and shut for writing; what the client still sends is read and dropped
+    // until it closes (or a deadline), so that closing does not reset the answer away
+    enum class Phase { Idle, Head, Body, Ready, Linger } phase = Phase::Idle;
+    size_t lingered = 0;
     Request req;
     size_t scan = 0;        // in `in`: where the next header line starts
     size_t n_lines = 0;     // header lines so far
@@ -433,16 +436,12 @@ void Server::accept_all() {
         Connection* raw = c.get();
         conns_[fd] = std::move(c);
         n_conns_.store(static_cast<int>(conns_.size()));
-        if (static_cast<int>(conns_.size()) > lim_.max_connections) {
-            raw->req.remote_addr = raw->addr;
-            raw->req.remote_port = raw->port;
-            reject(raw, 503, "Too many open connections (limit " + std::to_string(lim_.max_connections) + "); retry later");
-            continue;
-        }
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
         ev.data.fd = fd;
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+        if (static_cast<int>(conns_.size()) > lim_.max_connections)
+            reject(raw, 503, "Too many open connections (limit " + std::to_string(lim_.max_connections) + "); retry later");
     }
 }
 
@@ -471,8 +470,16 @@ void Server::on_readable(Connection* c) {
         if (r < 0 && errno == EINTR) continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (r <= 0) {
-            close_conn(c);  // the client left (or reset) before its request was complete
+            close_conn(c);  // the client left (or reset), or finished after a lingering close
             return;
+        }
+        if (c->phase == Connection::Phase::Linger) {
+            c->lingered += static_cast<size_t>(r);
+            if (c->lingered > (size_t{64} << 20)) {
+                close_conn(c);
+                return;
+            }
+            continue;
         }
         if (c->phase == Connection::Phase::Idle) {
             c->phase = Connection::Phase::Head;
@@ -656,10 +663,20 @@ void Server::reject(Connection* c, int status, const std::string& message) {
     c->write_timeout_ms = 1000;
     write_response(c, res, false);
     if (logger_) logger_(c->req, res);
-    // stop reading, then let the client see the answer before the close (a close with unread
-    // data would reset the connection and could destroy the response in flight)
+    linger(c);
+}
+
+void Server::linger(Connection* c) {
+    // A close with unread input resets the connection, and a reset can destroy the answer
+    // before the client reads it: shut writing, then drop input until the client closes.
     ::shutdown(c->fd, SHUT_WR);
-    close_conn(c);
+    c->phase = Connection::Phase::Linger;
+    c->in.clear();
+    c->in.shrink_to_fit();
+    c->req = Request{};
+    c->deadline = Clock::now() + std::chrono::milliseconds(2000);
+    c->deadline_status = 0;
+    arm(c);
 }
 
 void Server::dispatch(Connection* c) {
@@ -804,9 +821,13 @@ void Server::take_back() {
         back.swap(back_);
     }
     for (Connection* c : back) {
-        if (!c->keep_alive || stopping_.load()) {
+        if (stopping_.load()) {
             ::shutdown(c->fd, SHUT_WR);
             close_conn(c);
+            continue;
+        }
+        if (!c->keep_alive) {
+            linger(c);
             continue;
         }
         ++c->served;
@@ -836,7 +857,6 @@ void Server::expire() {
             close_conn(c);
             continue;
         }
-        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
         reject(c, 408,
                c->phase == Connection::Phase::Body ? "The request body did not arrive within " + std::to_string(lim_.body_timeout_ms / 1000) + " s"
                                                    : "The request head did not arrive within " + std::to_string(lim_.header_timeout_ms / 1000) + " s");

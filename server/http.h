@@ -147,6 +147,7 @@ private:
     void take_back();            // on the loop
     void arm(Connection* c);
     void close_conn(Connection* c);
+    void linger(Connection* c);
     void write_response(Connection* c, Response& res, bool keep_alive);
     void expire();
 
