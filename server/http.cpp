@@ -179,9 +179,9 @@ public:
             if (req.version != "HTTP/1.1") return false;
             return !send_all("HTTP/1.1 102 Processing\r\n\r\n");
         }
-        return !send_all(keep_alive_chunk());
+        // an SSE comment line, framed as a chunk on HTTP/1.1
+        return !send_all(req.version == "HTTP/1.1" ? "2\r\n:\n\r\n" : ":\n");
     }
-    static std::string keep_alive_chunk() { return "2\r\n:\n\r\n"; }
 };
 
 bool Request::has_header(const std::string& name) const {
