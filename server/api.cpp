@@ -242,7 +242,7 @@ void Api::routes() {
         return http::Server::HandlerResponse::Unhandled;
     });
 
-    // ---- statuses httplib sets itself (unknown route 404, oversized body 413, ...)
+    // cheap GETs on threads of their own: answered however busy the workers are
     http.set_priority_paths({"/health", "/ready", "/metrics"});
 
     // ---- statuses the HTTP layer sets itself (unknown route, limits, timeouts, overload)
