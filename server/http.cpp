@@ -389,6 +389,13 @@ void Server::loop() {
                 if (on_drain_timeout_) on_drain_timeout_();
             }
         }
+        if (accept_paused_until_ && listen_fd_ >= 0 && Clock::now() >= *accept_paused_until_) {
+            accept_paused_until_.reset();
+            epoll_event ev{};
+            ev.events = EPOLLIN;
+            ev.data.fd = listen_fd_;
+            ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+        }
         int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), 100);
         if (n < 0 && errno != EINTR) throw Error(std::string("epoll_wait: ") + std::strerror(errno));
         for (int k = 0; k < n; ++k) {
@@ -414,7 +421,15 @@ void Server::accept_all() {
         sockaddr_storage ss{};
         socklen_t len = sizeof ss;
         int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;  // EAGAIN, or out of descriptors (the backlog keeps them)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // out of descriptors: the backlog holds the clients; stop polling the listening
+                // socket for a moment instead of spinning on it
+                ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+                accept_paused_until_ = Clock::now() + std::chrono::milliseconds(100);
+            }
+            return;
+        }
         auto c = std::make_unique<Connection>();
         c->fd = fd;
         c->write_timeout_ms = lim_.write_timeout_ms;
@@ -441,7 +456,8 @@ void Server::accept_all() {
         ev.data.fd = fd;
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
         if (static_cast<int>(conns_.size()) > lim_.max_connections)
-            reject(raw, 503, "Too many open connections (limit " + std::to_string(lim_.max_connections) + "); retry later");
+            reject(raw, 503, "Too many open connections (limit " + std::to_string(lim_.max_connections) + "); retry later",
+                   /*linger=*/false);
     }
 }
 
@@ -651,7 +667,7 @@ void Server::parse(Connection* c) {
     if (c->phase == Phase::Ready) dispatch(c);
 }
 
-void Server::reject(Connection* c, int status, const std::string& message) {
+void Server::reject(Connection* c, int status, const std::string& message, bool linger_after) {
     Response res;
     res.status = status;
     c->req.remote_addr = c->addr;
@@ -663,7 +679,12 @@ void Server::reject(Connection* c, int status, const std::string& message) {
     c->write_timeout_ms = 1000;
     write_response(c, res, false);
     if (logger_) logger_(c->req, res);
-    linger(c);
+    if (linger_after) {
+        linger(c);
+    } else {  // past the connection limit: free the descriptor at once
+        ::shutdown(c->fd, SHUT_WR);
+        close_conn(c);
+    }
 }
 
 void Server::linger(Connection* c) {
@@ -685,7 +706,8 @@ void Server::dispatch(Connection* c) {
     bool priority = c->req.method == "GET" && priority_paths_.count(c->req.path) > 0;
     Pool& pool = priority ? *priority_pool_ : *main_pool_;
     n_pending_.fetch_add(1);
-    if (!pool.push(c, priority ? 64 : lim_.max_pending)) {
+    // priority requests take microseconds: they may wait in any number (one per connection)
+    if (!pool.push(c, priority ? lim_.max_connections : lim_.max_pending)) {
         n_pending_.fetch_sub(1);
         c->phase = Connection::Phase::Head;  // so reject() closes it from the loop
         reject(c, 503, "The server is busy: every worker is taken and " + std::to_string(lim_.max_pending) +

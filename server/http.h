@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -140,7 +141,7 @@ private:
     void accept_all();
     void on_readable(Connection* c);
     void parse(Connection* c);
-    void reject(Connection* c, int status, const std::string& message);
+    void reject(Connection* c, int status, const std::string& message, bool linger_after = true);
     void dispatch(Connection* c);
     void handle(Connection* c);  // on a worker
     void finish(Connection* c);  // on a worker: hand the connection back to the loop
@@ -163,6 +164,7 @@ private:
 
     int listen_fd_ = -1, epoll_fd_ = -1, wake_fd_ = -1;
     std::atomic<bool> stopping_{false};
+    std::optional<std::chrono::steady_clock::time_point> accept_paused_until_;
     std::map<int, std::unique_ptr<Connection>> conns_;  // loop thread only
     std::mutex back_mu_;
     std::vector<Connection*> back_;  // returned by workers
