@@ -701,4 +701,19 @@ test('SIGTERM drains: streams end with [DONE], no new connections, the shutdown 
   assert.equal(code, 0);
   assert.match(s.log(), /shutdown: no longer accepting connections/);
   assert.match(s.log(), /shutdown: drained/);
+  if (/drain timeout/.test(s.log())) assert.match(b.text, /shutting down/);
+
+  // past the drain timeout (here 0 s) a stream is ended with an error event and [DONE]
+  const s2 = await startServer(['--parallel', '1', '--drain-timeout', '0', '--ctx-size', '4096']);
+  await post(s2, '/v1/models/stories/load', '');
+  const cut = post(s2, '/v1/completions', { ...LONG, max_tokens: 4000, stream: true });
+  await sleep(150);
+  s2.proc.kill('SIGINT');
+  const c = await cut;
+  assert.ok(c.text.endsWith('data: [DONE]\n\n'), c.text.slice(-300));
+  const events = c.text.split('\n\n').filter((e) => e.startsWith('data: {'));
+  const last = JSON.parse(events[events.length - 1].slice(6));
+  assert.match(last.error.message, /shutting down/);
+  assert.equal((await s2.proc.exited).code, 0);
+  assert.match(s2.log(), /drain timeout \(0 s\) reached/);
 });
