@@ -147,7 +147,7 @@ void Api::start() {
         if (!std::filesystem::is_regular_file(cfg_.model_path, ec))
             throw Error("--model " + cfg_.model_path + ": no such file");
         try {
-            pool_.get(pool_.resolve_id(""), false);
+            pool_.get(std::filesystem::path(cfg_.model_path).stem().string(), false);
         } catch (const ApiError& e) {
             throw Error(e.what());
         }
