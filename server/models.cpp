@@ -429,9 +429,10 @@ void ModelPool::start_idle_reaper() {
                 auto now = std::chrono::steady_clock::now();
                 for (auto it = loaded_.begin(); it != loaded_.end();) {
                     Entry& e = it->second;
-                    // a request holding the model (or waiting on its scheduler) keeps it busy
+                    // requests generating or queued keep it busy (a request that has the model but
+                    // has not queued yet keeps it alive through its reference if it is unloaded)
                     auto st = e.m->scheduler->stats();
-                    if (e.m.use_count() > 1 || st.active > 0 || st.queued > 0) {
+                    if (st.active > 0 || st.queued > 0) {
                         e.last_used = std::max(e.last_used, now);
                         ++it;
                         continue;
