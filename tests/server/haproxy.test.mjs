@@ -142,7 +142,14 @@ ${ports.map((p, k) => `  server r${k} 127.0.0.1:${p} check`).join('\n')}
   };
   const chaos = (async () => {
     while (next < 60) await sleep(20);
+    // a long stream straight to the replica is certainly in flight when it is told to stop
+    const direct = fetch(`http://127.0.0.1:${ports[1]}/v1/completions`, { method: 'POST', body: JSON.stringify({
+      prompt: 'Once', max_tokens: 400, temperature: 0, stream: true, logit_bias: { 2: -100 } }) }).then((r) => r.text());
+    await sleep(50);
     replicas[1].kill('SIGTERM');
+    const directText = await direct;
+    assert.ok(directText.endsWith('data: [DONE]\n\n') && directText.includes('"finish_reason":"length"'),
+      'the stream in flight on the stopped replica finished: ...' + directText.slice(-200));
     const code = await replicas[1].exited;
     assert.equal(code, 0, 'the replica drained and exited cleanly:\n' + replicas[1].err);
     assert.match(replicas[1].err, /shutdown: drained/);
