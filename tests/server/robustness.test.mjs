@@ -273,6 +273,35 @@ test('bad framing: negative, huge or non-numeric Content-Length, CL with TE, unk
   await alive(main);
 });
 
+test('random bytes get an error or a close, never a crash', { skip }, async () => {
+  let seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  const pieces = ['GET ', 'POST ', '/v1/completions', '/health', ' HTTP/1.1', '\r\n', '\n', ':', 'Content-Length: ',
+    'Transfer-Encoding: chunked', '0', 'ffffffffffffffff', '{"prompt":', '[', '"', '\u0000', '\xff', '%', '%zz', ' '];
+  await Promise.all(Array.from({ length: 200 }, async () => {
+    let msg = '';
+    const n = 1 + Math.floor(rnd() * 20);
+    for (let k = 0; k < n; k++) {
+      msg += rnd() < 0.7 ? pieces[Math.floor(rnd() * pieces.length)]
+        : String.fromCharCode(...Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => Math.floor(rnd() * 256)));
+    }
+    const { text } = await raw(main.port, Buffer.from(msg + '\r\n\r\n', 'latin1'), { timeout: 300 });
+    for (const r of responses(text)) if (r.status >= 400) assertOpenAIError(r.body);
+  }));
+  await alive(main);
+});
+
+test('an idle keep-alive connection is closed after --keep-alive-timeout', { skip }, async () => {
+  const s = await startServer(['--keep-alive-timeout', '1']);
+  const t0 = Date.now();
+  const r = await raw(s.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n', { timeout: 5000 });
+  assert.equal(responses(r.text)[0].status, 200);
+  assert.equal(responses(r.text)[0].headers.connection, 'keep-alive');
+  assert.notEqual(r.why, 'timeout', 'the server closed the idle connection');
+  assert.ok(Date.now() - t0 >= 900 && Date.now() - t0 < 3000, `closed after ${Date.now() - t0} ms`);
+  s.proc.kill('SIGKILL');
+});
+
 test('POST /v1/models/{id}/load without a body answers at once', { skip }, async () => {
   const t0 = Date.now();
   const { text } = await raw(main.port, 'POST /v1/models/stories/load HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
