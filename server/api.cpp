@@ -124,6 +124,7 @@ std::string finish_reason(const Job& j) { return j.finish_reason == "stop" || j.
 http::Limits Api::limits(const Config& cfg) {
     http::Limits l;
     l.max_body = cfg.max_body_bytes;
+    l.max_buffered = std::max<size_t>(cfg.max_body_bytes * 64, 4u << 20);
     l.max_connections = cfg.max_connections;
     // a worker for every request a model can hold (running or queued), so that a full queue is
     // answered 429 at once instead of waiting for a thread; plus headroom for the other routes

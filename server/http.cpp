@@ -121,6 +121,7 @@ public:
     // until it closes (or a deadline), so that closing does not reset the answer away
     enum class Phase { Idle, Head, Body, Ready, Linger } phase = Phase::Idle;
     size_t lingered = 0;
+    size_t accounted = 0;  // bytes of in + req.body counted in Server::buffered_
     Request req;
     size_t scan = 0;        // in `in`: where the next header line starts
     size_t n_lines = 0;     // header lines so far
@@ -468,7 +469,15 @@ void Server::arm(Connection* c) {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+void Server::account(Connection* c) {
+    size_t now = c->in.size() + c->req.body.size();
+    buffered_ = buffered_ + now - c->accounted;
+    c->accounted = now;
+}
+
 void Server::close_conn(Connection* c) {
+    buffered_ -= c->accounted;
+    c->accounted = 0;
     int fd = c->fd;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     ::close(fd);
@@ -502,8 +511,14 @@ void Server::on_readable(Connection* c) {
             c->deadline = Clock::now() + std::chrono::milliseconds(lim_.header_timeout_ms);
             c->deadline_status = 408;
         }
+        // all connections together buffer at most max_buffered bytes of requests
+        if (buffered_ + static_cast<size_t>(r) > lim_.max_buffered) {
+            reject(c, 503, "The server is busy: too much request data is arriving at once; retry later");
+            continue;  // now lingering: the rest is read and dropped
+        }
         c->in.append(buf, static_cast<size_t>(r));
         parse(c);
+        if (conns_.count(fd)) account(c);
         if (!conns_.count(fd) || c->phase == Connection::Phase::Ready) return;  // closed, or dispatched
     }
     arm(c);
@@ -695,6 +710,7 @@ void Server::linger(Connection* c) {
     c->in.clear();
     c->in.shrink_to_fit();
     c->req = Request{};
+    account(c);
     c->deadline = Clock::now() + std::chrono::milliseconds(2000);
     c->deadline_status = 0;
     arm(c);
@@ -854,6 +870,7 @@ void Server::take_back() {
         }
         ++c->served;
         c->req = Request{};
+        account(c);
         c->scan = 0;
         c->n_lines = 0;
         c->continue_sent = false;

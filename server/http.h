@@ -35,6 +35,7 @@ struct Limits {
     int keep_alive_max = 1000;        // requests on one connection, then Connection: close
     int write_timeout_ms = 30000;     // one write to a client that does not read
     int max_connections = 1024;       // open client connections; beyond -> 503 and close
+    size_t max_buffered = 512u << 20; // request bytes buffered over all connections; beyond -> 503
     int workers = 84;                 // threads running handlers
     int max_pending = 84;             // complete requests waiting for a worker; beyond -> 503
     int backlog = 4096;               // listen(2) backlog (the kernel caps it at somaxconn)
@@ -148,6 +149,7 @@ private:
     void take_back();            // on the loop
     void arm(Connection* c);
     void close_conn(Connection* c);
+    void account(Connection* c);  // updates buffered_ with c's buffered bytes
     void linger(Connection* c);
     void write_response(Connection* c, Response& res, bool keep_alive);
     void expire();
@@ -166,6 +168,7 @@ private:
     std::atomic<bool> stopping_{false};
     std::optional<std::chrono::steady_clock::time_point> accept_paused_until_;
     std::map<int, std::unique_ptr<Connection>> conns_;  // loop thread only
+    size_t buffered_ = 0;                                // loop thread only
     std::mutex back_mu_;
     std::vector<Connection*> back_;  // returned by workers
     std::unique_ptr<Pool> main_pool_, priority_pool_;

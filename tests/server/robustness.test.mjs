@@ -496,6 +496,30 @@ test('a connection limit answers 503 beyond it', { skip }, async () => {
   s.proc.kill('SIGKILL');
 });
 
+test('request bytes buffered over all connections are bounded (503 beyond)', { skip }, async () => {
+  // --max-body 64 KiB: all connections together may buffer 64 x that, 4 MiB
+  const s = await startServer(['--max-body', '65536']);
+  const socks = await Promise.all(Array.from({ length: 100 }, () => new Promise((resolve) => {
+    const c = net.connect({ port: s.port, host: '127.0.0.1' });
+    c.data = '';
+    c.on('data', (d) => { c.data += d; });
+    c.on('error', () => {});
+    c.on('connect', () => {
+      c.write('POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Length: 65536\r\n\r\n' + 'x'.repeat(60000));
+      resolve(c);
+    });
+  })));
+  await sleep(500);
+  const refused = socks.filter((c) => c.data.startsWith('HTTP/1.1 503'));
+  assert.ok(refused.length >= 30, `${refused.length} of 100 half-sent 60 KB bodies refused`);
+  assertOpenAIError(responses(refused[0].data)[0].body, 503, 'server_busy');
+  for (const c of socks) c.destroy();
+  await sleep(200);
+  const r = await post(s, '/tokenize', { content: 'x'.repeat(60000) });
+  assert.equal(r.status, 200, 'the budget is freed when the connections go');
+  s.proc.kill('SIGKILL');
+});
+
 test('wrong types and values of every parameter are a 400 naming it', { skip }, async () => {
   const chat = { messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 };
   const comp = { prompt: 'hi', max_tokens: 2 };
