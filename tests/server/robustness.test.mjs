@@ -352,6 +352,18 @@ test('a half-closed client gets its answer; pipelined requests all get theirs', 
   assert.equal(JSON.parse(ps[2].body).object, 'list');
 });
 
+test('HTTP/1.0: answers close the connection; a stream is ended by the close', { skip }, async () => {
+  const h = await raw(main.port, 'GET /health HTTP/1.0\r\n\r\n');
+  assert.notEqual(h.why, 'timeout');
+  assert.match(h.text, /^HTTP\/1.0 200 OK\r\n/);
+  assert.match(h.text, /Connection: close/);
+  const body = JSON.stringify({ prompt: 'Once', max_tokens: 8, stream: true });
+  const st = await raw(main.port, `POST /v1/completions HTTP/1.0\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  assert.notEqual(st.why, 'timeout');
+  assert.ok(!/Transfer-Encoding/i.test(st.text), 'no chunked encoding for HTTP/1.0');
+  assert.ok(st.text.endsWith('data: [DONE]\n\n'), st.text.slice(-200));
+});
+
 test('the access log cannot be forged: the target is escaped', { skip }, async () => {
   await raw(main.port, 'GET /v1/models%0aFAKE%20req-1%20200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   await rawExpect(main, 'GET /a\x01\x1b[31mb HTTP/1.1\r\nHost: x\r\n\r\n', 400);
