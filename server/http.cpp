@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "http_parser.h"
 #include "minerva/error.h"
 
 namespace minerva::serve::http {
@@ -32,11 +33,6 @@ namespace {
 std::string lower(std::string s) {
     for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     return s;
-}
-
-std::string trim(const std::string& s) {
-    size_t a = s.find_first_not_of(" \t"), b = s.find_last_not_of(" \t");
-    return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
 }
 
 const char* reason(int status) {
@@ -66,29 +62,6 @@ const char* reason(int status) {
     }
 }
 
-bool tchar(char ch) {
-    return std::isalnum(static_cast<unsigned char>(ch)) || std::strchr("!#$%&'*+-.^_`|~", ch) != nullptr;
-}
-
-// Percent-decoding of a path; false on a malformed escape or an encoded NUL.
-bool decode_path(const std::string& in, std::string& out) {
-    out.clear();
-    for (size_t k = 0; k < in.size(); ++k) {
-        if (in[k] != '%') {
-            out += in[k];
-            continue;
-        }
-        if (k + 2 >= in.size() || !std::isxdigit(static_cast<unsigned char>(in[k + 1])) ||
-            !std::isxdigit(static_cast<unsigned char>(in[k + 2])))
-            return false;
-        int v = std::stoi(in.substr(k + 1, 2), nullptr, 16);
-        if (v == 0) return false;
-        out += static_cast<char>(v);
-        k += 2;
-    }
-    return true;
-}
-
 }  // namespace
 
 std::string escape_for_log(const std::string& s) {
@@ -110,6 +83,7 @@ std::string escape_for_log(const std::string& s) {
 
 class Connection {
 public:
+    explicit Connection(const Limits& lim) : parser(lim) {}
     int fd = -1;
     std::string addr;
     int port = 0;
@@ -123,15 +97,9 @@ public:
     size_t lingered = 0;
     size_t accounted = 0;  // bytes of in + req.body counted in Server::buffered_
     Request req;
-    size_t scan = 0;        // in `in`: where the next header line starts
-    size_t n_lines = 0;     // header lines so far
-    bool chunked = false;
-    size_t body_left = 0;   // Content-Length bytes still to come, or of the current chunk
-    enum class Chunk { Size, Data, DataEnd, Trailer } chunk = Chunk::Size;
-    size_t n_trailers = 0;
+    RequestParser parser;
     Clock::time_point deadline;  // of the current phase (idle keep-alive, head, body)
     int deadline_status = 0;     // 408 when the deadline ends a request, 0 when it closes an idle one
-    bool continue_sent = false;
 
     // while a worker owns it
     bool headers_sent = false;
@@ -431,7 +399,7 @@ void Server::accept_all() {
             }
             return;
         }
-        auto c = std::make_unique<Connection>();
+        auto c = std::make_unique<Connection>(lim_);
         c->fd = fd;
         c->write_timeout_ms = lim_.write_timeout_ms;
         char host[INET6_ADDRSTRLEN] = "";
@@ -527,159 +495,22 @@ void Server::on_readable(Connection* c) {
 // Consumes c->in into c->req. On a complete request dispatches it; on a bad one rejects it.
 void Server::parse(Connection* c) {
     using Phase = Connection::Phase;
-    while (c->phase == Phase::Head) {
-        size_t nl = c->in.find('\n', c->scan);
-        bool request_line = c->n_lines == 0;
-        if (nl == std::string::npos) {
-            size_t partial = c->in.size() - c->scan;
-            if (request_line && partial > lim_.max_url + 32)
-                return reject(c, 414, "The request line is longer than " + std::to_string(lim_.max_url + 32) + " bytes");
-            if (!request_line && partial > lim_.max_header_line)
-                return reject(c, 431, "A header line is longer than " + std::to_string(lim_.max_header_line) + " bytes");
-            return;
-        }
-        std::string line = c->in.substr(c->scan, nl - c->scan);
-        c->scan = nl + 1;
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (request_line) {
-            if (line.empty()) {  // blank lines before a request are allowed
-                c->in.erase(0, c->scan);
-                c->scan = 0;
-                continue;
-            }
-            if (line.size() > lim_.max_url + 32)
-                return reject(c, 414, "The request line is longer than " + std::to_string(lim_.max_url + 32) + " bytes");
-            size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-            if (sp1 == std::string::npos || sp2 == sp1) return reject(c, 400, "Malformed request line");
-            c->req.method = line.substr(0, sp1);
-            c->req.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-            c->req.version = line.substr(sp2 + 1);
-            if (c->req.method.empty() || !std::all_of(c->req.method.begin(), c->req.method.end(), tchar))
-                return reject(c, 400, "Malformed request method");
-            if (c->req.version != "HTTP/1.1" && c->req.version != "HTTP/1.0") {
-                if (c->req.version.rfind("HTTP/", 0) != 0) return reject(c, 400, "Malformed request line");
-                c->req.version = "HTTP/1.1";
-                return reject(c, 505, "Only HTTP/1.0 and HTTP/1.1 are supported");
-            }
-            if (c->req.target.size() > lim_.max_url)
-                return reject(c, 414, "The URL is longer than " + std::to_string(lim_.max_url) + " bytes");
-            if (c->req.target.empty() || c->req.target[0] != '/') return reject(c, 400, "The request target must be a path");
-            for (unsigned char ch : c->req.target)
-                if (ch <= 0x20 || ch == 0x7f) return reject(c, 400, "The request target holds a control byte or space");
-            size_t q = c->req.target.find('?');
-            c->req.query = q == std::string::npos ? "" : c->req.target.substr(q + 1);
-            if (!decode_path(c->req.target.substr(0, q), c->req.path)) return reject(c, 400, "Malformed percent-encoding in the path");
-            ++c->n_lines;
-            continue;
-        }
-        if (!line.empty()) {
-            if (line.size() > lim_.max_header_line)
-                return reject(c, 431, "A header line is longer than " + std::to_string(lim_.max_header_line) + " bytes");
-            if (++c->n_lines > lim_.max_headers + 1)
-                return reject(c, 431, "More than " + std::to_string(lim_.max_headers) + " header lines");
-            size_t colon = line.find(':');
-            if (colon == std::string::npos || colon == 0) return reject(c, 400, "Malformed header line");
-            std::string name = line.substr(0, colon);
-            if (!std::all_of(name.begin(), name.end(), tchar)) return reject(c, 400, "Malformed header name");
-            std::string value = trim(line.substr(colon + 1));
-            for (unsigned char ch : value)
-                if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return reject(c, 400, "A header value holds a control byte");
-            c->req.headers.emplace_back(lower(name), value);
-            continue;
-        }
-        // blank line: the head is complete; decide how the body is framed
-        c->in.erase(0, c->scan);
-        c->scan = 0;
-        std::string te, cl;
-        int n_te = 0, n_cl = 0;
-        for (auto& [k, v] : c->req.headers) {
-            if (k == "transfer-encoding") te += (n_te++ ? "," : "") + lower(v);
-            if (k == "content-length") {
-                if (n_cl++ && v != cl) return reject(c, 400, "Conflicting Content-Length headers");
-                cl = v;
-            }
-        }
-        if (n_te && n_cl) return reject(c, 400, "A request may not carry both Transfer-Encoding and Content-Length");
-        c->chunked = false;
-        c->body_left = 0;
-        if (n_te) {
-            if (trim(te) != "chunked") return reject(c, 501, "Transfer-Encoding '" + te + "' is not supported (only chunked)");
-            if (c->req.version != "HTTP/1.1") return reject(c, 400, "Transfer-Encoding needs HTTP/1.1");
-            c->chunked = true;
-            c->chunk = Connection::Chunk::Size;
-            c->n_trailers = 0;
-        } else if (n_cl) {
-            if (cl.empty() || cl.size() > 19 || !std::all_of(cl.begin(), cl.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-                return reject(c, 400, "Content-Length '" + cl + "' is not a non-negative integer");
-            unsigned long long len = std::stoull(cl);
-            if (len > lim_.max_body)
-                return reject(c, 413, "The request body is too large (limit " + std::to_string(lim_.max_body) + " bytes)");
-            c->body_left = static_cast<size_t>(len);
-        }
-        std::string expect = lower(c->req.get_header_value("expect"));
-        if (!expect.empty() && expect != "100-continue") return reject(c, 417, "Expect '" + expect + "' is not supported");
+    if (c->phase != Phase::Head && c->phase != Phase::Body) return;
+    const bool was_body = c->parser.in_body();
+    auto st = c->parser.feed(c->in, c->req);
+    if (st == RequestParser::Status::Error) return reject(c, c->parser.status(), c->parser.message());
+    if (!was_body && (c->parser.in_body() || st == RequestParser::Status::Complete)) {
+        // the head is complete: the body has a deadline of its own
         c->phase = Phase::Body;
         c->deadline = Clock::now() + std::chrono::milliseconds(lim_.body_timeout_ms);
         c->deadline_status = 408;
-        if (expect == "100-continue" && (c->chunked || c->body_left > 0) && c->in.empty() && c->req.version == "HTTP/1.1" &&
-            !c->continue_sent) {
-            c->continue_sent = true;
-            [[maybe_unused]] ssize_t w = ::send(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
     }
-    while (c->phase == Phase::Body) {
-        if (!c->chunked) {
-            size_t take = std::min(c->body_left, c->in.size());
-            c->req.body.append(c->in, 0, take);
-            c->in.erase(0, take);
-            c->body_left -= take;
-            if (c->body_left > 0) return;
-            c->phase = Phase::Ready;
-            break;
-        }
-        using Chunk = Connection::Chunk;
-        if (c->chunk == Chunk::Data) {
-            size_t take = std::min(c->body_left, c->in.size());
-            c->req.body.append(c->in, 0, take);
-            c->in.erase(0, take);
-            c->body_left -= take;
-            if (c->body_left > 0) return;
-            c->chunk = Chunk::DataEnd;
-            continue;
-        }
-        size_t nl = c->in.find('\n');
-        if (nl == std::string::npos) {
-            if (c->in.size() > lim_.max_header_line) return reject(c, 400, "Malformed chunked body: a line is too long");
-            return;
-        }
-        std::string line = c->in.substr(0, nl);
-        c->in.erase(0, nl + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (c->chunk == Chunk::DataEnd) {
-            if (!line.empty()) return reject(c, 400, "Malformed chunked body: chunk data is not followed by CRLF");
-            c->chunk = Chunk::Size;
-        } else if (c->chunk == Chunk::Size) {
-            std::string hex = trim(line.substr(0, line.find(';')));
-            if (hex.empty() || hex.size() > 15 || !std::all_of(hex.begin(), hex.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); }))
-                return reject(c, 400, "Malformed chunked body: bad chunk size '" + hex.substr(0, 32) + "'");
-            size_t size = std::stoull(hex, nullptr, 16);
-            if (size > lim_.max_body || c->req.body.size() + size > lim_.max_body)
-                return reject(c, 413, "The request body is too large (limit " + std::to_string(lim_.max_body) + " bytes)");
-            if (size == 0) {
-                c->chunk = Chunk::Trailer;
-            } else {
-                c->body_left = size;
-                c->chunk = Chunk::Data;
-            }
-        } else {  // trailers, ignored, up to a blank line
-            if (line.empty()) {
-                c->phase = Phase::Ready;
-                break;
-            }
-            if (++c->n_trailers > lim_.max_headers) return reject(c, 431, "Too many trailer lines");
-        }
+    if (c->parser.take_continue())
+        [[maybe_unused]] ssize_t w = ::send(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (st == RequestParser::Status::Complete) {
+        c->phase = Phase::Ready;
+        dispatch(c);
     }
-    if (c->phase == Phase::Ready) dispatch(c);
 }
 
 void Server::reject(Connection* c, int status, const std::string& message, bool linger_after) {
@@ -710,6 +541,7 @@ void Server::linger(Connection* c) {
     c->in.clear();
     c->in.shrink_to_fit();
     c->req = Request{};
+    c->parser.reset();
     account(c);
     c->deadline = Clock::now() + std::chrono::milliseconds(2000);
     c->deadline_status = 0;
@@ -870,10 +702,8 @@ void Server::take_back() {
         }
         ++c->served;
         c->req = Request{};
+        c->parser.reset();
         account(c);
-        c->scan = 0;
-        c->n_lines = 0;
-        c->continue_sent = false;
         c->phase = c->in.empty() ? Connection::Phase::Idle : Connection::Phase::Head;
         c->deadline = Clock::now() + std::chrono::milliseconds(c->in.empty() ? lim_.keep_alive_ms : lim_.header_timeout_ms);
         c->deadline_status = c->in.empty() ? 0 : 408;
