@@ -153,20 +153,6 @@ public:
     }
 };
 
-bool Request::has_header(const std::string& name) const {
-    std::string n = lower(name);
-    for (auto& [k, v] : headers)
-        if (k == n) return true;
-    return false;
-}
-
-std::string Request::get_header_value(const std::string& name) const {
-    std::string n = lower(name);
-    for (auto& [k, v] : headers)
-        if (k == n) return v;
-    return {};
-}
-
 bool Request::client_gone() const { return conn ? conn->gone() : false; }
 
 void Response::set_header(const std::string& name, const std::string& value) {

@@ -49,6 +49,20 @@ bool decode_path(const std::string& in, std::string& out) {
 
 }  // namespace
 
+bool Request::has_header(const std::string& name) const {
+    std::string n = lower(name);
+    for (auto& [k, v] : headers)
+        if (k == n) return true;
+    return false;
+}
+
+std::string Request::get_header_value(const std::string& name) const {
+    std::string n = lower(name);
+    for (auto& [k, v] : headers)
+        if (k == n) return v;
+    return {};
+}
+
 void RequestParser::reset() {
     phase_ = Phase::Head;
     chunk_ = Chunk::Size;
