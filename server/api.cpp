@@ -360,6 +360,11 @@ void Api::routes() {
             gauge("minerva_kv_cache_usage_ratio", "Share of KV-cache cells in use.",
                   total.kv_cells_total ? static_cast<double>(total.kv_cells_used) / static_cast<double>(total.kv_cells_total) : 0.0);
             gauge("minerva_kv_cache_bytes", "KV-cache memory.", static_cast<double>(total.kv_bytes));
+            out += "# HELP minerva_kv_cache_bytes_per_token KV-cache memory one token takes (all layers, K and V), per model.\n"
+                   "# TYPE minerva_kv_cache_bytes_per_token gauge\n";
+            for (auto& [id, s] : per_model)
+                out += "minerva_kv_cache_bytes_per_token{model=\"" + id + "\",cache_type_k=\"" + cfg_.cache_type_k +
+                       "\",cache_type_v=\"" + cfg_.cache_type_v + "\"} " + std::to_string(s.kv_bytes_per_token) + "\n";
             gauge("minerva_models_loaded", "Models loaded.", static_cast<double>(loaded.size()));
             gauge("minerva_model_bytes_loaded", "Memory of the loaded models (weights and KV cache).", static_cast<double>(pool_.loaded_bytes()));
             gauge("minerva_http_connections", "Open client connections.", hs.connections);

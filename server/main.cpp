@@ -22,6 +22,8 @@ static const char* kUsage = R"(usage: minerva-serve [options]
       --port PORT           port (default 11434; 0 = any free port)
   -t, --threads N           CPU threads (default: physical cores)
   -c, --ctx-size N          context cells per slot (default: min(trained, 4096))
+  -ctk, --cache-type-k T    K cache type: f16 (default), f32, q8_0, q4_0
+  -ctv, --cache-type-v T    V cache type: f16 (default), f32, q8_0, q4_0
       --device DEV          auto, cpu, vulkan, vulkan:N
   -np, --parallel N         slots per model, decoded as one batch (default 4)
       --max-queue N         requests waiting for a slot before 429 (default 64)
@@ -94,6 +96,8 @@ int main(int argc, char** argv) {
             else if (a == "--port") cfg.port = integer(a, value(), 0, 65535);
             else if (a == "-t" || a == "--threads") cfg.threads = integer(a, value(), 0, 1024);
             else if (a == "-c" || a == "--ctx-size" || a == "--context") cfg.context = integer(a, value(), 0, 1 << 20);
+            else if (a == "-ctk" || a == "--cache-type-k") cfg.cache_type_k = minerva::kv_type_name(minerva::parse_kv_type(value()));
+            else if (a == "-ctv" || a == "--cache-type-v") cfg.cache_type_v = minerva::kv_type_name(minerva::parse_kv_type(value()));
             else if (a == "--device") cfg.device = value();
             else if (a == "-np" || a == "--parallel") cfg.parallel = integer(a, value(), 1, 256);
             else if (a == "--max-queue") cfg.max_queue = integer(a, value(), 0, 1 << 16);

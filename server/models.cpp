@@ -133,6 +133,16 @@ void load_config_file(const std::string& path, bool must_exist, Config& cfg) {
         else if (key == "default_model") str(cfg.default_model);
         else if (key == "threads") integer(cfg.threads, 0, 1024);
         else if (key == "context") integer(cfg.context, 0, 1 << 20);
+        else if (key == "cache_type_k" || key == "cache_type_v") {
+            std::string t;
+            str(t);
+            try {
+                parse_kv_type(t);
+            } catch (const Error&) {
+                bad(key, "one of \"f16\", \"f32\", \"q8_0\", \"q4_0\"");
+            }
+            (key == "cache_type_k" ? cfg.cache_type_k : cfg.cache_type_v) = t;
+        }
         else if (key == "device") str(cfg.device);
         else if (key == "parallel") integer(cfg.parallel, 1, 256);
         else if (key == "max_loaded_models") integer(cfg.max_loaded_models, 1, 64);
@@ -334,6 +344,8 @@ std::shared_ptr<LoadedModel> ModelPool::get(const std::string& id, bool use, std
         SessionOptions so;
         so.n_ctx = cfg_.context;
         so.n_seq = cfg_.parallel;
+        so.kv_type_k = parse_kv_type(cfg_.cache_type_k);
+        so.kv_type_v = parse_kv_type(cfg_.cache_type_v);
         lm->scheduler = std::make_unique<Scheduler>(lm->model, so, cfg_.max_queue, metrics_);
         lm->chat = ChatTemplate::resolve(cfg_.chat_template, lm->model->chat_template());
         lm->chat_opts = chat_options(*lm->model->vocab());

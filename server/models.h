@@ -32,6 +32,8 @@ struct Config {
     std::string default_model;    // id used when a request names none
     int threads = 0;
     int context = 0;              // cells per slot; 0 = the model's default
+    std::string cache_type_k = "f16";  // KV cache types: f16, f32, q8_0, q4_0
+    std::string cache_type_v = "f16";
     std::string device = "auto";
     int parallel = 4;             // slots per model
     int max_loaded_models = 2;

@@ -94,6 +94,7 @@ SchedulerStats Scheduler::stats() const {
     s.kv_cells_used = kv_used_.load();
     s.kv_cells_total = static_cast<int64_t>(n_ctx_) * n_slots_;
     s.kv_bytes = session_.kv_bytes();
+    s.kv_bytes_per_token = session_.kv_bytes_per_token();
     return s;
 }
 

@@ -57,6 +57,7 @@ struct SchedulerStats {
     int64_t kv_cells_used = 0;
     int64_t kv_cells_total = 0;
     size_t kv_bytes = 0;
+    size_t kv_bytes_per_token = 0;
 };
 
 class Scheduler {

@@ -48,32 +48,9 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
     GenerateResult res;
     res.n_prompt = static_cast<int>(prompt.size());
 
-    // Reuse the cached common prefix; at least the last prompt token is evaluated again for its logits.
-    auto cached = session.tokens(seq);
-    size_t common = 0;
-    while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
-    // A dropped middle part (the oldest turns of a conversation, after the kept system prompt):
-    // when the cache continues with the prompt's next tokens further on, shift that run down
-    // instead of evaluating it again.
-    if (common < prompt.size() && common < cached.size()) {
-        size_t best_len = 0, best_gap = 0;
-        for (size_t gap = 1; common + gap < cached.size(); ++gap) {
-            size_t len = 0;
-            while (common + gap + len < cached.size() && common + len < prompt.size() &&
-                   cached[common + gap + len] == prompt[common + len])
-                ++len;
-            if (len > best_len) best_len = len, best_gap = gap;
-            if (len > 0 && common + gap + len == cached.size()) break;  // the run reaches the cache's end
-        }
-        if (best_len >= 16) {  // worth a shift; shorter runs are evaluated
-            session.truncate(seq, static_cast<int>(common + best_gap + best_len));
-            session.shift(seq, static_cast<int>(common), static_cast<int>(best_gap));
-            cached = session.tokens(seq);
-            common += best_len;
-        }
-    }
-    if (common == prompt.size()) --common;
-    session.truncate(seq, static_cast<int>(common));
+    // Reuse the cached common prefix (across a dropped middle, by a shift); at least the last
+    // prompt token is evaluated again for its logits.
+    const size_t common = static_cast<size_t>(session.reuse_prefix(seq, prompt));
     res.n_cached = static_cast<int>(common);
 
     const auto t0 = Clock::now();

@@ -234,6 +234,36 @@ void Session::shift(int seq, int n_keep, int n_discard) {
     held.erase(held.begin() + n_keep, held.begin() + n_keep + n_discard);
 }
 
+int Session::reuse_prefix(int seq, std::span<const int32_t> prompt) {
+    impl_->check_seq(seq);
+    if (prompt.empty()) {
+        truncate(seq, 0);
+        return 0;
+    }
+    const std::vector<int32_t>& cached = impl_->tokens[static_cast<size_t>(seq)];
+    size_t common = 0;
+    while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
+    // A dropped middle: find where the cache continues with prompt[common..].
+    if (common < prompt.size() && common < cached.size()) {
+        size_t best_len = 0, best_gap = 0;
+        for (size_t gap = 1; common + gap < cached.size(); ++gap) {
+            size_t len = 0;
+            while (common + gap + len < cached.size() && common + len < prompt.size() && cached[common + gap + len] == prompt[common + len])
+                ++len;
+            if (len > best_len) best_len = len, best_gap = gap;
+            if (len > 0 && common + gap + len == cached.size()) break;  // the run reaches the cache's end
+        }
+        if (best_len >= 16) {  // worth a shift; shorter runs are evaluated again
+            truncate(seq, static_cast<int>(common + best_gap + best_len));
+            shift(seq, static_cast<int>(common), static_cast<int>(best_gap));
+            common += best_len;
+        }
+    }
+    common = std::min(common, prompt.size() - 1);
+    truncate(seq, static_cast<int>(common));
+    return static_cast<int>(common);
+}
+
 void Session::clear(int seq) { truncate(seq, 0); }
 
 void Session::clear() {

@@ -122,6 +122,12 @@ public:
     // with n_past(seq) - n_discard tokens and nothing is evaluated again. Throws Error for a
     // range outside the sequence.
     void shift(int seq, int n_keep, int n_discard);
+    // Prepares seq to evaluate `prompt`: keeps the longest common prefix of the cache and the
+    // prompt, and when the prompt goes on with tokens the cache holds further on (a conversation
+    // whose oldest turns were dropped after the system prompt) shifts them down (shift()) instead
+    // of dropping them. Drops the rest. Returns how many prompt tokens the cache then holds, at
+    // most prompt.size() - 1 (the last one is always evaluated again, for its logits).
+    int reuse_prefix(int seq, std::span<const int32_t> prompt);
     void clear(int seq);                 // one sequence
     void clear();                        // all sequences
 
