@@ -22,20 +22,19 @@ int cmd_logits(int argc, char** argv) {
         return 0;
     }
     if (a.has("-p") == a.has("-f")) throw Error("give the prompt with exactly one of -p TEXT or -f FILE");
+    const int top = static_cast<int>(a.get_int("--top", 5, 1, 1 << 20));
+    const std::string kv = a.get("--kv", "f16");
+    if (kv != "f16" && kv != "f32") throw Error("option --kv expects f16 or f32, got '" + kv + "'");
+    model_options(a);
+    a.require("-m");
     const std::string text = a.has("-p") ? *a.get("-p") : read_file(*a.get("-f"));
-    const int top = static_cast<int>(a.get_int("--top", 5));
-    if (top < 1) throw Error("--top must be at least 1");
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    auto model = Model::load(a.require("-m"), mo);
+    catch_interrupt();
+    auto model = load_model(a);
     std::vector<int32_t> tokens = model->vocab()->tokenize(text, true, false);
     if (tokens.empty()) throw Error("the prompt has no tokens");
 
     SessionOptions so;
     so.n_ctx = static_cast<int>(tokens.size());
-    const std::string kv = a.get("--kv", "f16");
-    if (kv != "f16" && kv != "f32") throw Error("--kv must be f16 or f32");
     so.kv_type = kv == "f32" ? KvType::F32 : KvType::F16;
     Session session(model, so);
     session.eval(tokens, 0, true);

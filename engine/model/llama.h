@@ -2,6 +2,7 @@
 // Internal to libminerva: the public face is minerva/model.h.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ public:
 
     Backend& backend() const { return *backend_; }
     const LlamaWeights& weights() const { return w_; }
+    // Held around every forward() of any Session of this model: the backend's thread pool,
+    // command buffers and staging memory are the model's, so two passes must not interleave.
+    std::mutex& forward_mutex() const { return forward_mu_; }
 
 private:
     void read_hparams();
@@ -56,6 +60,7 @@ private:
     std::shared_ptr<const Vocab> vocab_;
     std::string chat_template_;
     LlamaWeights w_;
+    mutable std::mutex forward_mu_;
 };
 
 // Scratch activations for up to n_batch tokens, allocated once per Session. The forward pass

@@ -1,7 +1,7 @@
 // engine/model/model.cpp: Model::load for GGUF architecture "llama": hyperparameters from metadata,
 // every tensor checked by name, shape and type, weights handed to the backend in their file
 // format (the CPU backend uses them in place in the mapping: nothing is expanded to f32).
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -160,9 +160,10 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
         h.n_params += static_cast<uint64_t>(t->n_elements());
         ++n_uploaded;
         done_bytes += t->nbytes;
-        if (opts.progress && total_bytes > (size_t(256) << 20)) {
-            int pct = static_cast<int>(100.0 * static_cast<double>(done_bytes) / static_cast<double>(total_bytes));
-            if (pct / 10 != last_pct / 10) spdlog::info("loading {}: {}%", h.name, pct);
+        if (opts.progress) {
+            int pct = static_cast<int>(1000.0 * static_cast<double>(done_bytes) / static_cast<double>(total_bytes));
+            if (pct != last_pct && !opts.progress(static_cast<float>(pct) / 1000.f))
+                throw Error(f.path() + ": loading cancelled");
             last_pct = pct;
         }
         return out;
@@ -205,7 +206,7 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
     uint64_t best = 0;
     for (auto& [type, bytes] : bytes_by_type)
         if (bytes > best) best = bytes, h.weight_type = type;
-    spdlog::debug("loaded {}: {} tensors, {} params, {} on {}", h.name, n_uploaded, h.n_params,
+    logging::debug("loaded {}: {} tensors, {} params, {} on {}", h.name, n_uploaded, h.n_params,
                   dtype_name(h.weight_type), backend_->name());
 }
 

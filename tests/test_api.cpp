@@ -1,0 +1,178 @@
+// tests/test_api.cpp: the library as a host program sees it: Sessions of one Model evaluated from
+// two threads give the results each gives alone; diagnostics reach the log callback (or stderr)
+// and never stdout; libminerva.so exports the public API and nothing else.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "common.h"
+#include "minerva/minerva.h"
+
+using namespace minerva;
+
+namespace {
+
+// Greedy continuation, with every logit of every step (any interference shows in the bits).
+std::vector<float> greedy_run(Session& s, const std::vector<int32_t>& prompt, int n) {
+    s.clear();
+    std::vector<float> all;
+    auto logits = s.eval(prompt);
+    for (int i = 0; i < n; ++i) {
+        all.insert(all.end(), logits.begin(), logits.end());
+        int32_t tok = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        logits = s.eval(std::span<const int32_t>(&tok, 1));
+    }
+    return all;
+}
+
+}  // namespace
+
+TEST(ApiThreads, TwoSessionsOfOneModelFromTwoThreads) {
+    MINERVA_SHARED_FILE(path, "models/tiny-k-f32.gguf");
+    ModelOptions mo;
+    mo.device = "cpu";
+    mo.n_threads = 2;
+    auto model = Model::load(path, mo);
+    const auto& vocab = *model->vocab();
+    const auto pa = vocab.tokenize("Once upon a time, there was a little girl", true, false);
+    const auto pb = vocab.tokenize("The cat sat on the mat and looked at the dog", true, false);
+    SessionOptions so;
+    so.n_ctx = 128;
+    Session sa(model, so), sb(model, so);
+    const int n = 24;
+    const auto want_a = greedy_run(sa, pa, n), want_b = greedy_run(sb, pb, n);
+    ASSERT_NE(want_a, want_b);
+    int differed = 0;
+    for (int run = 0; run < 10; ++run) {
+        std::vector<float> got_a, got_b;
+        std::thread ta([&] { got_a = greedy_run(sa, pa, n); });
+        std::thread tb([&] { got_b = greedy_run(sb, pb, n); });
+        ta.join();
+        tb.join();
+        differed += (got_a != want_a) + (got_b != want_b);
+    }
+    EXPECT_EQ(differed, 0) << "of 20 concurrent runs, " << differed << " differed from the same session run alone";
+}
+
+// Collects what the library logs, and checks the level filter and the stderr default.
+TEST(ApiLog, CallbackReceivesMessagesAndLevelFilters) {
+    MINERVA_SHARED_FILE(path, "models/stories260K-f32.gguf");
+    std::mutex mu;
+    std::vector<std::pair<LogLevel, std::string>> got;
+    set_log_callback([&](LogLevel l, std::string_view m) {
+        std::lock_guard lock(mu);
+        got.emplace_back(l, std::string(m));
+    });
+    ModelOptions mo;
+    mo.device = "cpu";
+    set_log_level(LogLevel::Debug);
+    Model::load(path, mo);
+    bool saw_load = false;
+    for (auto& [l, m] : got) saw_load |= l == LogLevel::Debug && m.find("loaded") != std::string::npos;
+    EXPECT_TRUE(saw_load) << "no debug message about the load reached the callback (" << got.size() << " messages)";
+    got.clear();
+    set_log_level(LogLevel::Warn);
+    Model::load(path, mo);
+    for (auto& [l, m] : got) EXPECT_GE(static_cast<int>(l), static_cast<int>(LogLevel::Warn)) << m;
+    set_log_callback({});
+    set_log_level(LogLevel::Info);
+
+    EXPECT_THROW(set_log_level(std::string("loud")), Error);
+    EXPECT_EQ(parse_log_level("warn"), LogLevel::Warn);
+    EXPECT_EQ(parse_log_level("off"), LogLevel::Off);
+    EXPECT_FALSE(parse_log_level("verbose"));
+    EXPECT_EQ(log_level_name(LogLevel::Error), "error");
+}
+
+// With no callback, everything the library says goes to stderr; stdout (fd 1) stays empty.
+TEST(ApiLog, DefaultGoesToStderrNeverStdout) {
+    MINERVA_SHARED_FILE(path, "models/stories260K-f32.gguf");
+    const std::string dir = testing::TempDir();
+    const std::string out_path = dir + "/api_stdout.txt", err_path = dir + "/api_stderr.txt";
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const int saved_out = dup(1), saved_err = dup(2);
+    ASSERT_TRUE(std::freopen(out_path.c_str(), "w", stdout));
+    ASSERT_TRUE(std::freopen(err_path.c_str(), "w", stderr));
+    set_log_callback({});
+    set_log_level(LogLevel::Trace);
+    {
+        ModelOptions mo;  // device auto: the backend choice is logged at info
+        auto model = Model::load(path, mo);
+        Session s(model);
+        GenerateParams gp;
+        gp.max_tokens = 8;
+        gp.sampling.temperature = 0;
+        generate(s, model->vocab()->tokenize("Once", true, false), gp);
+    }
+    set_log_level(LogLevel::Info);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    dup2(saved_out, 1);
+    dup2(saved_err, 2);
+    close(saved_out);
+    close(saved_err);
+    auto slurp = [](const std::string& p) {
+        std::ifstream f(p);
+        std::stringstream s;
+        s << f.rdbuf();
+        return s.str();
+    };
+    EXPECT_EQ(slurp(out_path), "") << "the library wrote to stdout";
+    EXPECT_NE(slurp(err_path).find("minerva: "), std::string::npos) << "no log line on stderr at level trace";
+}
+
+// libminerva.so's dynamic symbol table: the public API only (hidden visibility + version script).
+TEST(ApiSurface, SharedLibraryExportsOnlyThePublicApi) {
+    const std::string lib = std::string(MINERVA_BINARY_DIR) + "/libminerva.so";
+    if (access(lib.c_str(), R_OK) != 0) GTEST_FAIL() << "not built: " << lib;
+    FILE* p = popen(("nm -D --defined-only '" + lib + "' | c++filt").c_str(), "r");
+    ASSERT_TRUE(p);
+    char line[4096];
+    int n = 0, n_c = 0;
+    std::vector<std::string> bad;
+    bool has_load = false, has_c_load = false;
+    while (std::fgets(line, sizeof line, p)) {
+        std::string s(line);
+        if (!s.empty() && s.back() == '\n') s.pop_back();
+        // "ADDRESS TYPE NAME"
+        size_t a = s.find(' '), b = a == std::string::npos ? a : s.find(' ', a + 1);
+        if (b == std::string::npos) continue;
+        std::string name = s.substr(b + 1);
+        ++n;
+        if (name.rfind("minerva_", 0) == 0) {
+            ++n_c;
+            has_c_load |= name == "minerva_model_load";
+            continue;
+        }
+        has_load |= name.rfind("minerva::Model::load(", 0) == 0;
+        bool ok = false;
+        for (const char* prefix : {"minerva::", "typeinfo for minerva::", "typeinfo name for minerva::", "vtable for minerva::"})
+            ok |= name.rfind(prefix, 0) == 0;
+        for (const char* internal : {"minerva::cpu::", "minerva::vk::", "minerva::shaders::", "minerva::detail::",
+                                     "minerva::logging::", "minerva::jinja", "LlamaModel", "Backend"})
+            ok &= name.find(internal) == std::string::npos;
+        if (!ok) bad.push_back(name);
+    }
+    ASSERT_EQ(pclose(p), 0) << "nm failed";
+    EXPECT_TRUE(has_load) << "minerva::Model::load is not exported";
+    EXPECT_TRUE(has_c_load) << "the C API (minerva_model_load) is not exported";
+    EXPECT_LT(n, 300) << "libminerva.so exports " << n << " symbols";
+    std::string list;
+    for (size_t i = 0; i < bad.size() && i < 20; ++i) list += "\n  " + bad[i];
+    EXPECT_TRUE(bad.empty()) << bad.size() << " non-API symbols exported, e.g.:" << list;
+    std::fprintf(stderr, "libminerva.so exports %d symbols (%d of the C API)\n", n, n_c);
+}
+
+TEST(ApiVersion, MacrosMatchTheLibrary) {
+    EXPECT_STREQ(version(), MINERVA_VERSION_STRING);
+    EXPECT_EQ(MINERVA_VERSION, MINERVA_MAKE_VERSION(MINERVA_VERSION_MAJOR, MINERVA_VERSION_MINOR, MINERVA_VERSION_PATCH));
+    EXPECT_EQ(std::to_string(MINERVA_VERSION_MAJOR) + "." + std::to_string(MINERVA_VERSION_MINOR) + "." +
+                  std::to_string(MINERVA_VERSION_PATCH),
+              MINERVA_VERSION_STRING);
+}
