@@ -1,6 +1,7 @@
 // api.cpp: routes, authentication, CORS, access log, and the chat/completions handlers (plain
 // JSON or SSE streaming) over the scheduler's jobs.
 #include "api.h"
+#include "webui/webui.h"
 
 #include <httplib.h>
 #include <poll.h>
@@ -231,7 +232,7 @@ void Api::routes() {
                 return httplib::Server::HandlerResponse::Handled;
             }
         }
-        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready") {
+        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready" && req.path != "/") {
             std::string auth = req.get_header_value("Authorization");
             if (auth != "Bearer " + cfg_.api_key) {
                 send_error(res, ApiError(401,
@@ -309,6 +310,12 @@ void Api::routes() {
         };
     };
 
+    // The chat page: static, from the binary; it calls the API below (with the key the user gives it).
+    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+        res.set_content(std::string(webui_index_html()), "text/html; charset=utf-8");
+    });
     http.Get("/health", guarded([](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }));
 
     http.Get("/ready", guarded([this](const httplib::Request&, httplib::Response& res) {
