@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -175,4 +176,23 @@ TEST(ApiVersion, MacrosMatchTheLibrary) {
     EXPECT_EQ(std::to_string(MINERVA_VERSION_MAJOR) + "." + std::to_string(MINERVA_VERSION_MINOR) + "." +
                   std::to_string(MINERVA_VERSION_PATCH),
               MINERVA_VERSION_STRING);
+}
+
+// minerva/minerva.h is "everything a program needs": it includes every public header.
+TEST(ApiSurface, UmbrellaHeaderIncludesEveryPublicHeader) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(MINERVA_SOURCE_DIR) / "engine/include/minerva";
+    std::ifstream f(dir / "minerva.h");
+    std::stringstream s;
+    s << f.rdbuf();
+    const std::string umbrella = s.str();
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir)) {
+        const std::string name = e.path().filename().string();
+        if (e.path().extension() != ".h" || name == "minerva.h") continue;
+        ++n;
+        EXPECT_NE(umbrella.find("#include \"minerva/" + name + "\""), std::string::npos) << "minerva.h misses " << name;
+    }
+    EXPECT_NE(umbrella.find("#include \"minerva/version.h\""), std::string::npos);  // generated into the build tree
+    EXPECT_GE(n, 10);
 }
