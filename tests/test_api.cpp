@@ -94,7 +94,8 @@ TEST(ApiLog, CallbackReceivesMessagesAndLevelFilters) {
 TEST(ApiLog, DefaultGoesToStderrNeverStdout) {
     MINERVA_SHARED_FILE(path, "models/stories260K-f32.gguf");
     const std::string dir = testing::TempDir();
-    const std::string out_path = dir + "/api_stdout.txt", err_path = dir + "/api_stderr.txt";
+    const std::string tag = std::to_string(getpid());
+    const std::string out_path = dir + "/api_stdout_" + tag + ".txt", err_path = dir + "/api_stderr_" + tag + ".txt";
     std::fflush(stdout);
     std::fflush(stderr);
     const int saved_out = dup(1), saved_err = dup(2);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -40,8 +41,10 @@ std::string slurp(const std::string& p) {
 
 // Runs argv with stdin from /dev/null (or `input`), capturing stdout and stderr apart.
 Result run(const std::vector<std::string>& argv, const std::string& input = "") {
-    const std::string dir = testing::TempDir();
-    const std::string out = dir + "/cli_out.txt", err = dir + "/cli_err.txt", in = dir + "/cli_in.txt";
+    // ctest runs the cases of this file as parallel processes: file names carry the pid
+    const std::string dir = testing::TempDir() + "/minerva-cli-" + std::to_string(getpid());
+    std::filesystem::create_directories(dir);
+    const std::string out = dir + "/out.txt", err = dir + "/err.txt", in = dir + "/in.txt";
     std::ofstream(in, std::ios::binary) << input;
     pid_t pid = fork();
     if (pid == 0) {
@@ -90,7 +93,8 @@ TEST(CliOutput, LogitsStdoutIsJson) {
 TEST(CliOutput, EveryCommandsStdoutHoldsOnlyItsResult) {
     MINERVA_SHARED_FILE(model, "models/stories260K-f32.gguf");
     MINERVA_SHARED_FILE(text, "text/stories.txt");
-    const std::string dir = testing::TempDir();
+    const std::string dir = testing::TempDir() + "/minerva-cli-" + std::to_string(getpid());
+    std::filesystem::create_directories(dir);
     const std::string lv = "--log-level=debug";
     struct Case {
         std::vector<std::string> argv;
@@ -185,7 +189,7 @@ struct Child {
     std::string err_path;
 
     explicit Child(const std::vector<std::string>& argv) {
-        err_path = testing::TempDir() + "/cli_child_err.txt";
+        err_path = testing::TempDir() + "/minerva-cli-child-" + std::to_string(getpid()) + ".txt";
         int pin[2], pout[2];
         EXPECT_EQ(pipe(pin), 0);
         EXPECT_EQ(pipe(pout), 0);

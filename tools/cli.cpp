@@ -196,7 +196,7 @@ void on_sigint(int) {
 
 // Removes --log-level LEVEL / --log-level=LEVEL / -q / --quiet from argv (from index 2 on: after
 // the command name) and applies them. Returns the new argc.
-int take_common_options(const char* prog, int argc, char** argv) {
+int take_common_options(int argc, char** argv) {
     int out = 2;
     std::string level;
     for (int i = 2; i < argc; ++i) {
@@ -219,7 +219,6 @@ int take_common_options(const char* prog, int argc, char** argv) {
     // Only warnings and errors by default: a command's own output says what it did.
     set_log_level(g_quiet ? LogLevel::Error : LogLevel::Warn);
     if (!level.empty()) set_log_level(level);  // Error naming the option's accepted values
-    (void)prog;
     return out;
 }
 
@@ -292,7 +291,7 @@ int run_main(const char* prog, int argc, char** argv) {
     for (const auto& c : minerva::cli::commands()) {
         if (c.name == argv[1]) {
             try {
-                argc = take_common_options(prog, argc, argv);
+                argc = take_common_options(argc, argv);
                 int rc = c.fn(argc - 1, argv + 1);
                 for (int i = 2; i < argc; ++i)
                     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) std::fprintf(stdout, "\n%s", kCommonHelp);
