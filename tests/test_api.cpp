@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "common.h"
+#include "minerva.h"
 #include "minerva/minerva.h"
 
 using namespace minerva;
@@ -196,4 +199,133 @@ TEST(ApiSurface, UmbrellaHeaderIncludesEveryPublicHeader) {
     }
     EXPECT_NE(umbrella.find("#include \"minerva/version.h\""), std::string::npos);  // generated into the build tree
     EXPECT_GE(n, 10);
+}
+
+// The C API: status codes and messages for every kind of misuse, buffers sized by the caller,
+// and the same results as the C++ API.
+TEST(CApi, StatusCodesBuffersAndResults) {
+    MINERVA_SHARED_FILE(path, "models/stories260K-f32.gguf");
+    minerva_model* model = reinterpret_cast<minerva_model*>(1);
+    EXPECT_EQ(minerva_model_load(nullptr, nullptr, &model), MINERVA_ERR_INVALID_ARGUMENT);
+    EXPECT_EQ(model, nullptr);
+    EXPECT_STREQ(minerva_last_error(), "minerva_model_load: path is NULL");
+    EXPECT_EQ(minerva_model_load("/nonexistent.gguf", nullptr, &model), MINERVA_ERR_FAILED);
+    EXPECT_NE(std::string(minerva_last_error()).find("/nonexistent.gguf"), std::string::npos) << minerva_last_error();
+    minerva_model_params mp = minerva_model_default_params();
+    mp.device = "cpu";
+    mp.n_threads = -1;
+    EXPECT_EQ(minerva_model_load(path.c_str(), &mp, &model), MINERVA_ERR_INVALID_ARGUMENT);
+    mp.n_threads = 1;
+    ASSERT_EQ(minerva_model_load(path.c_str(), &mp, &model), MINERVA_OK) << minerva_last_error();
+    EXPECT_STREQ(minerva_last_error(), "");
+    EXPECT_EQ(minerva_model_n_vocab(model), 512);
+    EXPECT_STREQ(minerva_model_arch(model), "llama");
+
+    // tokenize: a too-small buffer says how many are needed
+    const char* text = "Once upon a time";
+    size_t n = 0;
+    EXPECT_EQ(minerva_tokenize(model, text, std::strlen(text), true, false, nullptr, 0, &n), MINERVA_ERR_BUFFER_TOO_SMALL);
+    std::vector<int32_t> ids(n);
+    ASSERT_EQ(minerva_tokenize(model, text, std::strlen(text), true, false, ids.data(), ids.size(), &n), MINERVA_OK);
+    ModelOptions mo;
+    mo.device = "cpu";
+    auto cpp_model = Model::load(path, mo);
+    EXPECT_EQ(ids, cpp_model->vocab()->tokenize(text, true, false));
+    char buf[64];
+    size_t len = 0;
+    ASSERT_EQ(minerva_detokenize(model, ids.data(), ids.size(), true, buf, sizeof buf, &len), MINERVA_OK);
+    EXPECT_EQ(std::string(buf, len), text);
+    EXPECT_EQ(minerva_detokenize(model, ids.data(), ids.size(), true, buf, 3, &len), MINERVA_ERR_BUFFER_TOO_SMALL);
+    EXPECT_EQ(len, std::strlen(text));
+    const int32_t bad_id = 100000;
+    EXPECT_EQ(minerva_detokenize(model, &bad_id, 1, true, buf, sizeof buf, &len), MINERVA_ERR_FAILED);
+
+    // sessions: eval, context overflow leaves the session as it was
+    minerva_session_params sp = minerva_session_default_params();
+    sp.n_ctx = 8;
+    minerva_session* session = nullptr;
+    ASSERT_EQ(minerva_session_create(model, &sp, &session), MINERVA_OK) << minerva_last_error();
+    minerva_model_free(model);  // the session keeps the model alive
+    const float* logits = nullptr;
+    ASSERT_EQ(minerva_session_eval(session, ids.data(), ids.size(), &logits), MINERVA_OK);
+    EXPECT_EQ(minerva_session_n_past(session), static_cast<int32_t>(ids.size()));
+    std::vector<int32_t> many(8, ids[1]);
+    EXPECT_EQ(minerva_session_eval(session, many.data(), many.size(), nullptr), MINERVA_ERR_CONTEXT_FULL);
+    EXPECT_EQ(minerva_session_n_past(session), static_cast<int32_t>(ids.size()));
+
+    // the greedy sampler picks the arg max of those logits
+    minerva_sampler_params smp = minerva_sampler_default_params();
+    smp.top_p = 7;
+    minerva_sampler* sampler = nullptr;
+    EXPECT_EQ(minerva_sampler_create(&smp, 512, &sampler), MINERVA_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(minerva_last_error()).find("top_p"), std::string::npos);
+    smp = minerva_sampler_default_params();
+    smp.temperature = 0;
+    ASSERT_EQ(minerva_sampler_create(&smp, 512, &sampler), MINERVA_OK);
+    int32_t tok = -1;
+    EXPECT_EQ(minerva_sampler_sample(sampler, logits, 100, &tok), MINERVA_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(minerva_sampler_sample(sampler, logits, 512, &tok), MINERVA_OK);
+    EXPECT_EQ(tok, static_cast<int32_t>(std::max_element(logits, logits + 512) - logits));
+    minerva_sampler_free(sampler);
+
+    // generate: the callback sees the same text the C++ API generates; false cancels
+    minerva_session_clear(session);
+    minerva_generate_params gp = minerva_generate_default_params();
+    gp.max_tokens = 3;  // n_ctx 8 - 5 prompt tokens
+    gp.sampling.temperature = 0;
+    gp.ignore_eos = true;
+    std::string streamed;
+    auto cb = [](int32_t, const char* t, size_t l, void* ud) {
+        static_cast<std::string*>(ud)->append(t, l);
+        return true;
+    };
+    minerva_generate_result r{};
+    ASSERT_EQ(minerva_generate(session, ids.data(), ids.size(), &gp, cb, &streamed, &r), MINERVA_OK) << minerva_last_error();
+    EXPECT_EQ(r.n_generated, 3);
+    EXPECT_EQ(r.finish_reason, MINERVA_FINISH_LENGTH);
+    Session cpp_session(cpp_model, {.n_ctx = 8});
+    GenerateParams cgp;
+    cgp.max_tokens = 3;
+    cgp.sampling.temperature = 0;
+    cgp.ignore_eos = true;
+    EXPECT_EQ(streamed, generate(cpp_session, ids, cgp).text);
+    auto stop_now = [](int32_t, const char*, size_t, void*) { return false; };
+    ASSERT_EQ(minerva_generate(session, ids.data(), ids.size(), &gp, stop_now, nullptr, &r), MINERVA_OK);
+    EXPECT_EQ(r.finish_reason, MINERVA_FINISH_CANCELLED);
+    gp.sampling.temperature = -1;
+    EXPECT_EQ(minerva_generate(session, ids.data(), ids.size(), &gp, nullptr, nullptr, nullptr), MINERVA_ERR_INVALID_ARGUMENT);
+
+    // embeddings: unit length, the C++ API's values, too small a buffer refused
+    std::vector<float> emb(static_cast<size_t>(cpp_model->info().n_embd));
+    EXPECT_EQ(minerva_session_embed(session, ids.data(), ids.size(), emb.data(), 3), MINERVA_ERR_BUFFER_TOO_SMALL);
+    ASSERT_EQ(minerva_session_embed(session, ids.data(), ids.size(), emb.data(), emb.size()), MINERVA_OK);
+    EXPECT_EQ(emb, cpp_session.embed(ids));
+    minerva_session_free(session);
+    minerva_session_free(nullptr);
+    EXPECT_STREQ(minerva_status_name(MINERVA_ERR_CONTEXT_FULL), "MINERVA_ERR_CONTEXT_FULL");
+}
+
+TEST(ApiEmbed, UnitLengthDeterministicAndDistinct) {
+    MINERVA_SHARED_FILE(path, "models/stories260K-f32.gguf");
+    ModelOptions mo;
+    mo.device = "cpu";
+    auto model = Model::load(path, mo);
+    Session s(model, {.n_ctx = 64, .n_seq = 2, .n_batch = 4});  // n_batch 4: several passes
+    const auto a = model->vocab()->tokenize("Once upon a time, there was a little girl", true, false);
+    const auto b = model->vocab()->tokenize("The dog ran to the park to play ball", true, false);
+    auto ea = s.embed(a), eb = s.embed(b, 1), ea2 = s.embed(a);
+    ASSERT_EQ(ea.size(), static_cast<size_t>(model->info().n_embd));
+    double norm = 0, dot = 0, diff = 0;
+    for (size_t i = 0; i < ea.size(); ++i) {
+        norm += double(ea[i]) * ea[i];
+        dot += double(ea[i]) * eb[i];
+        diff = std::max(diff, double(std::fabs(ea[i] - ea2[i])));
+    }
+    EXPECT_NEAR(norm, 1.0, 1e-5);
+    EXPECT_LT(diff, 1e-5);
+    EXPECT_LT(dot, 0.9999) << "two different texts gave the same embedding";
+    EXPECT_EQ(s.n_past(0), static_cast<int>(a.size()));
+    EXPECT_THROW(s.embed({}), Error);
+    std::vector<int32_t> too_long(65, a[1]);
+    EXPECT_THROW(s.embed(too_long), Error);
 }
