@@ -131,6 +131,20 @@ test('chat page: models, streamed reply, stop, conversation kept', { skip, timeo
   await page.reload();
   assert.equal(await page.$$eval('.msg', (ms) => ms.length), 0);
 
+  // A refused request (max_tokens beyond the context: 400) shows the server's message and takes
+  // the turn back: nothing is added to the conversation and the text returns to the input box.
+  await page.fill('#max_tokens', '100000');
+  await page.dispatchEvent('#max_tokens', 'change');
+  await page.fill('#input', 'Too long');
+  await page.click('#send');
+  await page.waitForSelector('.msg.error', { timeout: 30000 });
+  assert.match(await page.$eval('.msg.error', (e) => e.textContent), /^400: .*context/);
+  assert.equal(await page.$$eval('.msg.user, .msg.assistant', (ms) => ms.length), 0);
+  assert.equal(await page.inputValue('#input'), 'Too long');
+  assert.equal(await page.isEnabled('#send'), true);
+  await page.reload();
+  assert.equal(await page.$$eval('.msg', (ms) => ms.length), 0);
+
   // Nothing was fetched from anywhere but the server.
   const foreign = requests.filter((u) => !u.startsWith(server.url));
   assert.deepEqual(foreign, [], 'requests outside the server');
