@@ -28,7 +28,6 @@ int cmd_logits(int argc, char** argv) {
     model_options(a);
     a.require("-m");
     const std::string text = a.has("-p") ? *a.get("-p") : read_file(*a.get("-f"));
-    catch_interrupt();
     auto model = load_model(a);
     std::vector<int32_t> tokens = model->vocab()->tokenize(text, true, false);
     if (tokens.empty()) throw Error("the prompt has no tokens");

@@ -24,7 +24,6 @@ int cmd_perplexity(int argc, char** argv) {
     model_options(a);
     a.require("-m");
     const std::string text = read_file(a.require("-f"));
-    catch_interrupt();
     auto model = load_model(a);
     const Vocab& vocab = *model->vocab();
     std::vector<int32_t> tokens = vocab.tokenize(text, true, false);
