@@ -37,9 +37,8 @@ int cmd_e2e(int argc, char** argv) {
     const int reps = static_cast<int>(a.get_int("--reps", 3));
     if (n_prompt < 1 || n_gen < 1 || reps < 1) throw Error("-p, -n and --reps must be at least 1");
 
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    ModelOptions mo = model_options(a);  // --device and -t, checked
+    const int n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1), 1, 1 << 24));
     const auto t_load = Clock::now();
     auto model = Model::load(a.require("-m"), mo);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -47,7 +46,7 @@ int cmd_e2e(int argc, char** argv) {
 
     SessionOptions so;
     so.n_ctx = n_prompt + n_gen;
-    so.n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1)));
+    so.n_batch = n_batch;
     so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
     Session session(model, so);
 
