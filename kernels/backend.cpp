@@ -1,7 +1,7 @@
 // Backend selection: "auto" prefers a Vulkan device and falls back to the CPU.
 #include "backend.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -74,7 +74,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opts) {
 #else
         if (dev != "auto") throw Error("this build of minerva has no Vulkan backend (device '" + dev + "')");
 #endif
-        spdlog::info("no Vulkan GPU found: using the CPU backend (--device vulkan forces a CPU Vulkan driver such as lavapipe)");
+        logging::info("no Vulkan GPU found: using the CPU backend (--device vulkan forces a CPU Vulkan driver such as lavapipe)");
         return make_cpu_backend(opts.n_threads);
     }
     throw Error("unknown device '" + dev + "' (expected cpu, vulkan or vulkan:N)");

@@ -1,6 +1,7 @@
 // api.cpp: routes, authentication, CORS, access log, and the chat/completions handlers (plain
 // JSON or SSE streaming) over the scheduler's jobs.
 #include "api.h"
+#include "webui/webui.h"
 
 #include <spdlog/spdlog.h>
 
@@ -225,7 +226,7 @@ void Api::routes() {
                 return http::Server::HandlerResponse::Handled;
             }
         }
-        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready") {
+        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready" && req.path != "/") {
             std::string auth = req.get_header_value("Authorization");
             // the scheme is case-insensitive (RFC 9110 11.1), the token is not
             std::string scheme = auth.substr(0, std::min<size_t>(auth.size(), 7));
@@ -311,6 +312,12 @@ void Api::routes() {
         };
     };
 
+    // The chat page: static, from the binary; it calls the API below (with the key the user gives it).
+    http.Get("/", [](const http::Request&, http::Response& res) {
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+        res.set_content(std::string(webui_index_html()), "text/html; charset=utf-8");
+    });
     http.Get("/health", guarded([](const http::Request&, http::Response& res) { send_json(res, 200, {{"status", "ok"}}); }));
 
     // 200 only when a request would be served: not while draining, not without a model, and

@@ -133,9 +133,14 @@ int main(int argc, char** argv) {
             else throw minerva::Error("unknown option '" + a + "' (see --help)");
         }
         if (cfg.models_dir.empty() && cfg.model_path.empty()) cfg.models_dir = minerva::serve::default_models_dir();
-        // logs go to stderr: stdout carries only the "listening on" line that scripts read
+        // Logs go to stderr (stdout stays clean), the library's through the server's logger.
+        auto spd = [](minerva::LogLevel l) {
+            return l == minerva::LogLevel::Off ? spdlog::level::off : static_cast<spdlog::level::level_enum>(l);
+        };
         spdlog::set_default_logger(spdlog::stderr_color_mt("minerva-serve"));
         minerva::set_log_level(cfg.log_level);
+        spdlog::set_level(spd(minerva::log_level()));
+        minerva::set_log_callback([spd](minerva::LogLevel l, std::string_view msg) { spdlog::log(spd(l), "{}", msg); });
         if (!cfg.chat_template.empty()) minerva::ChatTemplate::resolve(cfg.chat_template, "");  // fail early
 
         minerva::serve::Api api(cfg);

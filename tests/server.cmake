@@ -57,3 +57,12 @@ The end of the story was happy
   add_test(NAME chat_cli_context_shift COMMAND sh -c "${_chat_shift_script}" $<TARGET_FILE:minerva_cli>)
   set_tests_properties(chat_cli_context_shift PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+
+# The chat page at / in headless Chromium (tests/server/webui.test.mjs; needs Debian's chromium,
+# which scripts/install-deps.sh installs, and playwright-core from the npm install).
+if(TARGET minerva-serve AND NODE_EXECUTABLE)
+  add_test(NAME server_webui_chromium
+    COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/webui.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
+  set_tests_properties(server_webui_chromium PROPERTIES TIMEOUT 300 SKIP_REGULAR_EXPRESSION "# pass 0\n")
+endif()

@@ -26,45 +26,57 @@ const char* kChatHelp =
     "  --temp T                temperature (default 0.8; 0 = greedy)\n"
     "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
     "  --device D              auto, cpu, vulkan, vulkan:N\n"
-    "%s";
+    "%s"
+    "Ctrl-C during a reply stops it (the conversation keeps what was said); at the prompt it ends the chat.\n";
 
 int cmd_chat(int argc, char** argv) {
     Args a(argc, argv,
            {"-m|--model", "-s|--system", "--chat-template", "-n|--n-predict", "-c|--ctx-size", "-t|--threads", "--temp",
-            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--device", "--log-level",
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--device",
             "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"--print-prompt", "-h|--help"});
     if (a.has("--help")) {
         std::printf(kChatHelp, kCacheTypeHelp);
         return 0;
     }
-    if (auto l = a.get("--log-level")) set_log_level(*l);
-    auto model = load_model(a, false);
+    // Every option is checked before the model loads.
+    GenerateParams gp;
+    gp.max_tokens = static_cast<int>(a.get_int("-n", 512, 1, 1 << 24));
+    read_sampling(a, gp.sampling);  // chat accepts the subset in its option list
+    const int n_ctx = static_cast<int>(a.get_int("-c", 0, 0, 1 << 24));
+    SessionOptions cache;  // the cache types, checked before loading
+    read_cache_types(a, cache);
+    model_options(a);
+    a.require("-m");
+
+    catch_interrupt();  // Ctrl-C interrupts a reply (the conversation stays); at the prompt it ends the chat
+    auto model = load_model(a);
     const Vocab& vocab = *model->vocab();
     ChatTemplate tmpl = ChatTemplate::resolve(a.get("--chat-template", ""), model->chat_template());
     ChatOptions copts = chat_options(vocab);
-
-    GenerateParams gp;
-    gp.max_tokens = static_cast<int>(a.get_int("-n", 512));
-    read_sampling(a, gp.sampling);  // chat accepts the subset in its option list
     // End-of-turn markers that a vocabulary without them as control tokens would spell as text.
     gp.stop = {"<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>", "[INST]", "<|user|>"};
 
     SessionOptions so;
-    so.n_ctx = static_cast<int>(a.get_int("-c", 0));
-    read_cache_types(a, so);
+    so.n_ctx = n_ctx;
+    so.kv_type_k = cache.kv_type_k;
+    so.kv_type_v = cache.kv_type_v;
     Session session(model, so);
-    std::fprintf(stderr, "%s on %s, chat template '%s', n_ctx %d, KV cache %.1f MiB (%.1f KiB per token). One turn per line; /reset, /exit.\n",
-                 model->info().name.c_str(), model->backend_name().c_str(), tmpl.name().c_str(), session.n_ctx(),
-                 session.kv_bytes() / 1048576.0, session.kv_bytes_per_token() / 1024.0);
+    if (!quiet())
+        std::fprintf(stderr, "%s on %s, chat template '%s', n_ctx %d, KV cache %.1f MiB (%.1f KiB per token). One turn per line; /reset, /exit.\n",
+                     model->info().name.c_str(), model->backend_name().c_str(), tmpl.name().c_str(), session.n_ctx(),
+                     session.kv_bytes() / 1048576.0, session.kv_bytes_per_token() / 1024.0);
 
     std::vector<ChatMessage> conversation;
     if (auto s = a.get("-s")) conversation.emplace_back("system", *s);
     const size_t n_fixed = conversation.size();
     std::string line;
     while (true) {
-        std::fputs("> ", stderr);
-        if (!std::getline(std::cin, line) || line == "/exit") break;
+        if (!quiet()) std::fputs("> ", stderr);
+        if (!std::getline(std::cin, line) || line == "/exit") {
+            if (interrupted()) std::fputs("\n", stderr);  // Ctrl-C at the prompt
+            break;
+        }
         if (line == "/reset") {
             conversation.resize(n_fixed);
             std::fputs("(conversation reset)\n", stderr);
@@ -110,11 +122,16 @@ int cmd_chat(int argc, char** argv) {
         GenerateResult r = generate(session, prompt, turn, [&](int32_t, std::string_view piece) {
             std::fwrite(piece.data(), 1, piece.size(), stdout);
             std::fflush(stdout);
-            return true;
+            return !interrupted();
         });
         std::printf("\n");
         std::fflush(stdout);
+        // An interrupted reply stays in the conversation as far as it got.
         conversation.emplace_back("assistant", r.text);
+        if (r.finish_reason == "cancelled") {
+            if (!quiet()) std::fputs("(reply interrupted)\n", stderr);
+            clear_interrupt();
+        }
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 // Internal to libminerva: the public face is minerva/model.h.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,9 @@ public:
     const LlamaWeights& weights() const { return w_; }
     const Family& family() const { return *family_; }
     const ForwardParams& params() const { return fp_; }
+    // Held around every forward() of any Session of this model: the backend's thread pool,
+    // command buffers and staging memory are the model's, so two passes must not interleave.
+    std::mutex& forward_mutex() const { return forward_mu_; }
 
 private:
     void read_hparams();
@@ -93,6 +97,7 @@ private:
     ForwardParams fp_;
     std::vector<bool> swa_layers_;      // [n_layer] which layers are local (read_hparams)
     LlamaWeights w_;
+    mutable std::mutex forward_mu_;
 };
 
 // Scratch activations for up to n_batch tokens, allocated once per Session. The forward pass

@@ -4,7 +4,7 @@
 
 #include "vulkan/vk_backend.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cctype>
@@ -83,7 +83,7 @@ VulkanBackend::~VulkanBackend() {
         std::vector<std::pair<std::string, KernelTiming>> v(timings_.begin(), timings_.end());
         std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.total_ns > b.second.total_ns; });
         for (const auto& [n, k] : v)
-            spdlog::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
+            logging::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
     }
     for (Frame& f : frames_) {
         for (VkDescriptorPool p : f.pools) vkDestroyDescriptorPool(ctx_->device, p, nullptr);
@@ -272,11 +272,11 @@ Tensor VulkanBackend::upload_weight(DType type, const int64_t ne[4], const void*
     weight_bytes_ += bytes;
     uint64_t total = planned_weight_bytes_;
     if (total >= (256ull << 20) && weight_bytes_ >= next_progress_) {
-        spdlog::debug("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
+        logging::debug("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
                      weight_bytes_ * 100 / total);
         next_progress_ = weight_bytes_ + total / 10;
     } else if (!total && weight_bytes_ >= next_progress_ + (512ull << 20)) {
-        spdlog::info("vulkan: uploaded {} MiB of weights", weight_bytes_ >> 20);
+        logging::info("vulkan: uploaded {} MiB of weights", weight_bytes_ >> 20);
         next_progress_ = weight_bytes_;
     }
     return t;
@@ -823,7 +823,7 @@ std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool req
     auto ctx = vk::Context::create(index, required);
     if (!ctx) return nullptr;
     auto b = std::make_unique<vk::VulkanBackend>(std::move(ctx));
-    spdlog::info("using {}", b->name());
+    logging::info("using {}", b->name());
     return b;
 }
 

@@ -5,7 +5,7 @@
 
 #include "vulkan/vk_pipelines.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -161,7 +161,7 @@ const Pipeline& Pipelines::get(const std::string& name) {
     VkResult r = vkCreateComputePipelines(ctx_.device, cache_, 1, &ci, nullptr, &p.pipeline);
     static const bool verbose = std::getenv("MINERVA_VK_VERBOSE") != nullptr;  // pipeline build times
     if (verbose)
-        spdlog::info("vulkan: pipeline {} built in {:.0f} ms", name,
+        logging::info("vulkan: pipeline {} built in {:.0f} ms", name,
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     vkDestroyShaderModule(ctx_.device, sm, nullptr);
     check(r, ("vkCreateComputePipelines(" + name + ")").c_str());
