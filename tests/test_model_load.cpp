@@ -91,9 +91,9 @@ protected:
         if (!dir_.empty()) fs::remove_all(dir_, ec);
     }
     // Loading the edited file throws an Error whose message contains every one of `words`.
-    void expect_error(const Edit& e, std::initializer_list<std::string> words) {
+    void expect_error(const Edit& e, std::initializer_list<std::string> words, const std::string& model = "") {
         const std::string path = (dir_ / ("m" + std::to_string(n_++) + ".gguf")).string();
-        rewrite(src_, path, e);
+        rewrite(model.empty() ? src_ : shared(model), path, e);
         ModelOptions mo;
         mo.device = "cpu";
         try {
@@ -103,6 +103,19 @@ protected:
             const std::string msg = err.what();
             for (const std::string& w : words) EXPECT_NE(msg.find(w), std::string::npos) << "message: " << msg;
         }
+    }
+    // A shared model by name; fails (or skips without the data) when missing.
+    std::string shared(const std::string& name) {
+        std::string p = test::shared_file("models/" + name + ".gguf");
+        if (p.empty()) ADD_FAILURE() << "missing shared model " << name;
+        return p;
+    }
+    std::shared_ptr<Model> load_edited(const std::string& model, const Edit& e) {
+        const std::string path = (dir_ / ("m" + std::to_string(n_++) + ".gguf")).string();
+        rewrite(shared(model), path, e);
+        ModelOptions mo;
+        mo.device = "cpu";
+        return Model::load(path, mo);
     }
     std::string src_;
     fs::path dir_;
@@ -167,6 +180,55 @@ TEST_F(ModelLoad, DefectsAreErrorsNamingTheCulprit) {
     expect_error(meta("llama.feed_forward_length", u32(0)), {"feed_forward_length"});
     expect_error(meta("llama.vocab_size", u32(500)), {"500"});
     expect_error(meta("llama.rope.scaling.type", str("yarn")), {"yarn"});
+}
+
+TEST_F(ModelLoad, FamilyHyperparameters) {
+    ModelOptions mo;
+    mo.device = "cpu";
+    auto g2 = Model::load(shared("arch-gemma2-F16"), mo)->info();
+    EXPECT_EQ(g2.arch, "gemma2");
+    EXPECT_EQ(g2.n_swa, 16);
+    EXPECT_EQ(g2.n_swa_layers, 2);  // pattern 2: layers 0 and 2 of 4
+    EXPECT_FLOAT_EQ(g2.attn_softcap, 5.f);
+    EXPECT_FLOAT_EQ(g2.final_softcap, 30.f);
+    EXPECT_TRUE(g2.tied_output);
+    auto g3 = Model::load(shared("arch-gemma3-F16"), mo)->info();
+    EXPECT_EQ(g3.n_swa_layers, 5);  // pattern 6: every sixth layer is global
+    EXPECT_EQ(g3.head_dim, 128);
+    EXPECT_FLOAT_EQ(g3.final_softcap, 0.f);
+    EXPECT_FLOAT_EQ(g3.rope_freq_scale, 1.f / 8);
+    auto moe = Model::load(shared("arch-qwen3moe-Q4_0"), mo)->info();
+    EXPECT_EQ(moe.n_expert, 8);
+    EXPECT_EQ(moe.n_expert_used, 2);
+    EXPECT_EQ(moe.n_ff_exp, 256);
+    auto mix = Model::load(shared("arch-llama-moe-Q4_K_M"), mo)->info();
+    EXPECT_EQ(mix.arch, "llama");
+    EXPECT_EQ(mix.n_expert, 8);
+    EXPECT_EQ(mix.n_ff_exp, 256);  // Mixtral: the expert size is feed_forward_length
+    auto phi = Model::load(shared("arch-phi3-Q8_0"), mo)->info();
+    EXPECT_EQ(phi.n_expert, 0);
+    EXPECT_FALSE(phi.tied_output);
+    // A u32 sliding_window_pattern overrides the family's default: 4 makes layers 0-2 local.
+    auto g2p = load_edited("arch-gemma2-F16", meta("gemma2.attention.sliding_window_pattern", u32(4)))->info();
+    EXPECT_EQ(g2p.n_swa_layers, 3);
+    // Without the window key Gemma 3 has no local layers; Gemma 2 falls back to 4096.
+    EXPECT_EQ(load_edited("arch-gemma3-F16", meta("gemma3.attention.sliding_window", std::nullopt))->info().n_swa_layers, 0);
+    EXPECT_EQ(load_edited("arch-gemma2-F16", meta("gemma2.attention.sliding_window", std::nullopt))->info().n_swa, 4096);
+}
+
+TEST_F(ModelLoad, FamilyDefectsAreErrorsNamingTheCulprit) {
+    // An unknown architecture names itself and the supported ones.
+    expect_error(meta("general.architecture", str("mamba")), {"mamba", "llama", "qwen2", "qwen3moe", "gemma3", "phi3"});
+    expect_error(drop("blk.0.attn_q.bias"), {"blk.0.attn_q.bias", "missing"}, "arch-qwen2-Q4_K_M");
+    expect_error(drop("blk.1.attn_q_norm.weight"), {"blk.1.attn_q_norm.weight", "missing"}, "arch-gemma3-F16");
+    expect_error(drop("blk.2.post_ffw_norm.weight"), {"blk.2.post_ffw_norm.weight"}, "arch-gemma2-F16");
+    expect_error(reshape("blk.0.attn_qkv.weight"), {"blk.0.attn_qkv.weight", "shape"}, "arch-phi3-Q8_0");
+    expect_error(reshape("blk.1.ffn_up.weight"), {"blk.1.ffn_up.weight", "shape"}, "arch-phi3-Q8_0");
+    expect_error(meta("qwen3moe.expert_count", std::nullopt), {"qwen3moe.expert_count"}, "arch-qwen3moe-Q4_0");
+    expect_error(meta("llama.expert_used_count", u32(9)), {"expert_used_count"}, "arch-llama-moe-Q4_K_M");
+    expect_error(drop("blk.1.ffn_gate_inp.weight"), {"blk.1.ffn_gate_inp.weight"}, "arch-llama-moe-Q4_K_M");
+    expect_error(meta("qwen2.expert_count", u32(4)), {"expert_count", "qwen2"}, "arch-qwen2-Q4_K_M");
+    expect_error(meta("gemma2.attention.sliding_window_pattern", u32(0)), {"sliding_window_pattern"}, "arch-gemma2-F16");
 }
 
 }  // namespace

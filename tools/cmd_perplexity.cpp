@@ -32,7 +32,7 @@ int cmd_perplexity(int argc, char** argv) {
     Session session(model, so);
     std::fprintf(stderr, "%s: %zu tokens, %zu chunks of %d\n", model->info().name.c_str(), tokens.size(),
                  tokens.size() / static_cast<size_t>(so.n_ctx), so.n_ctx);
-    PerplexityResult r = perplexity(session, tokens, vocab.bos(), [](int chunk, double ppl) {
+    PerplexityResult r = perplexity(session, tokens, vocab.add_bos() ? vocab.bos() : -1, [](int chunk, double ppl) {
         std::printf("[%d] %.4f\n", chunk + 1, ppl);
         std::fflush(stdout);
     });

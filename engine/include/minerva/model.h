@@ -1,4 +1,5 @@
-// minerva/model.h: loading a LLaMA-family model, sessions with a KV cache, sampling, generation.
+// minerva/model.h: loading a model (LLaMA, Qwen2/3, Qwen3-MoE, Mixtral, Gemma 2/3, Phi-3/4),
+// sessions with a KV cache, sampling, generation.
 //
 // Thread-safety: a Model is immutable after load() and may be shared by many Sessions. A Session
 // is used by one thread at a time, and Sessions of the same Model must not evaluate concurrently
@@ -48,6 +49,13 @@ struct ModelInfo {
     float rms_eps = 1e-5f;
     bool tied_output = false;
     bool has_rope_freqs = false;
+    int n_expert = 0;            // mixture of experts: experts per layer (0: dense FFN)
+    int n_expert_used = 0;       // experts each token uses
+    int n_ff_exp = 0;            // hidden size of one expert
+    int n_swa = 0;               // sliding window of the local layers (0: none)
+    int n_swa_layers = 0;        // how many layers are local
+    float attn_softcap = 0.f;    // attention-logit softcapping (0: off)
+    float final_softcap = 0.f;   // final-logit softcapping (0: off)
 };
 
 class Model {
