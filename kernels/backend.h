@@ -61,6 +61,9 @@ public:
     // Called once before the first upload_weight with the total bytes to come, so a model that
     // cannot fit the device is an Error before any upload (and uploads can report progress).
     virtual void plan_weights(uint64_t total_bytes) { (void)total_bytes; }
+    // Whether kv_store/attention take caches of this type (F16 and F32 everywhere; Q8_0, Q4_0 where
+    // the backend implements them).
+    virtual bool supports_kv_type(DType t) const { return t == DType::F16 || t == DType::F32; }
     // Scratch/activation/KV memory, zero-initialised, owned by the backend until it dies.
     virtual Tensor alloc(DType type, const int64_t ne[4]) = 0;
     // Copies between host memory and a tensor (byte offsets). read() waits for queued work.
@@ -82,7 +85,8 @@ public:
     // pos: I32 [n_tokens]; freq_factors: F32 [n_rot/2] or nullptr.
     virtual void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors) = 0;
     // Stores k and v ([head_dim * n_head_kv, n_tokens], F32) into the caches ([head_dim * n_head_kv,
-    // n_cells], F16 or F32) at cells rows[t] (I32 [n_tokens]), converting to the cache type.
+    // n_cells], of a type supports_kv_type() accepts) at cells rows[t] (I32 [n_tokens]), converting
+    // (or quantizing to blocks of 32) to the cache type.
     virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
                           const Tensor& rows) = 0;
     // Causal attention with GQA. q: [head_dim, n_head, n_tokens] F32; out: same shape.

@@ -232,6 +232,46 @@ TEST_P(Reference, Perplexity) {
     EXPECT_NEAR(r.ppl, want, rel * want);
 }
 
+// The KV cache in 8-bit blocks (llama.cpp's -ctk q8_0 -ctv q8_0) stays within the tolerance of
+// quantized weights against llama.cpp's F16-cache reference, for every model.
+TEST_P(Reference, Q8CacheLogits) {
+    if (!model_->backend_name().starts_with("cpu")) GTEST_SKIP() << "quantized KV caches run on the CPU backend";
+    const std::vector<int32_t> tokens = ref_["prompt_tokens"].get<std::vector<int32_t>>();
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(tokens.size());
+    so.kv_type_k = so.kv_type_v = KvType::Q8_0;
+    if (model_->info().head_dim % 32 != 0) {
+        // One block scale per 32 values must not span heads: such models refuse the type.
+        EXPECT_THROW(Session(model_, so), Error);
+        return;
+    }
+    Session session(model_, so);
+    session.eval(tokens, 0, true);
+    const auto all = session.logits();
+    const size_t nv = static_cast<size_t>(session.n_vocab());
+    const auto& top5 = ref_["prompt_top5"];
+    int bad = 0, agree = 0;
+    for (size_t p = 0; p < tokens.size(); ++p) {
+        const float* l = all.data() + p * nv;
+        const int32_t ref_top = top5[p][0][0].get<int32_t>();
+        const int32_t our_top = static_cast<int32_t>(std::max_element(l, l + nv) - l);
+        double ref_top_logit = top5[p][0][1].get<double>();
+        bool near_tie = our_top == ref_top;
+        for (const auto& e : top5[p]) {
+            const double want = e[1].get<double>(), d = std::fabs(l[e[0].get<int32_t>()] - want);
+            if (d > 0.05 + 0.03 * std::fabs(want) && ++bad <= 5)
+                ADD_FAILURE() << "position " << p << " token " << e[0] << ": " << l[e[0].get<int32_t>()] << " vs " << want;
+            if (e[0].get<int32_t>() == our_top && std::fabs(want - ref_top_logit) <= 0.05 + 0.03 * std::fabs(ref_top_logit))
+                near_tie = true;
+        }
+        agree += near_tie;
+    }
+    std::printf("[ %s/%s ] q8_0 KV cache: top-1 agreement %d/%zu, %d logits outside the quantized tolerance\n",
+                GetParam().model.c_str(), GetParam().device.c_str(), agree, tokens.size(), bad);
+    EXPECT_EQ(bad, 0);
+    EXPECT_GE(static_cast<double>(agree) / static_cast<double>(tokens.size()), 0.98);
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, Reference, testing::ValuesIn(all_params()), param_name);
 
 }  // namespace

@@ -57,7 +57,7 @@ TEST_P(SessionTest, PrefillEqualsTokenByTokenDecode) {
     for (KvType kv : {KvType::F32, KvType::F16}) {
         SessionOptions so;
         so.n_ctx = 64;
-        so.kv_type = kv;
+        so.kv_type_k = so.kv_type_v = kv;
         Session a(model_, so), b(model_, so);
         a.eval(prompt_, 0, true);
         const std::vector<float> all = copy(a.logits());
@@ -93,6 +93,11 @@ TEST_P(SessionTest, EvalBatchOverThreeSequencesEqualsSeparateEvals) {
     std::vector<int32_t> p2(prompt_.begin() + 3, prompt_.end());
     p2[0] = prompt_[0];
     const std::vector<std::vector<int32_t>> prompts = {p0, p1, p2};
+    // Quantized weights: the batched passes run the GEMM where the separate ones run the row
+    // kernels; the same bound and reason as PrefillEqualsTokenByTokenDecode. Measured 0.30% for
+    // tiny-k-Q4_K_M at decode step 1, and below 2e-4 with MINERVA_NO_GEMM=1 (every pass on the row
+    // kernels), so the batching itself is exact.
+    const double tol = GetParam().find("-Q") != std::string::npos ? 4e-2 : 2e-4;
 
     SessionOptions so;
     so.n_ctx = 48;
@@ -109,7 +114,7 @@ TEST_P(SessionTest, EvalBatchOverThreeSequencesEqualsSeparateEvals) {
     for (int s = 0; s < 3; ++s) {
         alone.push_back(std::make_unique<Session>(model_, one));
         auto l = alone.back()->eval(prompts[static_cast<size_t>(s)]);
-        EXPECT_LT(max_rel_diff(batched.last_logits(s), l), 2e-4) << "sequence " << s << " after prefill";
+        EXPECT_LT(max_rel_diff(batched.last_logits(s), l), tol) << "sequence " << s << " after prefill";
         EXPECT_EQ(batched.n_past(s), static_cast<int>(prompts[static_cast<size_t>(s)].size()));
     }
     // Then decode steps: one token per sequence in one pass.
@@ -124,7 +129,7 @@ TEST_P(SessionTest, EvalBatchOverThreeSequencesEqualsSeparateEvals) {
         batched.eval_batch(items);
         for (int s = 0; s < 3; ++s) {
             auto l = alone[static_cast<size_t>(s)]->eval(std::span<const int32_t>(&next[static_cast<size_t>(s)], 1));
-            EXPECT_LT(max_rel_diff(batched.last_logits(s), l), 2e-4) << "sequence " << s << " decode step " << step;
+            EXPECT_LT(max_rel_diff(batched.last_logits(s), l), tol) << "sequence " << s << " decode step " << step;
         }
     }
 }

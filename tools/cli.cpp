@@ -162,6 +162,12 @@ std::shared_ptr<Model> load_model(const Args& a, bool progress) {
     return Model::load(a.require("-m"), mo);
 }
 
+void read_cache_types(const Args& a, SessionOptions& so) {
+    if (a.has("--kv-f32")) so.kv_type_k = so.kv_type_v = KvType::F32;
+    if (auto t = a.get("--cache-type-k")) so.kv_type_k = parse_kv_type(*t);
+    if (auto t = a.get("--cache-type-v")) so.kv_type_v = parse_kv_type(*t);
+}
+
 void read_sampling(const Args& a, SamplerParams& sp) {
     sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
     sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));

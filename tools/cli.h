@@ -64,5 +64,11 @@ std::shared_ptr<Model> load_model(const Args& a, bool progress);
 // --repeat-last-n, --presence-penalty, --frequency-penalty, --seed) in sp; absent ones keep
 // sp's values.
 void read_sampling(const Args& a, SamplerParams& sp);
+// --cache-type-k / --cache-type-v (f16, f32, q8_0, q4_0) and --kv-f32 (both f32) into so.
+void read_cache_types(const Args& a, SessionOptions& so);
+// The options read_cache_types understands, for a command's option list and help text.
+inline constexpr const char* kCacheTypeHelp =
+    "  -ctk, --cache-type-k T  K cache type: f16 (default), f32, q8_0, q4_0\n"
+    "  -ctv, --cache-type-v T  V cache type: f16 (default), f32, q8_0, q4_0\n";
 
 }  // namespace minerva::cli

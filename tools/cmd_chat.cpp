@@ -25,15 +25,17 @@ const char* kChatHelp =
     "  -t, --threads N         CPU threads (default: physical cores)\n"
     "  --temp T                temperature (default 0.8; 0 = greedy)\n"
     "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --seed S\n"
-    "  --device D              auto, cpu, vulkan, vulkan:N\n";
+    "  --device D              auto, cpu, vulkan, vulkan:N\n"
+    "%s";
 
 int cmd_chat(int argc, char** argv) {
     Args a(argc, argv,
            {"-m|--model", "-s|--system", "--chat-template", "-n|--n-predict", "-c|--ctx-size", "-t|--threads", "--temp",
-            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--device", "--log-level"},
+            "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--seed", "--device", "--log-level",
+            "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"--print-prompt", "-h|--help"});
     if (a.has("--help")) {
-        std::fputs(kChatHelp, stdout);
+        std::printf(kChatHelp, kCacheTypeHelp);
         return 0;
     }
     if (auto l = a.get("--log-level")) set_log_level(*l);
@@ -50,9 +52,11 @@ int cmd_chat(int argc, char** argv) {
 
     SessionOptions so;
     so.n_ctx = static_cast<int>(a.get_int("-c", 0));
+    read_cache_types(a, so);
     Session session(model, so);
-    std::fprintf(stderr, "%s on %s, chat template '%s', n_ctx %d. One turn per line; /reset, /exit.\n",
-                 model->info().name.c_str(), model->backend_name().c_str(), tmpl.name().c_str(), session.n_ctx());
+    std::fprintf(stderr, "%s on %s, chat template '%s', n_ctx %d, KV cache %.1f MiB (%.1f KiB per token). One turn per line; /reset, /exit.\n",
+                 model->info().name.c_str(), model->backend_name().c_str(), tmpl.name().c_str(), session.n_ctx(),
+                 session.kv_bytes() / 1048576.0, session.kv_bytes_per_token() / 1024.0);
 
     std::vector<ChatMessage> conversation;
     if (auto s = a.get("-s")) conversation.emplace_back("system", *s);

@@ -13,10 +13,11 @@ namespace minerva::cli {
 namespace {
 
 int cmd_logits(int argc, char** argv) {
-    Args a(argc, argv, {"-m|--model", "-f|--file", "-p|--prompt", "--top", "-t|--threads", "--device", "--kv"},
+    Args a(argc, argv, {"-m|--model", "-f|--file", "-p|--prompt", "--top", "-t|--threads", "--device", "--kv",
+                        "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"-h|--help"});
     if (a.has("--help")) {
-        std::puts("usage: minerva logits -m MODEL (-f FILE | -p TEXT) [--top K] [-t N] [--device D] [--kv f16|f32]\n"
+        std::puts("usage: minerva logits -m MODEL (-f FILE | -p TEXT) [--top K] [-t N] [--device D] [--kv f16|f32|q8_0|q4_0] [-ctk T] [-ctv T]\n"
                   "prints {\"prompt_tokens\": [...], \"prompt_topK\": [[[id, logit] x K] per position]}\n"
                   "(the prompt is tokenized with BOS; logits are teacher-forced)");
         return 0;
@@ -34,9 +35,8 @@ int cmd_logits(int argc, char** argv) {
 
     SessionOptions so;
     so.n_ctx = static_cast<int>(tokens.size());
-    const std::string kv = a.get("--kv", "f16");
-    if (kv != "f16" && kv != "f32") throw Error("--kv must be f16 or f32");
-    so.kv_type = kv == "f32" ? KvType::F32 : KvType::F16;
+    if (auto kv = a.get("--kv")) so.kv_type_k = so.kv_type_v = parse_kv_type(*kv);  // both K and V
+    read_cache_types(a, so);
     Session session(model, so);
     session.eval(tokens, 0, true);
     std::span<const float> all = session.logits();

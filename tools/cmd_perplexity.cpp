@@ -9,10 +9,11 @@ namespace minerva::cli {
 namespace {
 
 int cmd_perplexity(int argc, char** argv) {
-    Args a(argc, argv, {"-m|--model", "-f|--file", "-c|--ctx-size", "-t|--threads", "--device", "-b|--batch-size"},
+    Args a(argc, argv, {"-m|--model", "-f|--file", "-c|--ctx-size", "-t|--threads", "--device", "-b|--batch-size",
+                        "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"--kv-f32", "-h|--help"});
     if (a.has("--help")) {
-        std::puts("usage: minerva perplexity -m MODEL -f TEXT [-c N] [-t N] [-b N] [--device D] [--kv-f32]\n"
+        std::puts("usage: minerva perplexity -m MODEL -f TEXT [-c N] [-t N] [-b N] [--device D] [--kv-f32] [-ctk T] [-ctv T]\n"
                   "llama.cpp's definition: chunks of N tokens starting with BOS, the second half of each scored;\n"
                   "the last line is `PPL = <value>`");
         return 0;
@@ -28,7 +29,7 @@ int cmd_perplexity(int argc, char** argv) {
     so.n_ctx = static_cast<int>(a.get_int("-c", 512));
     if (so.n_ctx < 4) throw Error("-c must be at least 4");
     so.n_batch = static_cast<int>(a.get_int("-b", so.n_ctx));
-    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    read_cache_types(a, so);
     Session session(model, so);
     std::fprintf(stderr, "%s: %zu tokens, %zu chunks of %d\n", model->info().name.c_str(), tokens.size(),
                  tokens.size() / static_cast<size_t>(so.n_ctx), so.n_ctx);

@@ -28,17 +28,18 @@ const char* kRunHelp =
     "  --seed S                RNG seed (default: random)\n"
     "  --ignore-eos            do not stop at end-of-generation tokens\n"
     "  --ids                   print generated token ids (space separated) instead of text\n"
-    "  --kv-f32                keep the KV cache in f32 (default f16)\n"
-    "  --device D              auto, cpu, vulkan, vulkan:N\n";
+    "  --kv-f32                keep the KV cache in f32 (same as -ctk f32 -ctv f32)\n"
+    "  --device D              auto, cpu, vulkan, vulkan:N\n"
+    "%s";
 
 int cmd_run(int argc, char** argv) {
     Args a(argc, argv,
            {"-m|--model", "-p|--prompt", "-f|--file", "-n|--n-predict", "-c|--ctx-size", "-t|--threads", "--temp",
             "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n", "--presence-penalty",
-            "--frequency-penalty", "--seed", "--device", "--log-level"},
+            "--frequency-penalty", "--seed", "--device", "--log-level", "-ctk|--cache-type-k", "-ctv|--cache-type-v"},
            {"--ids", "--ignore-eos", "--kv-f32", "-h|--help"});
     if (a.has("--help")) {
-        std::fputs(kRunHelp, stdout);
+        std::printf(kRunHelp, kCacheTypeHelp);
         return 0;
     }
     if (auto l = a.get("--log-level")) set_log_level(*l);
@@ -58,7 +59,7 @@ int cmd_run(int argc, char** argv) {
 
     SessionOptions so;
     so.n_ctx = static_cast<int>(a.get_int("-c", 0));
-    so.kv_type = a.has("--kv-f32") ? KvType::F32 : KvType::F16;
+    read_cache_types(a, so);
     // Scratch for the prompt's batch, no larger: activations are n_batch columns wide.
     so.n_batch = static_cast<int>(std::min<size_t>(prompt.size(), 512));
     Session session(model, so);
@@ -80,8 +81,9 @@ int cmd_run(int argc, char** argv) {
     std::printf("\n");
     std::fflush(stdout);
     const size_t n_gen = r.tokens.size();
-    std::fprintf(stderr, "\n%s on %s, n_ctx %d, KV cache %.1f MiB\n", model->info().name.c_str(),
-                 model->backend_name().c_str(), session.n_ctx(), session.kv_bytes() / 1048576.0);
+    std::fprintf(stderr, "\n%s on %s, n_ctx %d, KV cache %.1f MiB (K %s, V %s: %.1f KiB per token)\n",
+                 model->info().name.c_str(), model->backend_name().c_str(), session.n_ctx(), session.kv_bytes() / 1048576.0,
+                 kv_type_name(so.kv_type_k), kv_type_name(so.kv_type_v), session.kv_bytes_per_token() / 1024.0);
     std::fprintf(stderr, "prompt: %d tokens in %.3f s = %.2f tokens/s\n", r.n_prompt - r.n_cached, r.prompt_seconds,
                  r.prompt_seconds > 0 ? (r.n_prompt - r.n_cached) / r.prompt_seconds : 0.0);
     // The first generated token comes from the prompt's logits; n_gen - 1 forward passes follow.

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "llama.h"
+#include "minerva/error.h"
 
 namespace minerva {
 
@@ -66,17 +67,28 @@ ForwardScratch alloc_scratch(const LlamaModel& m, int n_batch, int n_out_max) {
     return s;
 }
 
-KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type) {
+KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k, KvType type_v) {
     const ModelInfo& h = m.info();
     KvCache kv;
     kv.n_ctx = n_ctx;
     kv.n_seq = n_seq;
-    const DType t = type == KvType::F16 ? DType::F16 : DType::F32;
     const int64_t n_kv = int64_t(h.n_head_kv) * h.head_dim;
+    auto dtype = [&](KvType t, const char* which) {
+        const DType d = t == KvType::F16 ? DType::F16 : t == KvType::F32 ? DType::F32 : t == KvType::Q8_0 ? DType::Q8_0 : DType::Q4_0;
+        if (!m.backend().supports_kv_type(d))
+            throw Error(std::string("KV cache type ") + kv_type_name(t) + " (" + which + ") is not supported on " + m.backend().name());
+        // Blocks must not straddle heads: one scale per 32 values of one head (as llama.cpp requires).
+        if (h.head_dim % dtype_info(d).block_elems != 0)
+            throw Error(std::string("KV cache type ") + kv_type_name(t) + " needs a head size that is a multiple of " +
+                        std::to_string(dtype_info(d).block_elems) + "; this model's is " + std::to_string(h.head_dim) +
+                        " (use f16 or f32)");
+        return d;
+    };
+    const DType tk = dtype(type_k, "K"), tv = dtype(type_v, "V");
     const int64_t n_cells = int64_t(n_ctx) * n_seq;
     for (int il = 0; il < h.n_layer; ++il) {
-        kv.k.push_back(make(m.backend(), t, n_kv, n_cells));
-        kv.v.push_back(make(m.backend(), t, n_kv, n_cells));
+        kv.k.push_back(make(m.backend(), tk, n_kv, n_cells));
+        kv.v.push_back(make(m.backend(), tv, n_kv, n_cells));
     }
     return kv;
 }

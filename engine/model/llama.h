@@ -130,8 +130,8 @@ struct ForwardScratch {
 struct KvCache {
     int n_ctx = 0;               // cells per sequence
     int n_seq = 0;
-    std::vector<Tensor> k;       // [n_layer] of [head_dim * n_head_kv, n_seq * n_ctx] F16/F32
-    std::vector<Tensor> v;       // [n_layer] of [head_dim * n_head_kv, n_seq * n_ctx] F16/F32
+    std::vector<Tensor> k;       // [n_layer] of [head_dim * n_head_kv, n_seq * n_ctx] F16/F32/Q8_0/Q4_0
+    std::vector<Tensor> v;       // [n_layer] of [head_dim * n_head_kv, n_seq * n_ctx]
 };
 
 // One forward pass: tokens[i] sits at position pos[i] of its sequence, is stored in cache cell
@@ -146,7 +146,7 @@ struct ForwardBatch {
 };
 
 ForwardScratch alloc_scratch(const LlamaModel& m, int n_batch, int n_out_max);
-KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type);
+KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k, KvType type_v);
 
 // Runs the model over the batch and writes the logits of its out_rows, in order, to
 // logits_out ([out_rows.size() * n_vocab]).

@@ -84,7 +84,7 @@ Session::Session(std::shared_ptr<Model> model, const SessionOptions& opts) : imp
     // (perplexity) in chunks of 8 rows, which bounds the [n_vocab, rows] scratch (4 MB at a
     // 128k vocabulary) at little cost in matmul efficiency.
     const int n_out_max = std::min(s.n_batch, std::max(s.n_seq, 8));
-    s.kv = alloc_kv_cache(*s.model, s.n_ctx, s.n_seq, opts.kv_type);
+    s.kv = alloc_kv_cache(*s.model, s.n_ctx, s.n_seq, opts.kv_type_k, opts.kv_type_v);
     s.scratch = alloc_scratch(*s.model, s.n_batch, n_out_max);
     s.tokens.resize(static_cast<size_t>(s.n_seq));
     s.last_logits.assign(static_cast<size_t>(s.n_seq) * s.n_vocab, 0.f);
@@ -225,6 +225,29 @@ void Session::clear(int seq) { truncate(seq, 0); }
 
 void Session::clear() {
     for (int i = 0; i < impl_->n_seq; ++i) truncate(i, 0);
+}
+
+size_t Session::kv_bytes_per_token() const {
+    size_t b = 0;
+    for (const Tensor& t : impl_->kv.k) b += t.row_size();
+    for (const Tensor& t : impl_->kv.v) b += t.row_size();
+    return b;
+}
+
+const char* kv_type_name(KvType t) {
+    switch (t) {
+        case KvType::F16: return "f16";
+        case KvType::F32: return "f32";
+        case KvType::Q8_0: return "q8_0";
+        case KvType::Q4_0: return "q4_0";
+    }
+    return "?";
+}
+
+KvType parse_kv_type(std::string_view name) {
+    for (KvType t : {KvType::F16, KvType::F32, KvType::Q8_0, KvType::Q4_0})
+        if (name == kv_type_name(t)) return t;
+    throw Error("unknown KV cache type '" + std::string(name) + "' (use f16, f32, q8_0 or q4_0)");
 }
 
 size_t Session::kv_bytes() const {

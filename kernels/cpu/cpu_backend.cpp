@@ -36,6 +36,8 @@ public:
         return t;
     }
 
+    bool supports_kv_type(DType t) const override { return cpu::kv_cache_type_supported(t); }
+
     Tensor alloc(DType type, const int64_t ne[4]) override {
         Tensor t = make(type, ne, "alloc");
         const size_t bytes = (t.nbytes() + 63) / 64 * 64;

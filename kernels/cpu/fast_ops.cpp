@@ -21,10 +21,30 @@ namespace {
 // Rows per scheduling unit so that one chunk is ~16K floats of work.
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_len)); }
 
+// Elements off .. off+n-1 of one cache row as f32. Quantized rows (Q8_0, Q4_0) decode the
+// blocks that hold them (a head's slice is whole blocks whenever head_dim is a multiple of 32).
 inline void load_row_f32(const Tensor& cache, int64_t cell, int64_t off, int64_t n, float* dst) {
     const int64_t idx = cell * cache.ne[0] + off;
     if (cache.type == DType::F32) {
         std::memcpy(dst, cache.data<float>() + idx, static_cast<size_t>(n) * 4);
+        return;
+    }
+    if (cache.type != DType::F16) {
+        const DTypeInfo& ti = dtype_info(cache.type);
+        const char* row = static_cast<const char*>(cache.host) + static_cast<size_t>(cell) * cache.row_size();
+        const int64_t b0 = off / ti.block_elems, b1 = (off + n + ti.block_elems - 1) / ti.block_elems;
+        if (off % ti.block_elems == 0 && n % ti.block_elems == 0) {
+            dequantize_row(cache.type, row + static_cast<size_t>(b0) * ti.block_bytes, dst, n);
+            return;
+        }
+        float tmp[1024];
+        for (int64_t bb = b0; bb < b1; ++bb) {  // unaligned slices (tiny heads): block by block
+            dequantize_row(cache.type, row + static_cast<size_t>(bb) * ti.block_bytes, tmp, ti.block_elems);
+            for (int64_t j = 0; j < ti.block_elems; ++j) {
+                const int64_t e = bb * ti.block_elems + j;
+                if (e >= off && e < off + n) dst[e - off] = tmp[j];
+            }
+        }
         return;
     }
     const uint16_t* s = cache.data<uint16_t>() + idx;
@@ -124,6 +144,7 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& kc, co
             std::memcpy(cache.data<float>() + cell * d, s, static_cast<size_t>(d) * 4);
             return;
         }
+        if (cache.type != DType::F16) return store_cache_row(cache, cell, s);
         uint16_t* o = cache.data<uint16_t>() + cell * d;
         int64_t i = 0;
         for (; i + 8 <= d; i += 8)
@@ -138,67 +159,193 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& kc, co
     });
 }
 
-// One work item = one token and one KV head with the query heads that share it (GQA): each
-// cached K/V row is converted to f32 once and used by every query head of the group.
+namespace {
+
+constexpr int kAttnTileQ = 8;     // query tokens per tile (prefill): K/V rows are read once for all of them
+constexpr int kAttnBlock = 64;    // cache cells per online-softmax step (scores stay in L1)
+constexpr int64_t kAttnMinSplit = 256;  // fewest cells one part of a split decode takes
+
+// The running state of one query row: max score, sum of exp, and the unnormalised output.
+struct RowState {
+    float m, l;
+};
+
+inline void scale_row(float* y, float a, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] *= a;
+}
+
+// One work item of the fused attention: the query rows (tile tokens x group heads) of KV head g
+// over cells [lo, hi) of the tile's union span, as an online softmax over blocks of kAttnBlock
+// cells: scores live in a block-sized buffer, never a context-sized one. Each K/V row is
+// converted to f32 once and used by every query row of the tile (GQA heads and tokens alike).
+// Writes (m, l) per row and acc [rows][hd] (unnormalised).
+void attend_part(const Tensor& q, const Tensor& kc, const Tensor& vc, const int32_t* span, const AttentionParams& p,
+                 const AttnTile& tile, int64_t g, int64_t lo, int64_t hi, float* buf, RowState* st, float* acc) {
+    const int64_t hd = p.head_dim;
+    const int group = p.n_head / p.n_head_kv;
+    const int64_t rows = tile.nt * group;
+    float* krow = buf;                                   // [hd]
+    float* sc = buf + hd + 8;                            // [rows][kAttnBlock]
+    for (int64_t r = 0; r < rows; ++r) st[r] = {-INFINITY, 0.f};
+    std::memset(acc, 0, static_cast<size_t>(rows * hd) * 4);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
+    for (int64_t b0 = lo; b0 < hi; b0 += kAttnBlock) {
+        const int64_t nb = std::min<int64_t>(kAttnBlock, hi - b0);
+        // scores = q.k * scale (softcapped), -inf outside a token's span
+        for (int64_t cc = 0; cc < nb; ++cc) {
+            const int64_t cell = b0 + cc;
+            load_row_f32(kc, cell, g * hd, hd, krow);
+            for (int64_t i = 0; i < tile.nt; ++i) {
+                const int64_t t = tile.t0 + i;
+                const bool in = cell >= span[2 * t] && cell < span[2 * t] + span[2 * t + 1];
+                const float* qi = q.data<float>() + (t * p.n_head + g * group) * hd;
+                for (int h = 0; h < group; ++h) {
+                    float s = -INFINITY;
+                    if (in) {
+                        s = dot_f32_avx2(qi + h * hd, krow, hd) * p.scale;
+                        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
+                    }
+                    sc[(i * group + h) * kAttnBlock + cc] = s;
+                }
+            }
+        }
+        // online softmax: rescale what was accumulated when the max grows, p = exp(s - m)
+        for (int64_t r = 0; r < rows; ++r) {
+            float* s = sc + r * kAttnBlock;
+            float mb = -INFINITY;
+            for (int64_t cc = 0; cc < nb; ++cc) mb = std::max(mb, s[cc]);
+            if (mb == -INFINITY) {
+                for (int64_t cc = 0; cc < nb; ++cc) s[cc] = 0.f;
+                continue;
+            }
+            const float m_new = std::max(st[r].m, mb);
+            if (m_new > st[r].m && st[r].l > 0) {
+                const float corr = std::exp(st[r].m - m_new);
+                st[r].l *= corr;
+                scale_row(acc + r * hd, corr, hd);
+            }
+            st[r].m = m_new;
+            // Whole vectors only (the tail is padded with -inf): a token's result must not depend
+            // on which other tokens share its tile, which would move where the tail starts.
+            for (int64_t cc = nb; cc < (nb + 7) / 8 * 8; ++cc) s[cc] = -INFINITY;
+            const __m256 vm = _mm256_set1_ps(m_new);
+            __m256 vsum = _mm256_setzero_ps();
+            for (int64_t cc = 0; cc < nb; cc += 8) {
+                const __m256 x = _mm256_loadu_ps(s + cc);
+                const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
+                const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
+                _mm256_storeu_ps(s + cc, e);
+                vsum = _mm256_add_ps(vsum, e);
+            }
+            const float sum = hsum8(vsum);
+            st[r].l += sum;
+        }
+        // acc += P V
+        for (int64_t cc = 0; cc < nb; ++cc) {
+            load_row_f32(vc, b0 + cc, g * hd, hd, krow);
+            for (int64_t r = 0; r < rows; ++r) {
+                const float pr = sc[r * kAttnBlock + cc];
+                if (pr != 0.f) axpy(pr, krow, acc + r * hd, hd);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+// Fused (flash-style) attention. Tokens are grouped into tiles of up to kAttnTileQ consecutive
+// tokens with overlapping spans; one work item is a tile and one KV head (with the query heads
+// that share it), so a K/V row is read once for all of them, and a causal prefill only visits
+// the cells its tile can see. When there are fewer items than threads can keep busy (decode),
+// each item's cells are split into parts whose partial softmaxes are merged at the end.
 void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& span, const Tensor& out,
                const AttentionParams& p) {
     check_attention(q, kc, vc, span, out, p);
     const int64_t hd = p.head_dim, n_tokens = q.ne[2] * q.ne[3];
     const int group = p.n_head / p.n_head_kv;
-    int64_t max_len = 0;
-    for (int64_t t = 0; t < n_tokens; ++t) max_len = std::max<int64_t>(max_len, span.data<int32_t>()[2 * t + 1]);
-    const size_t scratch = (static_cast<size_t>(group) * static_cast<size_t>(max_len + 8) + static_cast<size_t>(hd) + 8) * 4;
-    for (auto& s : c.per_thread) s.get(scratch);  // grow before the parallel region
-    c.pool.parallel_for(n_tokens * p.n_head_kv, 1, [&](int64_t b, int64_t e, int ith) {
-        float* buf = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(scratch));
-        float* row = buf;            // [hd] one K or V row in f32
-        float* scores = buf + hd + 8;  // [group][max_len + 8]
-        const int64_t sstride = max_len + 8;
-        for (int64_t item = b; item < e; ++item) {
-            const int64_t t = item / p.n_head_kv, g = item % p.n_head_kv;
-            const int64_t start = span.data<int32_t>()[2 * t], len = span.data<int32_t>()[2 * t + 1];
-            const float* qg = q.data<float>() + (t * p.n_head + g * group) * hd;
-            float* og = out.data<float>() + (t * p.n_head + g * group) * hd;
-            if (len == 0) {
-                std::memset(og, 0, static_cast<size_t>(group * hd) * 4);
+    const int32_t* sp = span.data<int32_t>();
+
+    std::vector<AttnTile>& tiles = c.attn_tiles;
+    tiles.clear();
+    for (int64_t t = 0; t < n_tokens; ++t) {
+        const int64_t lo = sp[2 * t], hi = lo + sp[2 * t + 1];
+        if (!tiles.empty()) {
+            AttnTile& b = tiles.back();
+            if (b.nt < kAttnTileQ && b.t0 + b.nt == t && lo < b.hi && hi > b.lo && lo >= b.lo) {
+                ++b.nt;
+                b.hi = std::max(b.hi, hi);
                 continue;
             }
-            for (int64_t cc = 0; cc < len; ++cc) {
-                load_row_f32(kc, start + cc, g * hd, hd, row);
-                for (int i = 0; i < group; ++i) scores[i * sstride + cc] = dot_f32_avx2(qg + i * hd, row, hd) * p.scale;
+        }
+        tiles.push_back({t, 1, lo, hi});
+    }
+    // Split the cells of each item when the items alone cannot keep the threads busy.
+    const int64_t n_items = static_cast<int64_t>(tiles.size()) * p.n_head_kv;
+    int64_t max_len = 0;
+    for (const AttnTile& tl : tiles) max_len = std::max(max_len, tl.hi - tl.lo);
+    int64_t n_split = 1;
+    const int64_t want = 2 * static_cast<int64_t>(c.n_threads());
+    if (n_items < want && c.n_threads() > 1)
+        n_split = std::clamp<int64_t>((want + n_items - 1) / n_items, 1, std::max<int64_t>(1, max_len / kAttnMinSplit));
+
+    const int64_t rows_max = static_cast<int64_t>(kAttnTileQ) * group;
+    const size_t buf_floats = static_cast<size_t>(hd + 8 + rows_max * kAttnBlock);
+    const size_t part_floats = static_cast<size_t>(rows_max * (hd + 2));
+    const size_t per_thread = (buf_floats + part_floats) * 4;
+    for (auto& s : c.per_thread) s.get(per_thread);  // grow before the parallel region
+    float* parts = nullptr;
+    if (n_split > 1) parts = static_cast<float*>(c.shared2.get(static_cast<size_t>(n_items * n_split) * part_floats * 4));
+
+    c.pool.parallel_for(n_items * n_split, 1, [&](int64_t b, int64_t e, int ith) {
+        float* buf = static_cast<float*>(c.per_thread[static_cast<size_t>(ith)].get(per_thread));
+        for (int64_t w = b; w < e; ++w) {
+            const int64_t item = w / n_split, part = w % n_split;
+            const AttnTile& tl = tiles[static_cast<size_t>(item / p.n_head_kv)];
+            const int64_t g = item % p.n_head_kv;
+            const int64_t rows = tl.nt * group;
+            const int64_t len = tl.hi - tl.lo, step = (len + n_split - 1) / n_split;
+            const int64_t lo = std::min(tl.hi, tl.lo + part * step), hi = std::min(tl.hi, lo + step);
+            float* pbuf = n_split > 1 ? parts + static_cast<size_t>(w) * part_floats : buf + buf_floats;
+            RowState* st = reinterpret_cast<RowState*>(pbuf);
+            float* acc = pbuf + 2 * rows_max;
+            attend_part(q, kc, vc, sp, p, tl, g, lo, hi, buf, st, acc);
+            if (n_split > 1) continue;
+            for (int64_t r = 0; r < rows; ++r) {
+                const int64_t t = tl.t0 + r / group, h = g * group + r % group;
+                float* o = out.data<float>() + (t * p.n_head + h) * hd;
+                const float inv = st[r].l > 0 ? 1.f / st[r].l : 0.f;
+                for (int64_t i = 0; i < hd; ++i) o[i] = acc[r * hd + i] * inv;
             }
-            if (p.softcap > 0)
-                for (int i = 0; i < group; ++i)
-                    for (int64_t cc = 0; cc < len; ++cc) {
-                        float& sc = scores[i * sstride + cc];
-                        sc = p.softcap * std::tanh(sc / p.softcap);
-                    }
-            for (int i = 0; i < group; ++i) {
-                float* s = scores + i * sstride;
-                __m256 vm = _mm256_set1_ps(-INFINITY);
-                int64_t j = 0;
-                for (; j + 8 <= len; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
-                float mx = hmax8(vm);
-                for (; j < len; ++j) mx = std::max(mx, s[j]);
-                const __m256 vmx = _mm256_set1_ps(mx);
-                __m256 vsum = _mm256_setzero_ps();
-                for (j = 0; j + 8 <= len; j += 8) {
-                    const __m256 ev = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + j), vmx));
-                    _mm256_storeu_ps(s + j, ev);
-                    vsum = _mm256_add_ps(vsum, ev);
+        }
+    });
+    if (n_split == 1) return;
+    // Merge the parts: out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M), M = max_s m_s.
+    c.pool.parallel_for(n_items, 1, [&](int64_t b, int64_t e, int) {
+        for (int64_t item = b; item < e; ++item) {
+            const AttnTile& tl = tiles[static_cast<size_t>(item / p.n_head_kv)];
+            const int64_t g = item % p.n_head_kv;
+            for (int64_t r = 0; r < tl.nt * group; ++r) {
+                const int64_t t = tl.t0 + r / group, h = g * group + r % group;
+                float* o = out.data<float>() + (t * p.n_head + h) * hd;
+                float M = -INFINITY;
+                for (int64_t s = 0; s < n_split; ++s) {
+                    const RowState* st = reinterpret_cast<const RowState*>(parts + static_cast<size_t>(item * n_split + s) * part_floats);
+                    if (st[r].l > 0) M = std::max(M, st[r].m);
                 }
-                float sum = hsum8(vsum);
-                for (; j < len; ++j) {
-                    s[j] = std::exp(s[j] - mx);
-                    sum += s[j];
+                std::memset(o, 0, static_cast<size_t>(hd) * 4);
+                float L = 0;
+                for (int64_t s = 0; s < n_split; ++s) {
+                    const float* pb = parts + static_cast<size_t>(item * n_split + s) * part_floats;
+                    const RowState* st = reinterpret_cast<const RowState*>(pb);
+                    if (!(st[r].l > 0)) continue;
+                    const float wgt = std::exp(st[r].m - M);
+                    L += st[r].l * wgt;
+                    axpy(wgt, pb + 2 * rows_max + r * hd, o, hd);
                 }
-                const float inv = 1.f / sum;
-                for (j = 0; j < len; ++j) s[j] *= inv;
-                std::memset(og + i * hd, 0, static_cast<size_t>(hd) * 4);
-            }
-            for (int64_t cc = 0; cc < len; ++cc) {
-                load_row_f32(vc, start + cc, g * hd, hd, row);
-                for (int i = 0; i < group; ++i) axpy(scores[i * sstride + cc], row, og + i * hd, hd);
+                if (L > 0) scale_row(o, 1.f / L, hd);
             }
         }
     });

@@ -39,6 +39,12 @@ namespace minerva::cpu::fast {
 // Makes OpenBLAS single-threaded (our pool runs one sgemm per thread). Called once per backend.
 void init_blas_threads();
 
+// attention: consecutive tokens whose spans overlap (one sequence's prefill, or one decode token).
+struct AttnTile {
+    int64_t t0, nt;   // tokens t0 .. t0 + nt - 1
+    int64_t lo, hi;   // the union of their spans: cells [lo, hi)
+};
+
 class Context {
 public:
     explicit Context(int n_threads) : pool(n_threads), per_thread(static_cast<size_t>(pool.size())) { init_blas_threads(); }
@@ -50,6 +56,7 @@ public:
     Scratch shared2;
     Scratch moe_x, moe_out;           // matmul_id: one expert's gathered columns and its outputs
     std::vector<int32_t> moe_pairs;   // matmul_id: (token, slot) pairs sorted by expert
+    std::vector<AttnTile> attn_tiles; // attention: the tiles of the current call
 };
 
 void get_rows(Context& c, const Tensor& table, const Tensor& ids, const Tensor& out);

@@ -9,6 +9,7 @@
 
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
+#include "cpu/quantize.h"
 #include "minerva/error.h"
 
 namespace minerva::cpu {
@@ -44,8 +45,10 @@ void need_compute_type(const char* op, const char* name, const Tensor& t) {
 
 void need_cache(const char* op, const char* name, const Tensor& t) {
     need_host(op, name, t);
-    if (t.type != DType::F16 && t.type != DType::F32)
-        fail(op, std::string(name) + " must be F16 or F32, got " + shape_str(t));
+    if (!kv_cache_type_supported(t.type))
+        fail(op, std::string(name) + " must be F16, F32, Q8_0 or Q4_0, got " + shape_str(t));
+    if (t.ne[0] % dtype_info(t.type).block_elems != 0)
+        fail(op, std::string(name) + " row of " + std::to_string(t.ne[0]) + " is not a whole number of blocks");
 }
 
 void need_index(const char* op, const char* what, int64_t v, int64_t limit) {
@@ -224,9 +227,31 @@ Tensor expert_view(const Tensor& w, int64_t e) {
     return v;
 }
 
+bool kv_cache_type_supported(DType t) {
+    return t == DType::F16 || t == DType::F32 || t == DType::Q8_0 || t == DType::Q4_0;
+}
+
 float cache_at(const Tensor& c, int64_t cell, int64_t i) {
     const int64_t idx = cell * c.ne[0] + i;
-    return c.type == DType::F16 ? fp16_to_f32(c.data<uint16_t>()[idx]) : c.data<float>()[idx];
+    if (c.type == DType::F16) return fp16_to_f32(c.data<uint16_t>()[idx]);
+    if (c.type == DType::F32) return c.data<float>()[idx];
+    // Quantized rows: decode the block holding element i.
+    const int64_t be = dtype_info(c.type).block_elems;
+    float blk[32];
+    const char* row = static_cast<const char*>(c.host) + static_cast<size_t>(cell) * c.row_size();
+    dequantize_row(c.type, row + static_cast<size_t>(i / be) * dtype_info(c.type).block_bytes, blk, be);
+    return blk[i % be];
+}
+
+void store_cache_row(const Tensor& cache, int64_t cell, const float* src) {
+    const int64_t d = cache.ne[0];
+    char* dst = static_cast<char*>(cache.host) + static_cast<size_t>(cell) * cache.row_size();
+    if (cache.type == DType::F32)
+        std::memcpy(dst, src, static_cast<size_t>(d) * 4);
+    else if (cache.type == DType::F16)
+        for (int64_t i = 0; i < d; ++i) reinterpret_cast<uint16_t*>(dst)[i] = f32_to_fp16(src[i]);
+    else
+        quantize_row(cache.type, src, dst, d);
 }
 
 }  // namespace minerva::cpu
@@ -295,17 +320,9 @@ void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor*
 
 void kv_store(const Tensor& k, const Tensor& v, const Tensor& kc, const Tensor& vc, const Tensor& rows) {
     check_kv_store(k, v, kc, vc, rows);
-    auto store = [](const Tensor& src, const Tensor& cache, int64_t t, int64_t cell) {
-        const int64_t d = cache.ne[0];
-        const float* s = src.data<float>() + t * d;
-        if (cache.type == DType::F16)
-            for (int64_t i = 0; i < d; ++i) cache.data<uint16_t>()[cell * d + i] = f32_to_fp16(s[i]);
-        else
-            std::memcpy(cache.data<float>() + cell * d, s, static_cast<size_t>(d) * 4);
-    };
     for (int64_t t = 0; t < rows.n_elements(); ++t) {
-        store(k, kc, t, rows.data<int32_t>()[t]);
-        store(v, vc, t, rows.data<int32_t>()[t]);
+        store_cache_row(kc, rows.data<int32_t>()[t], k.data<float>() + t * kc.ne[0]);
+        store_cache_row(vc, rows.data<int32_t>()[t], v.data<float>() + t * vc.ne[0]);
     }
 }
 

@@ -51,7 +51,11 @@ float gelu_ref(float z);
 // The expert matrix e of a [n_in, m, E] weight, as a 2-D tensor view.
 Tensor expert_view(const Tensor& w, int64_t e);
 
-// Reads element i of a K/V cache row (F16 or F32).
+// The K/V cache types: F16, F32, and the 8- and 4-bit block types Q8_0 and Q4_0.
+bool kv_cache_type_supported(DType t);
+// Reads element i of a K/V cache row.
 float cache_at(const Tensor& cache, int64_t cell, int64_t i);
+// Writes one cache row (cache.ne[0] floats), converting or quantizing to the cache type.
+void store_cache_row(const Tensor& cache, int64_t cell, const float* src);
 
 }  // namespace minerva::cpu
