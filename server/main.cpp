@@ -1,4 +1,5 @@
 // minerva-serve: an OpenAI-compatible HTTP server over libminerva. See docs/server.md.
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -30,13 +31,24 @@ static const char* kUsage = R"(usage: minerva-serve [options]
       --api-key KEY         require 'Authorization: Bearer KEY' (not for /health, /ready)
       --cors ORIGINS        allow these origins ('*' or a comma list); CORS is off by default
       --max-body BYTES      largest request body (default 8 MiB; larger -> 413)
+      --max-connections N   open client connections (default 1024; beyond -> 503)
+      --workers N           threads handling requests (default parallel + max-queue + 16)
+      --header-timeout S    a request head must arrive within S seconds (default 10; -> 408)
+      --keep-alive-timeout S  idle keep-alive connections close after S seconds (default 15)
+      --drain-timeout S     on SIGINT/SIGTERM, in-flight requests get S seconds (default 30)
+      --eviction-policy P   lru, lfu or fifo: which loaded model is unloaded first (default lru)
+      --max-memory BYTES    memory budget of loaded models (default 90% of physical memory)
+      --keep-alive DUR      unload a model idle this long (30s, 5m, 1h; default -1 = never)
       --config FILE         config file (default ~/.minerva/config.json); flags override it
       --log-level LEVEL     trace, debug, info, warn, error, off
 )";
 
 static minerva::serve::Api* g_api = nullptr;
 
-static void on_signal(int) {
+static volatile sig_atomic_t g_signal = 0;
+
+static void on_signal(int sig) {
+    g_signal = sig;
     if (g_api) g_api->stop();
 }
 
@@ -92,22 +104,45 @@ int main(int argc, char** argv) {
             else if (a == "--max-body") cfg.max_body_bytes = static_cast<size_t>(integer(a, value(), 1024, 1 << 30));
             else if (a == "--config") value();
             else if (a == "--log-level") cfg.log_level = value();
+            else if (a == "--max-connections") cfg.max_connections = integer(a, value(), 16, 1 << 20);
+            else if (a == "--workers") cfg.workers = integer(a, value(), 1, 1024);
+            else if (a == "--header-timeout") cfg.header_timeout_s = integer(a, value(), 1, 3600);
+            else if (a == "--keep-alive-timeout") cfg.keep_alive_timeout_s = integer(a, value(), 1, 3600);
+            else if (a == "--drain-timeout") cfg.drain_timeout_s = integer(a, value(), 0, 3600);
+            else if (a == "--eviction-policy") {
+                std::string p = value();
+                if (p == "lru") cfg.eviction_policy = minerva::serve::EvictionPolicy::Lru;
+                else if (p == "lfu") cfg.eviction_policy = minerva::serve::EvictionPolicy::Lfu;
+                else if (p == "fifo") cfg.eviction_policy = minerva::serve::EvictionPolicy::Fifo;
+                else throw minerva::Error("--eviction-policy must be lru, lfu or fifo, got '" + p + "'");
+            } else if (a == "--max-memory") {
+                std::string v = value();
+                size_t used = 0;
+                long long x = -1;
+                try {
+                    x = std::stoll(v, &used);
+                } catch (const std::exception&) {
+                }
+                if (used != v.size() || x < 0) throw minerva::Error("--max-memory must be a number of bytes, got '" + v + "'");
+                cfg.max_memory_bytes = x;
+            } else if (a == "--keep-alive") cfg.keep_alive_s = minerva::serve::parse_duration(value());
             else throw minerva::Error("unknown option '" + a + "' (see --help)");
         }
         if (cfg.models_dir.empty() && cfg.model_path.empty()) cfg.models_dir = minerva::serve::default_models_dir();
+        // logs go to stderr: stdout carries only the "listening on" line that scripts read
+        spdlog::set_default_logger(spdlog::stderr_color_mt("minerva-serve"));
         minerva::set_log_level(cfg.log_level);
         if (!cfg.chat_template.empty()) minerva::ChatTemplate::resolve(cfg.chat_template, "");  // fail early
 
         minerva::serve::Api api(cfg);
+        std::signal(SIGPIPE, SIG_IGN);
+        api.start();
         g_api = &api;
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
-        std::signal(SIGPIPE, SIG_IGN);
-        if (!api.listen()) {
-            std::fprintf(stderr, "minerva-serve: error: cannot listen on %s:%d\n", cfg.host.c_str(), cfg.port);
-            return 1;
-        }
+        api.run();
         g_api = nullptr;
+        if (g_signal) spdlog::info("shutdown: stopped on signal {}", static_cast<int>(g_signal));
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "minerva-serve: error: %s\n", e.what());

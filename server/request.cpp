@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "minerva/chat.h"
+#include "json_guard.h"
 #include "minerva/error.h"
 
 namespace minerva::serve {
@@ -146,7 +147,7 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
         } else if (one->is_array() && !one->empty()) {
             for (size_t k = 0; k < one->size(); ++k) {
                 const json& t = (*one)[k];
-                if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
+                if (!is_token_id(t, vocab.n_tokens()))
                     throw ApiError(400, "'prompt' token " + std::to_string(k) + " is not a token id of this model (0.." +
                                             std::to_string(vocab.n_tokens() - 1) + ")",
                                    "prompt", "invalid_value");

@@ -25,7 +25,7 @@ struct Scheduler::Slot {
     std::vector<int32_t> feed;  // tokens to evaluate in the next step
     std::string text;           // all generated text
     size_t emitted = 0;         // bytes of text handed to the job
-    Clock::time_point t_queued, t_admitted;
+    Clock::time_point t_queued, t_admitted, t_last;
     bool first = true;
 };
 
@@ -74,6 +74,15 @@ void Scheduler::cancel(const std::shared_ptr<Job>& job) {
     cv_.notify_all();
 }
 
+void Scheduler::cancel_all(const std::string& message) {
+    {
+        std::lock_guard lock(mu_);
+        abort_message_ = message;
+        for (auto& j : queue_) j->cancelled = true;
+    }
+    cv_.notify_all();
+}
+
 SchedulerStats Scheduler::stats() const {
     SchedulerStats s;
     {
@@ -107,7 +116,8 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
         if ((*it)->cancelled) {
             std::lock_guard lock((*it)->mu);
             (*it)->done = true;
-            (*it)->finish_reason = "cancelled";
+            (*it)->finish_reason = abort_message_.empty() ? "cancelled" : "error";
+            (*it)->error = abort_message_;
             (*it)->cv.notify_all();
             it = queue_.erase(it);
         } else {
@@ -161,6 +171,8 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
         j.cv.notify_all();
     }
     if (metrics_) metrics_->tokens(j.n_prompt - j.n_cached, j.n_gen);
+    prompt_total_ += j.n_prompt - j.n_cached;
+    gen_total_ += j.n_gen;
     s.job.reset();
     s.sampler.reset();
     s.decoder.reset();
@@ -210,7 +222,10 @@ bool Scheduler::emit(Slot& s, int32_t tok, std::span<const float> logits) {
             j.ttft_seconds = j.queue_seconds + since(s.t_admitted);
             if (metrics_) metrics_->time_to_first_token(j.ttft_seconds);
             s.first = false;
+        } else if (metrics_) {
+            metrics_->inter_token(since(s.t_last));
         }
+        s.t_last = Clock::now();
         j.cv.notify_all();
     }
     if (stopped) {
@@ -227,8 +242,15 @@ bool Scheduler::emit(Slot& s, int32_t tok, std::span<const float> logits) {
 
 void Scheduler::step() {
     // cancelled jobs free their slot before anything is evaluated for them
-    for (auto& s : slots_)
-        if (s.job && s.job->cancelled) finish(s, "cancelled");
+    std::string abort_message;
+    {
+        std::lock_guard lock(mu_);
+        abort_message = abort_message_;
+    }
+    for (auto& s : slots_) {
+        if (s.job && !abort_message.empty()) finish(s, "error", abort_message);
+        else if (s.job && s.job->cancelled) finish(s, "cancelled");
+    }
 
     std::vector<Session::BatchItem> items;
     std::vector<int> seqs;

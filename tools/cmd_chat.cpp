@@ -72,19 +72,36 @@ int cmd_chat(int argc, char** argv) {
         }
         if (line.empty()) continue;
         conversation.emplace_back("user", line);
-        std::string text;
-        try {
-            text = tmpl.render(conversation, copts);
-        } catch (const Error& e) {
-            std::fprintf(stderr, "error: %s\n", e.what());
-            conversation.pop_back();
-            continue;
+        // Render; when the conversation and room for a reply outgrow the context, drop the oldest
+        // turns after the system prompt (llama.cpp's --keep): generate() then shifts the cache
+        // over the dropped part instead of evaluating the kept turns again.
+        const int reserve = std::min(gp.max_tokens > 0 ? gp.max_tokens : session.n_ctx() / 4, session.n_ctx() / 2);
+        std::vector<int32_t> prompt;
+        bool ok = true;
+        while (true) {
+            std::string text;
+            try {
+                text = tmpl.render(conversation, copts);
+            } catch (const Error& e) {
+                std::fprintf(stderr, "error: %s\n", e.what());
+                ok = false;
+                break;
+            }
+            if (a.has("--print-prompt")) std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", text.c_str());
+            prompt = tokenize_chat(vocab, text);
+            if (static_cast<int>(prompt.size()) + reserve <= session.n_ctx() || conversation.size() <= n_fixed + 1) break;
+            // The oldest turn: a user message and the assistant reply after it.
+            conversation.erase(conversation.begin() + static_cast<std::ptrdiff_t>(n_fixed));
+            if (conversation.size() > n_fixed + 1 && conversation[n_fixed].role == "assistant")
+                conversation.erase(conversation.begin() + static_cast<std::ptrdiff_t>(n_fixed));
+            std::fputs("(context full: the oldest turn was dropped)\n", stderr);
         }
-        if (a.has("--print-prompt")) std::fprintf(stderr, "[prompt]\n%s\n[/prompt]\n", text.c_str());
-        std::vector<int32_t> prompt = tokenize_chat(vocab, text);
-        if (static_cast<int>(prompt.size()) + 1 >= session.n_ctx()) {
-            std::fprintf(stderr, "error: the conversation (%zu tokens) fills the context of %d; /reset to start over\n",
+        if (ok && static_cast<int>(prompt.size()) + 1 >= session.n_ctx()) {
+            std::fprintf(stderr, "error: the message (%zu tokens with the system prompt) fills the context of %d\n",
                          prompt.size(), session.n_ctx());
+            ok = false;
+        }
+        if (!ok) {
             conversation.pop_back();
             continue;
         }

@@ -2,6 +2,7 @@
 // and perplexity, both over the public Session API.
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <string>
 
@@ -48,9 +49,29 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
     res.n_prompt = static_cast<int>(prompt.size());
 
     // Reuse the cached common prefix; at least the last prompt token is evaluated again for its logits.
-    const auto cached = session.tokens(seq);
+    auto cached = session.tokens(seq);
     size_t common = 0;
     while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
+    // A dropped middle part (the oldest turns of a conversation, after the kept system prompt):
+    // when the cache continues with the prompt's next tokens further on, shift that run down
+    // instead of evaluating it again.
+    if (common < prompt.size() && common < cached.size()) {
+        size_t best_len = 0, best_gap = 0;
+        for (size_t gap = 1; common + gap < cached.size(); ++gap) {
+            size_t len = 0;
+            while (common + gap + len < cached.size() && common + len < prompt.size() &&
+                   cached[common + gap + len] == prompt[common + len])
+                ++len;
+            if (len > best_len) best_len = len, best_gap = gap;
+            if (len > 0 && common + gap + len == cached.size()) break;  // the run reaches the cache's end
+        }
+        if (best_len >= 16) {  // worth a shift; shorter runs are evaluated
+            session.truncate(seq, static_cast<int>(common + best_gap + best_len));
+            session.shift(seq, static_cast<int>(common), static_cast<int>(best_gap));
+            cached = session.tokens(seq);
+            common += best_len;
+        }
+    }
     if (common == prompt.size()) --common;
     session.truncate(seq, static_cast<int>(common));
     res.n_cached = static_cast<int>(common);
@@ -67,7 +88,10 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
     size_t emitted = 0;  // bytes of res.text already passed to the callback
     const auto t1 = Clock::now();
     const int room = session.n_ctx() - session.n_past(seq);
-    const int max_new = params.max_tokens < 0 ? room + 1 : params.max_tokens;
+    const int max_new = params.max_tokens >= 0 ? params.max_tokens : params.context_shift ? INT32_MAX : room + 1;
+    if (params.context_shift && (params.n_keep < 0 || params.n_keep >= session.n_ctx() - 1))
+        throw Error("generate: n_keep " + std::to_string(params.n_keep) + " leaves no room to shift the context of " +
+                    std::to_string(session.n_ctx()));
     res.finish_reason = "length";
     bool finished = false, stopped_by_string = false;
     for (int i = 0; i < max_new && !finished; ++i) {
@@ -94,6 +118,11 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
             finished = stopped_by_string = true;
         }
         // Emit all but what may still become a stop string.
+        // Full context: shift (drop the oldest half after the kept tokens) or stop.
+        if (!finished && params.context_shift && session.n_past(seq) >= session.n_ctx()) {
+            const int n_keep = std::min(params.n_keep, session.n_past(seq));
+            session.shift(seq, n_keep, (session.n_past(seq) - n_keep + 1) / 2);
+        }
         const bool last = finished || i + 1 == max_new || session.n_past(seq) >= session.n_ctx();
         const size_t hold = finished ? 0 : stop_prefix_len(std::string_view(res.text).substr(emitted), stops);
         const size_t upto = res.text.size() - hold;

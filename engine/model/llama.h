@@ -148,6 +148,11 @@ struct ForwardBatch {
 ForwardScratch alloc_scratch(const LlamaModel& m, int n_batch, int n_out_max);
 KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k, KvType type_v);
 
+// Context shift of one sequence whose cells start at `first`: drops its cells n_keep ..
+// n_keep + n_discard - 1 and moves the n_past - n_keep - n_discard after them down, re-rotating
+// their keys by -n_discard positions with each layer's RoPE (local or global).
+void shift_kv_cache(const LlamaModel& m, const KvCache& kv, int64_t first, int n_keep, int n_discard, int n_past);
+
 // Runs the model over the batch and writes the logits of its out_rows, in order, to
 // logits_out ([out_rows.size() * n_vocab]).
 void forward(const LlamaModel& m, const KvCache& kv, const ForwardScratch& s, ForwardBatch& b,

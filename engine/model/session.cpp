@@ -221,6 +221,19 @@ void Session::truncate(int seq, int n_keep) {
     }
 }
 
+void Session::shift(int seq, int n_keep, int n_discard) {
+    Impl& s = *impl_;
+    s.check_seq(seq);
+    auto& held = s.tokens[static_cast<size_t>(seq)];
+    const int n_past = static_cast<int>(held.size());
+    if (n_keep < 0 || n_discard < 0 || n_keep + n_discard > n_past)
+        throw Error("shift: keeping " + std::to_string(n_keep) + " and dropping " + std::to_string(n_discard) +
+                    " tokens does not fit sequence " + std::to_string(seq) + " of " + std::to_string(n_past));
+    if (n_discard == 0) return;
+    shift_kv_cache(*s.model, s.kv, int64_t(seq) * s.n_ctx, n_keep, n_discard, n_past);
+    held.erase(held.begin() + n_keep, held.begin() + n_keep + n_discard);
+}
+
 void Session::clear(int seq) { truncate(seq, 0); }
 
 void Session::clear() {

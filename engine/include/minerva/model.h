@@ -117,6 +117,11 @@ public:
     std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
 
     void truncate(int seq, int n_keep);  // forget cells n_keep.. of seq (prefix reuse)
+    // Context shift: forgets cells n_keep .. n_keep + n_discard - 1 of seq and moves the later
+    // ones down in place (their keys re-rotated to the new positions), so the sequence goes on
+    // with n_past(seq) - n_discard tokens and nothing is evaluated again. Throws Error for a
+    // range outside the sequence.
+    void shift(int seq, int n_keep, int n_discard);
     void clear(int seq);                 // one sequence
     void clear();                        // all sequences
 
@@ -169,10 +174,14 @@ std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logit
 float token_logprob(std::span<const float> logits, int32_t id);
 
 struct GenerateParams {
-    int max_tokens = 128;              // < 0: until the context is full
+    int max_tokens = 128;              // < 0: until the context is full (or, with context_shift, without end)
     SamplerParams sampling;
     std::vector<std::string> stop;     // stop strings (not included in the output)
     bool ignore_eos = false;
+    // When the sequence fills its context while generating, drop the oldest half of the tokens
+    // after the first n_keep (llama.cpp's --keep) and go on; otherwise stop with "length".
+    bool context_shift = false;
+    int n_keep = 0;
 };
 
 struct GenerateResult {
@@ -190,8 +199,9 @@ struct GenerateResult {
 // that never completed), it comes in one last call with token -1. Return false to cancel.
 using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
 
-// Evaluates the prompt into sequence seq of the session (reusing any cached common prefix) and
-// samples up to max_tokens more.
+// Evaluates the prompt into sequence seq of the session (reusing any cached common prefix, and
+// after a shift what follows a dropped middle part: a conversation whose oldest turns were
+// removed is not evaluated again) and samples up to max_tokens more.
 GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
                         const TokenCallback& on_token = {}, int seq = 0);
 
