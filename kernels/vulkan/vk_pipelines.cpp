@@ -24,7 +24,9 @@ struct PushTableEntry {
     const char* prefix;
     uint32_t bytes;
 };
+// First match wins: longer names sharing a prefix come first.
 static const PushTableEntry k_push_table[] = {
+    {"matmul_id_", sizeof(PcMatmulId)},
     {"matvec_", sizeof(PcMatvec)},
     {"matmul_", sizeof(PcMatvec)},
     {"get_rows_", sizeof(PcGetRows)},
@@ -34,7 +36,13 @@ static const PushTableEntry k_push_table[] = {
     {"attention_reduce", sizeof(PcAttentionReduce)},
     {"attention_", sizeof(PcAttention)},
     {"swiglu", sizeof(PcElementwise)},
+    {"geglu", sizeof(PcElementwise)},
+    {"add_bias", sizeof(PcAddBias)},
     {"add", sizeof(PcElementwise)},
+    {"scale", sizeof(PcScalarOp)},
+    {"softcap", sizeof(PcScalarOp)},
+    {"moe_route", sizeof(PcMoeRoute)},
+    {"moe_sum", sizeof(PcMoeSum)},
     {"gather_rows", sizeof(PcGatherRows)},
 };
 
