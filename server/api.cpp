@@ -373,6 +373,12 @@ void Api::routes() {
                 out += "minerva_kv_cache_bytes_per_token{model=\"" + id + "\",cache_type_k=\"" + cfg_.cache_type_k +
                        "\",cache_type_v=\"" + cfg_.cache_type_v + "\"} " + std::to_string(s.kv_bytes_per_token) + "\n";
             gauge("minerva_models_loaded", "Models loaded.", static_cast<double>(loaded.size()));
+            {
+                int64_t shifts = 0;
+                for (auto& m : loaded) shifts += m->scheduler->context_shifts_total();
+                out += "# HELP minerva_context_shifts_total Context shifts of full slots (--context-shift), loaded models.\n"
+                       "# TYPE minerva_context_shifts_total counter\nminerva_context_shifts_total " + std::to_string(shifts) + "\n";
+            }
             gauge("minerva_model_bytes_loaded", "Memory of the loaded models (weights and KV cache).", static_cast<double>(pool_.loaded_bytes()));
             gauge("minerva_http_connections", "Open client connections.", hs.connections);
             gauge("minerva_http_requests_in_flight", "Requests a worker thread is handling.", hs.in_flight);
@@ -480,6 +486,8 @@ void Api::routes() {
             auto lm = pool_.get(pool_.resolve_id(requested_model(body)), true, parse_keep_alive(body));
             GenRequest g = parse_generation(body, endpoint, *lm);
             std::string rid = res.get_header_value("X-Request-Id");
+            // The client sent more than the context holds and the server dropped its oldest turns.
+            if (g.dropped_messages > 0) res.set_header("X-Minerva-Dropped-Messages", std::to_string(g.dropped_messages));
 
             auto choices = std::make_shared<std::vector<Choice>>();
             std::vector<std::shared_ptr<Job>> jobs;
@@ -491,6 +499,8 @@ void Api::routes() {
                 if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
                 j->stop = g.stop;
                 j->top_logprobs = g.top_logprobs;
+                j->context_shift = g.context_shift;
+                j->n_keep = g.n_keep;
                 jobs.push_back(j);
                 choices->push_back(Choice{j, {}, {}, false, false});
             }

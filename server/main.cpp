@@ -22,6 +22,9 @@ static const char* kUsage = R"(usage: minerva-serve [options]
       --port PORT           port (default 11434; 0 = any free port)
   -t, --threads N           CPU threads (default: physical cores)
   -c, --ctx-size N          context cells per slot (default: min(trained, 4096))
+      --context-shift       a chat longer than the context drops its oldest turns (after the system
+                            messages) instead of a 400, and a full context during generation drops
+                            the oldest half of the tokens after n_keep instead of finishing "length"
   -ctk, --cache-type-k T    K cache type: f16 (default), f32, q8_0, q4_0
   -ctv, --cache-type-v T    V cache type: f16 (default), f32, q8_0, q4_0
       --device DEV          auto, cpu, vulkan, vulkan:N
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
             else if (a == "--port") cfg.port = integer(a, value(), 0, 65535);
             else if (a == "-t" || a == "--threads") cfg.threads = integer(a, value(), 0, 1024);
             else if (a == "-c" || a == "--ctx-size" || a == "--context") cfg.context = integer(a, value(), 0, 1 << 20);
+            else if (a == "--context-shift") cfg.context_shift = true;
             else if (a == "-ctk" || a == "--cache-type-k") cfg.cache_type_k = minerva::kv_type_name(minerva::parse_kv_type(value()));
             else if (a == "-ctv" || a == "--cache-type-v") cfg.cache_type_v = minerva::kv_type_name(minerva::parse_kv_type(value()));
             else if (a == "--device") cfg.device = value();

@@ -133,7 +133,10 @@ void load_config_file(const std::string& path, bool must_exist, Config& cfg) {
         else if (key == "default_model") str(cfg.default_model);
         else if (key == "threads") integer(cfg.threads, 0, 1024);
         else if (key == "context") integer(cfg.context, 0, 1 << 20);
-        else if (key == "cache_type_k" || key == "cache_type_v") {
+        else if (key == "context_shift") {
+            if (!v.is_boolean()) bad(key, "true or false");
+            cfg.context_shift = v.get<bool>();
+        } else if (key == "cache_type_k" || key == "cache_type_v") {
             std::string t;
             str(t);
             try {
@@ -349,6 +352,7 @@ std::shared_ptr<LoadedModel> ModelPool::get(const std::string& id, bool use, std
         lm->scheduler = std::make_unique<Scheduler>(lm->model, so, cfg_.max_queue, metrics_);
         lm->chat = ChatTemplate::resolve(cfg_.chat_template, lm->model->chat_template());
         lm->chat_opts = chat_options(*lm->model->vocab());
+        lm->context_shift = cfg_.context_shift;
         secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         spdlog::info("loaded model '{}' from {} ({}, {} slots x {} ctx, chat template {}) in {:.2f}s", id, entry->path,
                      lm->model->backend_name(), cfg_.parallel, lm->scheduler->n_ctx(), lm->chat->name(), secs);

@@ -34,6 +34,7 @@ struct Config {
     int context = 0;              // cells per slot; 0 = the model's default
     std::string cache_type_k = "f16";  // KV cache types: f16, f32, q8_0, q4_0
     std::string cache_type_v = "f16";
+    bool context_shift = false;   // drop the oldest turns / tokens instead of refusing or stopping
     std::string device = "auto";
     int parallel = 4;             // slots per model
     int max_loaded_models = 2;
@@ -80,6 +81,7 @@ struct LoadedModel {
     std::unique_ptr<Scheduler> scheduler;
     std::optional<ChatTemplate> chat;
     ChatOptions chat_opts;
+    bool context_shift = false;  // Config::context_shift, for the request parser
     int64_t created = 0;  // file modification time (unix)
 };
 

@@ -142,9 +142,10 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
         s = Slot{};
         s.job = job;
         queue_.pop_front();
-        // keep the shared prefix; at least the last prompt token is evaluated again for its logits
-        size_t common = std::min(best_common, s.job->prompt.size() - 1);
-        session_.truncate(best, static_cast<int>(common));
+        // keep the shared prefix (across a dropped middle of a conversation, by a shift); at least
+        // the last prompt token is evaluated again for its logits
+        (void)best_common;
+        const size_t common = static_cast<size_t>(session_.reuse_prefix(best, s.job->prompt));
         s.feed.assign(s.job->prompt.begin() + static_cast<long>(common), s.job->prompt.end());
         s.sampler = std::make_unique<Sampler>(s.job->sampling, session_.n_vocab());
         for (int32_t t : s.job->prompt) s.sampler->accept(t);  // the penalty window sees the prompt
@@ -258,9 +259,17 @@ void Scheduler::step() {
     for (int k = 0; k < n_slots_; ++k) {
         Slot& s = slots_[static_cast<size_t>(k)];
         if (!s.job) continue;
-        if (session_.n_past(k) + static_cast<int>(s.feed.size()) > n_ctx_) {
-            finish(s, "length");  // the context of this slot is full
-            continue;
+        const int n_past = session_.n_past(k), n_feed = static_cast<int>(s.feed.size());
+        if (n_past + n_feed > n_ctx_) {
+            // the context of this slot is full: shift (drop the oldest half after n_keep) or finish
+            const int n_keep = std::min(s.job->n_keep, n_past);
+            const int n_discard = std::max((n_past - n_keep + 1) / 2, n_past + n_feed - n_ctx_);
+            if (!s.job->context_shift || n_keep + n_discard > n_past) {
+                finish(s, "length");
+                continue;
+            }
+            session_.shift(k, n_keep, n_discard);
+            ++shifts_;
         }
         items.push_back({k, s.feed});
         seqs.push_back(k);

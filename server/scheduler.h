@@ -34,6 +34,10 @@ struct Job {
     SamplerParams sampling;
     std::vector<std::string> stop;
     int top_logprobs = -1;  // < 0: no logprobs; 0: the chosen token's only
+    // Context shift: when the slot's context fills while generating, drop the oldest half of the
+    // tokens after the first n_keep and go on (otherwise finish with "length").
+    bool context_shift = false;
+    int n_keep = 0;
 
     // output, guarded by mu
     std::mutex mu;
@@ -74,6 +78,7 @@ public:
     // Tokens of finished jobs since this scheduler started: prompt tokens evaluated, generated.
     int64_t prompt_tokens_total() const { return prompt_total_.load(); }
     int64_t generated_tokens_total() const { return gen_total_.load(); }
+    int64_t context_shifts_total() const { return shifts_.load(); }
 
     int n_ctx() const { return n_ctx_; }
     int n_slots() const { return n_slots_; }
@@ -99,7 +104,7 @@ private:
     std::vector<Slot> slots_;  // index = sequence id; touched only by the scheduler thread
     std::atomic<int> n_active_{0};
     std::atomic<int64_t> kv_used_{0};
-    std::atomic<int64_t> prompt_total_{0}, gen_total_{0};
+    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, shifts_{0};
     std::string abort_message_;  // set by cancel_all (under mu_); jobs end with it
     std::thread thread_;
 };
