@@ -249,17 +249,22 @@ INSTANTIATE_TEST_SUITE_P(Models, SessionTest, testing::Values("stories260K-f32",
 // checked op by op in test_attention (KvShift). Here: the bookkeeping, that the shifted session
 // evaluates on, and that it equals a session shifted the same way with another cache type up to
 // that type's rounding.
-class ContextShift : public testing::TestWithParam<std::string> {};
+class ContextShift : public testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        const std::string path = test::shared_file("models/" + GetParam() + ".gguf");
+        if (path.empty()) {
+            if (test::require_shared()) GTEST_FAIL() << "missing models/" << GetParam();
+            GTEST_SKIP() << "shared data not available (set MINERVA_SHARED)";
+        }
+        ModelOptions mo;
+        mo.device = "cpu";
+        model = Model::load(path, mo);
+    }
+    std::shared_ptr<Model> model;
+};
 
 TEST_P(ContextShift, ShiftKeepsTheSequenceUsable) {
-    const std::string path = test::shared_file("models/" + GetParam() + ".gguf");
-    if (path.empty()) {
-        if (test::require_shared()) GTEST_FAIL() << "missing models/" << GetParam();
-        GTEST_SKIP() << "shared data not available (set MINERVA_SHARED)";
-    }
-    ModelOptions mo;
-    mo.device = "cpu";
-    auto model = Model::load(path, mo);
     std::vector<int32_t> all = model->vocab()->tokenize(
         "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog, "
         "and every day they ran to the big tree by the river to look at the ducks.", true, false);
@@ -297,14 +302,6 @@ TEST_P(ContextShift, ShiftKeepsTheSequenceUsable) {
 // served by shifting the cache, not by evaluating the kept tail again; and with context_shift
 // generation goes on past the context.
 TEST_P(ContextShift, GenerateReusesAcrossADroppedMiddleAndShiftsWhenFull) {
-    const std::string path = test::shared_file("models/" + GetParam() + ".gguf");
-    if (path.empty()) {
-        if (test::require_shared()) GTEST_FAIL() << "missing models/" << GetParam();
-        GTEST_SKIP() << "shared data not available (set MINERVA_SHARED)";
-    }
-    ModelOptions mo;
-    mo.device = "cpu";
-    auto model = Model::load(path, mo);
     SessionOptions so;
     so.n_ctx = 96;
     Session session(model, so);

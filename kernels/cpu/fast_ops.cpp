@@ -259,47 +259,45 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
     });
 }
 
-void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_same_f32("swiglu", gate, up);
-    check_same_f32("swiglu", gate, out);
+namespace {
+
+// out = act(gate) * up, elementwise: 8 lanes through vec_act, the tail through act.
+template <class VecAct, class Act>
+void gated(Context& c, const char* op, const Tensor& gate, const Tensor& up, const Tensor& out, VecAct vec_act, Act act) {
+    check_same_f32(op, gate, up);
+    check_same_f32(op, gate, out);
     const int64_t n = gate.n_elements();
     const float* g = gate.data<float>();
     const float* u = up.data<float>();
     float* o = out.data<float>();
     c.pool.parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
         int64_t i = b;
-        const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
-        for (; i + 8 <= e; i += 8) {
-            const __m256 vg = _mm256_loadu_ps(g + i);
-            const __m256 den = _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, vg)));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(vg, den), _mm256_loadu_ps(u + i)));
-        }
-        for (; i < e; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+        for (; i + 8 <= e; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(vec_act(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+        for (; i < e; ++i) o[i] = act(g[i]) * u[i];
     });
 }
 
+}  // namespace
+
+void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
+    // silu(z) = z / (1 + e^-z)
+    gated(
+        c, "swiglu", gate, up, out,
+        [](__m256 z) { return _mm256_div_ps(z, _mm256_add_ps(_mm256_set1_ps(1.f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), z)))); },
+        [](float z) { return z / (1.f + std::exp(-z)); });
+}
+
 void geglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_same_f32("geglu", gate, up);
-    check_same_f32("geglu", gate, out);
-    const int64_t n = gate.n_elements();
-    const float* g = gate.data<float>();
-    const float* u = up.data<float>();
-    float* o = out.data<float>();
     // tanh(y) = 1 - 2 / (exp(2y) + 1), so gelu(z) = z - z / (exp(2y) + 1), y = sqrt(2/pi) (z + 0.044715 z^3)
-    c.pool.parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
-        int64_t i = b;
-        const __m256 one = _mm256_set1_ps(1.f), k0 = _mm256_set1_ps(2.f * 0.7978845608f), k1 = _mm256_set1_ps(0.044715f);
-        const __m256 lo = _mm256_set1_ps(-40.f), hi = _mm256_set1_ps(40.f);
-        for (; i + 8 <= e; i += 8) {
-            const __m256 z = _mm256_loadu_ps(g + i);
+    gated(
+        c, "geglu", gate, up, out,
+        [](__m256 z) {
             const __m256 z3 = _mm256_mul_ps(_mm256_mul_ps(z, z), z);
-            __m256 y2 = _mm256_mul_ps(k0, _mm256_fmadd_ps(k1, z3, z));
-            y2 = _mm256_min_ps(_mm256_max_ps(y2, lo), hi);
-            const __m256 gl = _mm256_sub_ps(z, _mm256_div_ps(z, _mm256_add_ps(exp8(y2), one)));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
-        }
-        for (; i < e; ++i) o[i] = gelu_ref(g[i]) * u[i];
-    });
+            __m256 y2 = _mm256_mul_ps(_mm256_set1_ps(2.f * 0.7978845608f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), z3, z));
+            y2 = _mm256_min_ps(_mm256_max_ps(y2, _mm256_set1_ps(-40.f)), _mm256_set1_ps(40.f));
+            return _mm256_sub_ps(z, _mm256_div_ps(z, _mm256_add_ps(exp8(y2), _mm256_set1_ps(1.f))));
+        },
+        [](float z) { return gelu_ref(z); });
 }
 
 void add_bias(Context& c, const Tensor& x, const Tensor& bias) {
