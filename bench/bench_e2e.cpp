@@ -42,9 +42,10 @@ int cmd_e2e(int argc, char** argv) {
     if (n_prompt < 1 || n_gen < 1 || reps < 1) throw Error("-p, -n and --reps must be at least 1");
     if (depth < 0) throw Error("--depth must not be negative");
 
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
+    ModelOptions mo = model_options(a);  // --device and -t, checked
+    const int n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1), 1, 1 << 24));
+    SessionOptions cache;  // the cache types, checked before loading
+    read_cache_types(a, cache);
     const auto t_load = Clock::now();
     auto model = Model::load(a.require("-m"), mo);
     const double load_s = std::chrono::duration<double>(Clock::now() - t_load).count();
@@ -52,8 +53,9 @@ int cmd_e2e(int argc, char** argv) {
 
     SessionOptions so;
     so.n_ctx = depth + n_prompt + n_gen;
-    so.n_batch = static_cast<int>(a.get_int("-b", std::max(n_prompt, 1)));
-    read_cache_types(a, so);
+    so.n_batch = n_batch;
+    so.kv_type_k = cache.kv_type_k;
+    so.kv_type_v = cache.kv_type_v;
     Session session(model, so);
 
     // A fixed, non-degenerate prompt: ids spread over the vocabulary (BOS first when there is one).

@@ -18,13 +18,10 @@ int cmd_batch(int argc, char** argv) {
                   "Times one-token decode steps of 1, 2, 4, ... --seqs sequences batched in one eval_batch.");
         return 0;
     }
-    ModelOptions mo;
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    mo.device = a.get("--device", "auto");
+    ModelOptions mo = model_options(a);  // --device and -t, checked
+    const int max_seqs = static_cast<int>(a.get_int("--seqs", 8, 1, 256));
+    const int steps = static_cast<int>(a.get_int("--steps", 100, 1, 1 << 24));
     auto model = Model::load(a.require("-m"), mo);
-    const int max_seqs = static_cast<int>(a.get_int("--seqs", 8));
-    const int steps = static_cast<int>(a.get_int("--steps", 100));
-    if (max_seqs < 1 || max_seqs > 256 || steps < 1) throw Error("--seqs must be 1..256 and --steps >= 1");
     SessionOptions so;
     so.n_seq = max_seqs;
     so.n_ctx = steps + 8;

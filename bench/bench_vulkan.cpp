@@ -135,6 +135,9 @@ int cmd_vulkan_kernels(int argc, char** argv) {
 
     // ---- matrix-vector (decode) and matrix-matrix (prefill) per weight type: the FFN up shape
     Tensor x1 = f32({dim, 1}), xp = f32({dim, n_pp}), y1 = f32({ffn, 1}), yp = f32({ffn, n_pp});
+    Tensor y_moe = f32({ffn / 4, 2, 1}), ids_moe = vk->alloc(DType::I32, std::array<int64_t, 4>{2, 1, 1, 1}.data());
+    const int32_t chosen[2] = {3, 1};
+    vk->write(ids_moe, chosen, sizeof chosen);
     for (DType t : types) {
         auto bytes = random_weights(t, dim, ffn, rng);
         const int64_t ne[4] = {dim, ffn, 1, 1};
@@ -145,6 +148,12 @@ int cmd_vulkan_kernels(int argc, char** argv) {
                  2.0 * dim * ffn);
         add_rows(timed([&] { vk->matmul(w, xp, yp); }), "matmul", shape + " n=" + std::to_string(n_pp),
                  wbytes + 4.0 * n_pp * (dim + ffn), 2.0 * dim * ffn * n_pp);
+        // Mixture of experts at decode: the same bytes as 4 experts of [dim, ffn/4], 2 chosen.
+        const int64_t ne_moe[4] = {dim, ffn / 4, 4, 1};
+        Tensor we = vk->upload_weight(t, ne_moe, bytes.data(), "bench_experts");
+        add_rows(timed([&] { vk->matmul_id(we, x1, ids_moe, y_moe); }), "matmul_id",
+                 std::to_string(dim) + "x" + std::to_string(ffn / 4) + " 2 of 4 n=1", wbytes / 2 + 4.0 * (dim + ffn / 2),
+                 2.0 * dim * (ffn / 2));
     }
 
     // ---- the other ops at decode (1 token) and prefill shapes
@@ -155,6 +164,7 @@ int cmd_vulkan_kernels(int argc, char** argv) {
                  4.0 * (2 * dim * n + dim), 4.0 * dim * n);
         Tensor g = f32({ffn, n}), u = f32({ffn, n}), a = f32({ffn, n});
         add_rows(timed([&] { vk->swiglu(g, u, a); }), "swiglu", std::to_string(ffn) + ns, 12.0 * ffn * n, 5.0 * ffn * n);
+        add_rows(timed([&] { vk->geglu(g, u, a); }), "geglu", std::to_string(ffn) + ns, 12.0 * ffn * n, 10.0 * ffn * n);
         add_rows(timed([&] { vk->add(x, out); }), "add", std::to_string(dim) + ns, 12.0 * dim * n, 1.0 * dim * n);
         Tensor q = f32({head_dim, n_head, n}), pos = vk->alloc(DType::I32, std::array<int64_t, 4>{n, 1, 1, 1}.data());
         RopeParams rp{head_dim, 10000.f, 1.f};

@@ -112,6 +112,15 @@ public:
     // the output projection). rows: I32 [n].
     virtual void gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) = 0;
 
+    // Context shift: moves cells [src, src + n) of both caches to [dst, dst + n) (dst < src) and
+    // rotates the moved K rows by `delta` positions (RoPE with p's pairing, base and scaling and
+    // the freq_factors; attn_factor is not applied again), so that a sequence whose cells
+    // dst .. src-1 were dropped continues at shifted positions without evaluating anything again.
+    // The caches are [head_dim * n_head_kv, n_cells]. The default reads the range to the host,
+    // shifts it there and writes it back (a rare operation, one per context overflow).
+    virtual void kv_shift(const Tensor& k_cache, const Tensor& v_cache, int64_t dst, int64_t src, int64_t n, int delta,
+                          int head_dim, const RopeParams& p, const Tensor* freq_factors);
+
     // ---- mixture of experts ----
     // Routing: for each token t, p = softmax(logits[:, t]) over all E experts; ids[:, t] = the
     // k = ids.ne[0] experts of largest p (best first, ties to the lower index); weights[:, t] =

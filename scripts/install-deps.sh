@@ -4,9 +4,9 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config ninja-build
       libvulkan-dev glslang-dev glslang-tools libshaderc-dev glslc
-      libopenblas-dev libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev
-      libgtest-dev libpcre2-dev mesa-vulkan-drivers vulkan-tools
-      clang libclang-rt-14-dev nodejs npm)
+      libopenblas-dev nlohmann-json3-dev libspdlog-dev
+      libfmt-dev libgtest-dev libpcre2-dev mesa-vulkan-drivers vulkan-tools
+      clang libclang-rt-14-dev nodejs npm haproxy chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,18 +1,17 @@
 // api.cpp: routes, authentication, CORS, access log, and the chat/completions handlers (plain
 // JSON or SSE streaming) over the scheduler's jobs.
 #include "api.h"
+#include "webui/webui.h"
 
-#include <httplib.h>
-#include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
 
 #include <ctime>
 #include <filesystem>
 #include <thread>
 
 #include "minerva/error.h"
+#include "http.h"
+#include "json_guard.h"
 #include "request.h"
 
 namespace minerva::serve {
@@ -21,15 +20,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void send_json(httplib::Response& res, int status, const json& j) {
+void send_json(http::Response& res, int status, const json& j) {
     res.status = status;
     res.set_content(dump(j), "application/json");
 }
 
-void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.status, error_body(e)); }
+void send_error(http::Response& res, const ApiError& e) { send_json(res, e.status, error_body(e)); }
 
-json parse_body(const httplib::Request& req) {
+json parse_body(const http::Request& req) {
     json body;
+    check_json_depth(req.body);
     try {
         body = json::parse(req.body);
     } catch (const json::exception& e) {
@@ -39,51 +39,17 @@ json parse_body(const httplib::Request& req) {
     return body;
 }
 
-// The socket of the connection a request came on, found by its address pair: httplib 0.11 does
-// not hand it to handlers, and it is needed to notice a client that went away while its
-// request waits in the queue or generates without writing anything.
-int find_socket(const httplib::Request& req) {
-    std::error_code ec;
-    for (auto& de : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
-        int fd = -1;
-        try {
-            fd = std::stoi(de.path().filename().string());
-        } catch (const std::exception&) {
-            continue;
-        }
-        sockaddr_storage local{}, peer{};
-        socklen_t ll = sizeof local, pl = sizeof peer;
-        if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &ll) != 0) continue;
-        if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &pl) != 0) continue;
-        auto port_of = [](const sockaddr_storage& a) -> int {
-            if (a.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(a).sin_port);
-            if (a.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(a).sin6_port);
-            return -1;
-        };
-        if (port_of(local) == req.local_port && port_of(peer) == req.remote_port) return fd;
-    }
-    return -1;
-}
-
-bool peer_closed(int fd) {
-    if (fd < 0) return false;
-    pollfd p{fd, static_cast<short>(POLLIN | POLLRDHUP), 0};
-    if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-    if (p.revents & POLLIN) {
-        char c;
-        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        return n == 0;
-    }
-    return false;
-}
-
 std::string route_label(const std::string& path) {
     static const char* exact[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/tokenize", "/detokenize",
                                   "/health", "/ready", "/metrics"};
     for (const char* e : exact)
         if (path == e) return e;
-    if (path.rfind("/v1/models/", 0) == 0) return path.size() > 5 && path.ends_with("/load") ? "/v1/models/{id}/load" : "/v1/models/{id}";
+    if (path == "/v1/models/stats") return path;
+    if (path.rfind("/v1/models/", 0) == 0) {
+        if (path.ends_with("/load")) return "/v1/models/{id}/load";
+        if (path.ends_with("/preload")) return "/v1/models/{id}/preload";
+        return "/v1/models/{id}";
+    }
     return "other";
 }
 
@@ -100,9 +66,9 @@ struct Choice {
 struct Waiter {
     std::vector<Choice>& choices;
     Scheduler& sched;
-    int fd;
+    const http::Request& req;
 
-    bool client_gone() const { return peer_closed(fd); }
+    bool client_gone() const { return req.client_gone(); }
     void cancel_all() {
         for (auto& c : choices) sched.cancel(c.job);
     }
@@ -156,30 +122,59 @@ std::string finish_reason(const Job& j) { return j.finish_reason == "stop" || j.
 
 }  // namespace
 
-Api::Api(const Config& cfg) : cfg_(cfg), pool_(cfg, &metrics_), http_(std::make_unique<httplib::Server>()) {
-    http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
-    http_->set_payload_max_length(cfg_.max_body_bytes);
-    http_->set_keep_alive_timeout(30);
-    http_->set_read_timeout(60);
-    http_->set_write_timeout(60);
+http::Limits Api::limits(const Config& cfg) {
+    http::Limits l;
+    l.max_body = cfg.max_body_bytes;
+    l.max_buffered = std::max<size_t>(cfg.max_body_bytes * 64, 4u << 20);
+    l.max_connections = cfg.max_connections;
+    // a worker for every request a model can hold (running or queued), so that a full queue is
+    // answered 429 at once instead of waiting for a thread; plus headroom for the other routes
+    l.workers = cfg.workers > 0 ? cfg.workers : std::min(1024, cfg.parallel + cfg.max_queue + 16);
+    l.max_pending = l.workers;
+    l.header_timeout_ms = cfg.header_timeout_s * 1000;
+    l.keep_alive_ms = cfg.keep_alive_timeout_s * 1000;
+    return l;
+}
+
+Api::Api(const Config& cfg) : cfg_(cfg), pool_(cfg, &metrics_), http_(std::make_unique<http::Server>(limits(cfg))) {
     routes();
 }
 
 Api::~Api() = default;
 
-bool Api::listen() {
-    if (cfg_.port == 0) {
-        port_ = http_->bind_to_any_port(cfg_.host);
-        if (port_ <= 0) return false;
-    } else {
-        if (!http_->bind_to_port(cfg_.host, cfg_.port)) return false;
-        port_ = cfg_.port;
+void Api::start() {
+    // a bad --model is a start-up error, and /ready answers 200 only once it can serve
+    if (!cfg_.model_path.empty()) {
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(cfg_.model_path, ec))
+            throw Error("--model " + cfg_.model_path + ": no such file");
+        try {
+            pool_.get(std::filesystem::path(cfg_.model_path).stem().string(), false);
+        } catch (const ApiError& e) {
+            throw Error(e.what());
+        }
     }
+    if (cfg_.model_path.empty() || !cfg_.models_dir.empty()) {
+        std::error_code ec;
+        if (!cfg_.models_dir.empty() && !std::filesystem::is_directory(cfg_.models_dir, ec))
+            throw Error("--models-dir " + cfg_.models_dir + ": not a directory");
+    }
+    port_ = http_->bind(cfg_.host, cfg_.port);
+    http_->set_drain(cfg_.drain_timeout_s * 1000, [this] {
+        spdlog::warn("shutdown: drain timeout ({} s) reached; ending the requests still running", cfg_.drain_timeout_s);
+        for (auto& m : pool_.loaded()) m->scheduler->cancel_all("the server is shutting down");
+    });
+}
+
+void Api::run() {
     // printed whatever the log level: scripts read the port from this line (--port 0)
     std::printf("minerva-serve listening on http://%s:%d (%zu model(s) available)\n", cfg_.host.c_str(), port_,
                 pool_.list().size());
     std::fflush(stdout);
-    return http_->listen_after_bind();
+    pool_.start_idle_reaper();
+    http_->run();
+    auto st = http_->stats();
+    spdlog::info("shutdown: drained ({} connection(s) left)", st.connections);
 }
 
 void Api::stop() { http_->stop(); }
@@ -204,7 +199,7 @@ void Api::routes() {
     auto& http = *http_;
 
     // ---- every request: id, auth, CORS
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    http.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
         std::string rid = begin_request(req.method, req.path);
         res.set_header("X-Request-Id", rid);
         if (!cfg_.cors.empty() && req.has_header("Origin")) {
@@ -228,41 +223,48 @@ void Api::routes() {
             }
             if (req.method == "OPTIONS") {
                 res.status = ok ? 204 : 403;
-                return httplib::Server::HandlerResponse::Handled;
+                return http::Server::HandlerResponse::Handled;
             }
         }
-        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready") {
+        if (!cfg_.api_key.empty() && req.path != "/health" && req.path != "/ready" && req.path != "/") {
             std::string auth = req.get_header_value("Authorization");
-            if (auth != "Bearer " + cfg_.api_key) {
+            // the scheme is case-insensitive (RFC 9110 11.1), the token is not
+            std::string scheme = auth.substr(0, std::min<size_t>(auth.size(), 7));
+            for (auto& ch : scheme) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            size_t tok = auth.find_first_not_of(' ', 7);
+            bool ok = scheme == "bearer " && tok != std::string::npos && auth.substr(tok) == cfg_.api_key;
+            if (!ok) {
                 send_error(res, ApiError(401,
                                          auth.empty() ? "Missing API key: send it as 'Authorization: Bearer <key>'"
                                                       : "Incorrect API key provided",
                                          "", "invalid_api_key"));
-                return httplib::Server::HandlerResponse::Handled;
+                return http::Server::HandlerResponse::Handled;
             }
         }
-        return httplib::Server::HandlerResponse::Unhandled;
+        return http::Server::HandlerResponse::Unhandled;
     });
 
-    // ---- statuses httplib sets itself (unknown route 404, oversized body 413, ...)
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-        if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-        std::string msg;
+    // cheap GETs on threads of their own: answered however busy the workers are
+    http.set_priority_paths({"/health", "/ready", "/metrics"});
+
+    // ---- statuses the HTTP layer sets itself (unknown route, limits, timeouts, overload)
+    http.set_error_handler([this](const http::Request&, http::Response& res, const std::string& message) {
         std::string code;
         switch (res.status) {
-            case 404: msg = "Unknown route: " + req.method + " " + req.path; code = "unknown_route"; break;
-            case 405: msg = "Method not allowed: " + req.method + " " + req.path; break;
-            case 413:
-                msg = "The request body is too large (limit " + std::to_string(cfg_.max_body_bytes) + " bytes)";
-                code = "request_too_large";
-                break;
-            default: msg = "HTTP error " + std::to_string(res.status);
+            case 404: code = "unknown_route"; break;
+            case 405: code = "method_not_allowed"; break;
+            case 408: code = "request_timeout"; break;
+            case 413: code = "request_too_large"; break;
+            case 414: code = "uri_too_long"; break;
+            case 431: code = "headers_too_large"; break;
+            case 503: code = "server_busy"; break;
+            default: code = "invalid_request";
         }
-        send_error(res, ApiError(res.status, msg, "", code));
-        return httplib::Server::HandlerResponse::Handled;
-    }));
+        if (res.get_header_value("X-Request-Id").empty()) res.set_header("X-Request-Id", "req-" + std::to_string(next_id_.fetch_add(1)));
+        send_error(res, ApiError(res.status, message, "", code));
+    });
 
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    http.set_exception_handler([](const http::Request&, http::Response& res, std::exception_ptr ep) {
         try {
             std::rethrow_exception(ep);
         } catch (const ApiError& e) {
@@ -275,7 +277,7 @@ void Api::routes() {
     });
 
     // ---- access log + request metrics, once the response is written
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    http.set_logger([this](const http::Request& req, const http::Response& res) {
         std::string rid = res.get_header_value("X-Request-Id");
         RequestRecord rec;
         {
@@ -289,14 +291,15 @@ void Api::routes() {
         }
         double secs = std::chrono::duration<double>(Clock::now() - rec.t0).count();
         metrics_.request(route_label(req.path), res.status);
-        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr, req.method,
-                     req.path, res.status, rec.prompt_tokens, rec.completion_tokens, secs, rec.note.empty() ? "" : " ",
+        // the path is the client's: escaped, so that no byte of it can forge or break a log line
+        spdlog::info("{} {} {} {} {} prompt_tokens={} completion_tokens={} {:.3f}s{}{}", rid, req.remote_addr,
+                     http::escape_for_log(req.method), http::escape_for_log(req.target), res.status, rec.prompt_tokens, rec.completion_tokens, secs, rec.note.empty() ? "" : " ",
                      rec.note);
     });
 
     // wraps a handler: ApiError and other exceptions become OpenAI-shaped errors
     auto guarded = [](auto fn) {
-        return [fn](const httplib::Request& req, httplib::Response& res) {
+        return [fn](const http::Request& req, http::Response& res) {
             try {
                 fn(req, res);
             } catch (const ApiError& e) {
@@ -309,20 +312,42 @@ void Api::routes() {
         };
     };
 
-    http.Get("/health", guarded([](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); }));
+    // The chat page: static, from the binary; it calls the API below (with the key the user gives it).
+    http.Get("/", [](const http::Request&, http::Response& res) {
+        res.set_header("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'");
+        res.set_content(std::string(webui_index_html()), "text/html; charset=utf-8");
+    });
+    http.Get("/health", guarded([](const http::Request&, http::Response& res) { send_json(res, 200, {{"status", "ok"}}); }));
 
-    http.Get("/ready", guarded([this](const httplib::Request&, httplib::Response& res) {
+    // 200 only when a request would be served: not while draining, not without a model, and
+    // not when the default model is neither loaded nor loadable (its file gone)
+    http.Get("/ready", guarded([this](const http::Request&, http::Response& res) {
+        if (http_->stopping()) return send_json(res, 503, {{"status", "shutting down"}});
         auto models = pool_.list();
-        if (models.empty()) send_json(res, 503, {{"status", "no models"}});
-        else send_json(res, 200, {{"status", "ready"}, {"models", models.size()}, {"loaded", pool_.loaded().size()}});
+        if (models.empty()) return send_json(res, 503, {{"status", "no models"}});
+        std::string id;
+        try {
+            id = pool_.resolve_id("");
+        } catch (const ApiError&) {
+        }
+        auto def = pool_.find(id);
+        if (!def) return send_json(res, 503, {{"status", "default model '" + id + "' not found"}});
+        std::error_code ec;
+        if (!def->loaded && !std::filesystem::is_regular_file(def->path, ec))
+            return send_json(res, 503, {{"status", "default model file " + def->path + " is missing"}});
+        send_json(res, 200, {{"status", "ready"}, {"models", models.size()}, {"loaded", pool_.loaded().size()}});
     }));
 
-    http.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
-        std::string text = metrics_.render([this](std::string& out) {
+    http.Get("/metrics", guarded([this](const http::Request&, http::Response& res) {
+        auto hs = http_->stats();
+        std::string text = metrics_.render([this, hs](std::string& out) {
             auto loaded = pool_.loaded();
             SchedulerStats total;
+            std::vector<std::pair<std::string, SchedulerStats>> per_model;
             for (auto& m : loaded) {
                 auto s = m->scheduler->stats();
+                per_model.emplace_back(m->id, s);
                 total.queued += s.queued;
                 total.active += s.active;
                 total.slots += s.slots;
@@ -334,7 +359,7 @@ void Api::routes() {
                 out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " +
                        std::to_string(v) + "\n";
             };
-            gauge("minerva_queue_depth", "Requests waiting for a slot.", total.queued);
+            gauge("minerva_queue_depth", "Requests waiting: for a slot, or (HTTP) for a worker thread.", total.queued + hs.pending);
             gauge("minerva_active_slots", "Slots generating now.", total.active);
             gauge("minerva_slots", "Slots of all loaded models.", total.slots);
             gauge("minerva_kv_cache_used_cells", "KV-cache cells holding tokens.", static_cast<double>(total.kv_cells_used));
@@ -342,7 +367,35 @@ void Api::routes() {
             gauge("minerva_kv_cache_usage_ratio", "Share of KV-cache cells in use.",
                   total.kv_cells_total ? static_cast<double>(total.kv_cells_used) / static_cast<double>(total.kv_cells_total) : 0.0);
             gauge("minerva_kv_cache_bytes", "KV-cache memory.", static_cast<double>(total.kv_bytes));
+            out += "# HELP minerva_kv_cache_bytes_per_token KV-cache memory one token takes (all layers, K and V), per model.\n"
+                   "# TYPE minerva_kv_cache_bytes_per_token gauge\n";
+            for (auto& [id, s] : per_model)
+                out += "minerva_kv_cache_bytes_per_token{model=\"" + id + "\",cache_type_k=\"" + cfg_.cache_type_k +
+                       "\",cache_type_v=\"" + cfg_.cache_type_v + "\"} " + std::to_string(s.kv_bytes_per_token) + "\n";
             gauge("minerva_models_loaded", "Models loaded.", static_cast<double>(loaded.size()));
+            {
+                int64_t shifts = 0;
+                for (auto& m : loaded) shifts += m->scheduler->context_shifts_total();
+                out += "# HELP minerva_context_shifts_total Context shifts of full slots (--context-shift), loaded models.\n"
+                       "# TYPE minerva_context_shifts_total counter\nminerva_context_shifts_total " + std::to_string(shifts) + "\n";
+            }
+            gauge("minerva_model_bytes_loaded", "Memory of the loaded models (weights and KV cache).", static_cast<double>(pool_.loaded_bytes()));
+            gauge("minerva_http_connections", "Open client connections.", hs.connections);
+            gauge("minerva_http_requests_in_flight", "Requests a worker thread is handling.", hs.in_flight);
+            gauge("minerva_http_requests_pending", "Complete requests waiting for a worker thread.", hs.pending);
+
+            // the same under the names vLLM exports, which autoscalers and dashboards read
+            std::string label = "{model_name=\"" + (cfg_.model_path.empty() ? std::string("minerva") : pool_.resolve_id("")) + "\"}";
+            auto vgauge = [&](const char* name, const char* help, auto value_of) {
+                out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+                if (per_model.empty()) out += std::string(name) + label + " 0\n";
+                for (auto& [id, s] : per_model) out += std::string(name) + "{model_name=\"" + id + "\"} " + std::to_string(value_of(s)) + "\n";
+            };
+            vgauge("vllm:num_requests_running", "Requests generating now (vLLM name).", [](const SchedulerStats& s) { return s.active; });
+            vgauge("vllm:num_requests_waiting", "Requests waiting for a slot (vLLM name).", [](const SchedulerStats& s) { return s.queued; });
+            vgauge("vllm:kv_cache_usage_perc", "KV-cache usage, 1 = full (vLLM name).", [](const SchedulerStats& s) {
+                return s.kv_cells_total ? static_cast<double>(s.kv_cells_used) / static_cast<double>(s.kv_cells_total) : 0.0;
+            });
         });
         res.set_content(text, "text/plain; version=0.0.4");
     }));
@@ -350,28 +403,55 @@ void Api::routes() {
     auto model_json = [](const ModelEntry& e) {
         return json{{"id", e.id}, {"object", "model"}, {"created", e.created}, {"owned_by", "minerva"}, {"loaded", e.loaded}};
     };
-    http.Get("/v1/models", guarded([this, model_json](const httplib::Request&, httplib::Response& res) {
+    http.Get("/v1/models", guarded([this, model_json](const http::Request&, http::Response& res) {
         json data = json::array();
         for (auto& e : pool_.list()) data.push_back(model_json(e));
         send_json(res, 200, {{"object", "list"}, {"data", data}});
     }));
-    http.Get(R"(/v1/models/([^/]+))", guarded([this, model_json](const httplib::Request& req, httplib::Response& res) {
+    http.Get("/v1/models/stats", guarded([this](const http::Request&, http::Response& res) {
+        json data = json::array();
+        for (auto& st : pool_.stats()) {
+            data.push_back({{"id", st.id},
+                            {"loaded", st.loaded},
+                            {"load_seconds", st.load_seconds},
+                            {"loads", st.loads},
+                            {"bytes", st.bytes},
+                            {"requests", st.requests},
+                            {"prompt_tokens", st.prompt_tokens},
+                            {"completion_tokens", st.completion_tokens},
+                            {"last_used", st.last_used ? json(st.last_used) : json(nullptr)},
+                            {"evictions", st.evictions}});
+        }
+        send_json(res, 200, {{"object", "list"}, {"policy", policy_name(cfg_.eviction_policy)},
+                             {"max_memory_bytes", pool_.memory_budget()}, {"loaded_bytes", pool_.loaded_bytes()}, {"data", data}});
+    }));
+    http.Get(R"(/v1/models/([^/]+))", guarded([this, model_json](const http::Request& req, http::Response& res) {
         auto e = pool_.find(req.matches[1]);
         if (!e) throw ApiError(404, "The model '" + std::string(req.matches[1]) + "' does not exist", "model", "model_not_found");
         send_json(res, 200, model_json(*e));
     }));
-    http.Post(R"(/v1/models/([^/]+)/load)", guarded([this, model_json](const httplib::Request& req, httplib::Response& res) {
-        pool_.get(req.matches[1]);
-        send_json(res, 200, model_json(*pool_.find(req.matches[1])));
-    }));
-    http.Delete(R"(/v1/models/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    // load counts as a use (it moves the model up the eviction order); preload does not
+    auto load_route = [this, model_json](bool use) {
+        return [this, model_json, use](const http::Request& req, http::Response& res) {
+            std::optional<int64_t> keep_alive;
+            if (!req.body.empty()) {
+                json body = parse_body(req);
+                keep_alive = parse_keep_alive(body);
+            }
+            pool_.get(req.matches[1], use, keep_alive);
+            send_json(res, 200, model_json(*pool_.find(req.matches[1])));
+        };
+    };
+    http.Post(R"(/v1/models/([^/]+)/load)", guarded(load_route(true)));
+    http.Post(R"(/v1/models/([^/]+)/preload)", guarded(load_route(false)));
+    http.Delete(R"(/v1/models/([^/]+))", guarded([this](const http::Request& req, http::Response& res) {
         std::string id = req.matches[1];
         if (!pool_.find(id)) throw ApiError(404, "The model '" + id + "' does not exist", "model", "model_not_found");
         bool was = pool_.unload(id);
         send_json(res, 200, {{"id", id}, {"object", "model"}, {"deleted", was}});
     }));
 
-    http.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    http.Post("/tokenize", guarded([this](const http::Request& req, http::Response& res) {
         json body = parse_body(req);
         auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
         if (!body.contains("content") || !body["content"].is_string())
@@ -384,7 +464,7 @@ void Api::routes() {
         auto ids = lm->model->vocab()->tokenize(body["content"].get<std::string>(), add_special, true);
         send_json(res, 200, {{"tokens", ids}});
     }));
-    http.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    http.Post("/detokenize", guarded([this](const http::Request& req, http::Response& res) {
         json body = parse_body(req);
         auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
         if (!body.contains("tokens") || !body["tokens"].is_array())
@@ -392,19 +472,22 @@ void Api::routes() {
         std::vector<int32_t> ids;
         const Vocab& vocab = *lm->model->vocab();
         for (auto& t : body["tokens"]) {
-            if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
-                throw ApiError(400, "'tokens' holds a value that is not a token id of this model", "tokens", "invalid_value");
+            if (!is_token_id(t, vocab.n_tokens()))
+                throw ApiError(400, "'tokens' holds a value that is not a token id of this model (0.." +
+                                        std::to_string(vocab.n_tokens() - 1) + ")", "tokens", "invalid_value");
             ids.push_back(t.get<int32_t>());
         }
         send_json(res, 200, {{"content", vocab.detokenize(ids)}});
     }));
 
     auto generation = [this](Endpoint endpoint) {
-        return [this, endpoint](const httplib::Request& req, httplib::Response& res) {
+        return [this, endpoint](const http::Request& req, http::Response& res) {
             json body = parse_body(req);
-            auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+            auto lm = pool_.get(pool_.resolve_id(requested_model(body)), true, parse_keep_alive(body));
             GenRequest g = parse_generation(body, endpoint, *lm);
             std::string rid = res.get_header_value("X-Request-Id");
+            // The client sent more than the context holds and the server dropped its oldest turns.
+            if (g.dropped_messages > 0) res.set_header("X-Minerva-Dropped-Messages", std::to_string(g.dropped_messages));
 
             auto choices = std::make_shared<std::vector<Choice>>();
             std::vector<std::shared_ptr<Job>> jobs;
@@ -416,6 +499,8 @@ void Api::routes() {
                 if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
                 j->stop = g.stop;
                 j->top_logprobs = g.top_logprobs;
+                j->context_shift = g.context_shift;
+                j->n_keep = g.n_keep;
                 jobs.push_back(j);
                 choices->push_back(Choice{j, {}, {}, false, false});
             }
@@ -428,10 +513,9 @@ void Api::routes() {
             const int64_t created = std::time(nullptr);
             const std::string object = chat ? "chat.completion" : "text_completion";
             const Vocab& vocab = *lm->model->vocab();
-            int fd = find_socket(req);
 
             if (!g.stream) {
-                Waiter w{*choices, *lm->scheduler, fd};
+                Waiter w{*choices, *lm->scheduler, req};
                 std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
                 while (true) {
                     if (!w.wait_any(fresh, 200)) {
@@ -489,11 +573,11 @@ void Api::routes() {
             res.set_header("Cache-Control", "no-cache");
             res.set_chunked_content_provider(
                 "text/event-stream",
-                [this, lm, sched, choices, fd, g, chat, chunk, rid, id, created, chunk_object, last_write,
-                 &vocab](size_t, httplib::DataSink& sink) {
+                [this, lm, sched, choices, &req, g, chat, chunk, rid, id, created, chunk_object, last_write,
+                 &vocab](size_t, http::DataSink& sink) {
                     constexpr auto kFlushInterval = std::chrono::milliseconds(15);
                     if (Clock::now() < *last_write + kFlushInterval) std::this_thread::sleep_until(*last_write + kFlushInterval);
-                    Waiter w{*choices, *sched, fd};
+                    Waiter w{*choices, *sched, req};
                     std::vector<std::pair<std::string, std::vector<TokenInfo>>> fresh;
                     auto cancelled = [&] {
                         int gen = 0;
@@ -571,7 +655,7 @@ void Api::routes() {
     };
     http.Post("/v1/chat/completions", guarded(generation(Endpoint::Chat)));
     http.Post("/v1/completions", guarded(generation(Endpoint::Completion)));
-    http.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+    http.Options(".*", [](const http::Request&, http::Response& res) { res.status = 204; });
 }
 
 }  // namespace minerva::serve

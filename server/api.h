@@ -10,19 +10,23 @@
 #include "metrics.h"
 #include "models.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace minerva::serve {
+
+namespace http {
+class Server;
+struct Limits;
+}
 
 class Api {
 public:
     explicit Api(const Config& cfg);
     ~Api();
-    // Binds and serves until stop(). Returns false when the address cannot be bound.
-    bool listen();
-    void stop();
+    // Loads a --model (a bad one is an error), checks --models-dir, binds the port. Throws
+    // minerva::Error with the reason (the port is taken, the file is not a model, ...).
+    void start();
+    // Serves until stop(), then drains in-flight requests (bounded by drain_timeout_s).
+    void run();
+    void stop();  // async-signal-safe
     int bound_port() const { return port_; }
 
 private:
@@ -32,6 +36,7 @@ private:
         std::string note;  // "cancelled" when the client went away
     };
 
+    static http::Limits limits(const Config& cfg);
     void routes();
     std::string begin_request(const std::string& method, const std::string& path);
     void note_tokens(const std::string& rid, int prompt, int completion, const std::string& note = {});
@@ -39,7 +44,7 @@ private:
     const Config& cfg_;
     Metrics metrics_;
     ModelPool pool_;
-    std::unique_ptr<httplib::Server> http_;
+    std::unique_ptr<http::Server> http_;
     std::atomic<uint64_t> next_id_{1};
     std::mutex log_mu_;
     std::map<std::string, RequestRecord> records_;

@@ -36,7 +36,13 @@ void Histogram::write(std::string& out, const std::string& name, const std::stri
 
 Metrics::Metrics()
     : ttft_({0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
-      latency_({0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}) {}
+      latency_({0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}),
+      itl_({0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2.5}) {}
+
+void Metrics::inter_token(double seconds) {
+    std::lock_guard lock(mu_);
+    itl_.observe(seconds);
+}
 
 void Metrics::request(const std::string& route, int status) {
     std::lock_guard lock(mu_);
@@ -94,6 +100,10 @@ std::string Metrics::render(const std::function<void(std::string&)>& extra) cons
     out += "minerva_generation_tokens_per_second " + num(tps) + "\n";
     ttft_.write(out, "minerva_time_to_first_token_seconds", "Time from request to first generated token.");
     latency_.write(out, "minerva_request_duration_seconds", "Time from request to last generated token.");
+    itl_.write(out, "minerva_inter_token_latency_seconds", "Time between two tokens of one stream.");
+    // the vLLM names of the same histograms, read by vLLM dashboards and autoscalers
+    ttft_.write(out, "vllm:time_to_first_token_seconds", "Time to first token (vLLM name).");
+    itl_.write(out, "vllm:inter_token_latency_seconds", "Time between two tokens of one stream (vLLM name).");
     extra(out);
     return out;
 }

@@ -30,6 +30,7 @@ public:
     void tokens(int64_t prompt, int64_t generated);
     void time_to_first_token(double seconds);
     void latency(double seconds);
+    void inter_token(double seconds);  // between two tokens of one stream
     // One batched decode step: how many tokens it produced and how long it took.
     void decode_step(int n_tokens, double seconds);
 
@@ -41,7 +42,7 @@ private:
     mutable std::mutex mu_;
     std::map<std::pair<std::string, int>, uint64_t> requests_;
     uint64_t prompt_tokens_ = 0, generated_tokens_ = 0;
-    Histogram ttft_, latency_;
+    Histogram ttft_, latency_, itl_;
     // generation throughput over a sliding window of recent decode steps
     std::vector<std::pair<std::chrono::steady_clock::time_point, int>> recent_;
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "minerva/chat.h"
+#include "json_guard.h"
 #include "minerva/error.h"
 
 namespace minerva::serve {
@@ -126,15 +127,38 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
     const char* prompt_param = endpoint == Endpoint::Chat ? "messages" : "prompt";
 
     // ---- the prompt
+    r.context_shift = lm.context_shift;
     if (endpoint == Endpoint::Chat) {
         auto msgs = parse_messages(body);
-        std::string text;
-        try {
-            text = lm.chat->render(msgs, lm.chat_opts);
-        } catch (const Error& e) {
-            throw ApiError(400, std::string("cannot apply the chat template: ") + e.what(), "messages", "invalid_value");
+        auto render = [&](const std::vector<ChatMessage>& m, bool add_generation_prompt) {
+            try {
+                ChatOptions o = lm.chat_opts;
+                o.add_generation_prompt = add_generation_prompt;
+                return tokenize_chat(vocab, lm.chat->render(m, o));
+            } catch (const Error& e) {
+                throw ApiError(400, std::string("cannot apply the chat template: ") + e.what(), "messages", "invalid_value");
+            }
+        };
+        r.prompt = render(msgs, lm.chat_opts.add_generation_prompt);
+        // The leading system messages: what a context shift keeps (llama.cpp's --keep).
+        size_t n_system = 0;
+        while (n_system < msgs.size() && msgs[n_system].role == "system") ++n_system;
+        // With context_shift, a conversation that does not fit (with room for a reply) loses its
+        // oldest turns after the system messages; the last message always stays.
+        const int reserve = std::min(n_ctx / 4, 256);
+        while (r.context_shift && static_cast<int>(r.prompt.size()) + reserve > n_ctx && msgs.size() > n_system + 1) {
+            msgs.erase(msgs.begin() + static_cast<std::ptrdiff_t>(n_system));
+            while (msgs.size() > n_system + 1 && msgs[n_system].role != "user")  // a turn starts with the user
+                msgs.erase(msgs.begin() + static_cast<std::ptrdiff_t>(n_system));
+            ++r.dropped_messages;
+            r.prompt = render(msgs, lm.chat_opts.add_generation_prompt);
         }
-        r.prompt = tokenize_chat(vocab, text);
+        if (n_system > 0) {
+            const std::vector<int32_t> sys = render(std::vector<ChatMessage>(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(n_system)), false);
+            size_t common = 0;
+            while (common < sys.size() && common < r.prompt.size() && sys[common] == r.prompt[common]) ++common;
+            r.n_keep = static_cast<int>(common);
+        }
     } else {
         const json* p = field(body, "prompt");
         if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
@@ -146,7 +170,7 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
         } else if (one->is_array() && !one->empty()) {
             for (size_t k = 0; k < one->size(); ++k) {
                 const json& t = (*one)[k];
-                if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
+                if (!is_token_id(t, vocab.n_tokens()))
                     throw ApiError(400, "'prompt' token " + std::to_string(k) + " is not a token id of this model (0.." +
                                             std::to_string(vocab.n_tokens() - 1) + ")",
                                    "prompt", "invalid_value");
@@ -165,7 +189,14 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
     if (auto m = get_int(body, "max_completion_tokens", 1, 1 << 30)) max_tokens = m;
     const int n_prompt = static_cast<int>(r.prompt.size());
     const char* len_param = field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    if (n_prompt >= n_ctx || (max_tokens && n_prompt + *max_tokens > n_ctx))
+    // n_keep (llama.cpp's extension): tokens a context shift keeps at the start; -1 = the whole prompt.
+    if (auto k = get_int(body, "n_keep", -1, 1 << 30)) r.n_keep = *k < 0 ? n_prompt : static_cast<int>(std::min<int64_t>(*k, n_prompt));
+    if (field(body, "n_keep") && !r.context_shift)
+        throw ApiError(400, "'n_keep' needs the server's context shift (--context-shift); it is off", "n_keep", "invalid_value");
+    if (r.context_shift && r.n_keep >= n_ctx - 1)
+        throw ApiError(400, "'n_keep' " + std::to_string(r.n_keep) + " leaves no room to shift the context of " + std::to_string(n_ctx),
+                       "n_keep", "invalid_value");
+    if (n_prompt >= n_ctx || (!r.context_shift && max_tokens && n_prompt + *max_tokens > n_ctx))
         throw ApiError(400,
                        "This model's maximum context length is " + std::to_string(n_ctx) + " tokens. However, you requested " +
                            std::to_string(n_prompt + (max_tokens ? *max_tokens : 0)) + " tokens (" + std::to_string(n_prompt) +

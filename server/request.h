@@ -26,6 +26,9 @@ struct GenRequest {
     int top_logprobs = -1;  // < 0: no logprobs
     bool echo = false;      // completions: prepend the prompt text
     std::string prompt_text;
+    bool context_shift = false;  // the model's server setting (LoadedModel::context_shift)
+    int n_keep = 0;              // tokens a context shift keeps at the start
+    int dropped_messages = 0;    // chat: oldest turns dropped to fit the context (context_shift)
 };
 
 // Parses and validates a request body against a loaded model (for tokenizing, vocabulary range

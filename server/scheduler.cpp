@@ -25,7 +25,7 @@ struct Scheduler::Slot {
     std::vector<int32_t> feed;  // tokens to evaluate in the next step
     std::string text;           // all generated text
     size_t emitted = 0;         // bytes of text handed to the job
-    Clock::time_point t_queued, t_admitted;
+    Clock::time_point t_queued, t_admitted, t_last;
     bool first = true;
 };
 
@@ -74,6 +74,15 @@ void Scheduler::cancel(const std::shared_ptr<Job>& job) {
     cv_.notify_all();
 }
 
+void Scheduler::cancel_all(const std::string& message) {
+    {
+        std::lock_guard lock(mu_);
+        abort_message_ = message;
+        for (auto& j : queue_) j->cancelled = true;
+    }
+    cv_.notify_all();
+}
+
 SchedulerStats Scheduler::stats() const {
     SchedulerStats s;
     {
@@ -85,6 +94,7 @@ SchedulerStats Scheduler::stats() const {
     s.kv_cells_used = kv_used_.load();
     s.kv_cells_total = static_cast<int64_t>(n_ctx_) * n_slots_;
     s.kv_bytes = session_.kv_bytes();
+    s.kv_bytes_per_token = session_.kv_bytes_per_token();
     return s;
 }
 
@@ -107,7 +117,8 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
         if ((*it)->cancelled) {
             std::lock_guard lock((*it)->mu);
             (*it)->done = true;
-            (*it)->finish_reason = "cancelled";
+            (*it)->finish_reason = abort_message_.empty() ? "cancelled" : "error";
+            (*it)->error = abort_message_;
             (*it)->cv.notify_all();
             it = queue_.erase(it);
         } else {
@@ -131,9 +142,10 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
         s = Slot{};
         s.job = job;
         queue_.pop_front();
-        // keep the shared prefix; at least the last prompt token is evaluated again for its logits
-        size_t common = std::min(best_common, s.job->prompt.size() - 1);
-        session_.truncate(best, static_cast<int>(common));
+        // keep the shared prefix (across a dropped middle of a conversation, by a shift); at least
+        // the last prompt token is evaluated again for its logits
+        (void)best_common;
+        const size_t common = static_cast<size_t>(session_.reuse_prefix(best, s.job->prompt));
         s.feed.assign(s.job->prompt.begin() + static_cast<long>(common), s.job->prompt.end());
         s.sampler = std::make_unique<Sampler>(s.job->sampling, session_.n_vocab());
         for (int32_t t : s.job->prompt) s.sampler->accept(t);  // the penalty window sees the prompt
@@ -161,6 +173,8 @@ void Scheduler::finish(Slot& s, const std::string& reason, const std::string& er
         j.cv.notify_all();
     }
     if (metrics_) metrics_->tokens(j.n_prompt - j.n_cached, j.n_gen);
+    prompt_total_ += j.n_prompt - j.n_cached;
+    gen_total_ += j.n_gen;
     s.job.reset();
     s.sampler.reset();
     s.decoder.reset();
@@ -210,7 +224,10 @@ bool Scheduler::emit(Slot& s, int32_t tok, std::span<const float> logits) {
             j.ttft_seconds = j.queue_seconds + since(s.t_admitted);
             if (metrics_) metrics_->time_to_first_token(j.ttft_seconds);
             s.first = false;
+        } else if (metrics_) {
+            metrics_->inter_token(since(s.t_last));
         }
+        s.t_last = Clock::now();
         j.cv.notify_all();
     }
     if (stopped) {
@@ -227,17 +244,32 @@ bool Scheduler::emit(Slot& s, int32_t tok, std::span<const float> logits) {
 
 void Scheduler::step() {
     // cancelled jobs free their slot before anything is evaluated for them
-    for (auto& s : slots_)
-        if (s.job && s.job->cancelled) finish(s, "cancelled");
+    std::string abort_message;
+    {
+        std::lock_guard lock(mu_);
+        abort_message = abort_message_;
+    }
+    for (auto& s : slots_) {
+        if (s.job && !abort_message.empty()) finish(s, "error", abort_message);
+        else if (s.job && s.job->cancelled) finish(s, "cancelled");
+    }
 
     std::vector<Session::BatchItem> items;
     std::vector<int> seqs;
     for (int k = 0; k < n_slots_; ++k) {
         Slot& s = slots_[static_cast<size_t>(k)];
         if (!s.job) continue;
-        if (session_.n_past(k) + static_cast<int>(s.feed.size()) > n_ctx_) {
-            finish(s, "length");  // the context of this slot is full
-            continue;
+        const int n_past = session_.n_past(k), n_feed = static_cast<int>(s.feed.size());
+        if (n_past + n_feed > n_ctx_) {
+            // the context of this slot is full: shift (drop the oldest half after n_keep) or finish
+            const int n_keep = std::min(s.job->n_keep, n_past);
+            const int n_discard = std::max((n_past - n_keep + 1) / 2, n_past + n_feed - n_ctx_);
+            if (!s.job->context_shift || n_keep + n_discard > n_past) {
+                finish(s, "length");
+                continue;
+            }
+            session_.shift(k, n_keep, n_discard);
+            ++shifts_;
         }
         items.push_back({k, s.feed});
         seqs.push_back(k);

@@ -34,6 +34,10 @@ struct Job {
     SamplerParams sampling;
     std::vector<std::string> stop;
     int top_logprobs = -1;  // < 0: no logprobs; 0: the chosen token's only
+    // Context shift: when the slot's context fills while generating, drop the oldest half of the
+    // tokens after the first n_keep and go on (otherwise finish with "length").
+    bool context_shift = false;
+    int n_keep = 0;
 
     // output, guarded by mu
     std::mutex mu;
@@ -57,6 +61,7 @@ struct SchedulerStats {
     int64_t kv_cells_used = 0;
     int64_t kv_cells_total = 0;
     size_t kv_bytes = 0;
+    size_t kv_bytes_per_token = 0;
 };
 
 class Scheduler {
@@ -68,6 +73,12 @@ public:
     bool submit(const std::vector<std::shared_ptr<Job>>& jobs);
     // Marks a job cancelled; its slot is freed before the next decode step.
     void cancel(const std::shared_ptr<Job>& job);
+    // Ends every queued and running job with finish_reason "error" and this message (shutdown).
+    void cancel_all(const std::string& message);
+    // Tokens of finished jobs since this scheduler started: prompt tokens evaluated, generated.
+    int64_t prompt_tokens_total() const { return prompt_total_.load(); }
+    int64_t generated_tokens_total() const { return gen_total_.load(); }
+    int64_t context_shifts_total() const { return shifts_.load(); }
 
     int n_ctx() const { return n_ctx_; }
     int n_slots() const { return n_slots_; }
@@ -93,6 +104,8 @@ private:
     std::vector<Slot> slots_;  // index = sequence id; touched only by the scheduler thread
     std::atomic<int> n_active_{0};
     std::atomic<int64_t> kv_used_{0};
+    std::atomic<int64_t> prompt_total_{0}, gen_total_{0}, shifts_{0};
+    std::string abort_message_;  // set by cancel_all (under mu_); jobs end with it
     std::thread thread_;
 };
 

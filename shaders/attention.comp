@@ -4,7 +4,8 @@
 // with n_split > 1 (decode) the span is cut into n_split pieces, each workgroup writes its
 // partial (max, sum, unnormalised output) and attention_reduce.comp combines them.
 // Per chunk of WG cells: invocation j scores cell j (q.k over head_dim), then every invocation
-// updates the dims it owns (d = tid + WG*i) with the chunk's probabilities.
+// updates the dims it owns (d = tid + WG*i) with the chunk's probabilities. With softcap > 0 a
+// score s becomes softcap * tanh(s / softcap) before the softmax (Gemma 2).
 #include "common.glsl"
 #ifdef NARROW
 // CPU devices (lavapipe): one SIMD vector per workgroup, so barriers are cheap and each chunk's
@@ -34,12 +35,15 @@ layout(push_constant) uniform PC {
     uint n_cells;
     uint n_split;
     float scale;
+    float softcap;  // > 0: scores are softcapped
 } pc;
 
 shared float q_sh[WG * DMAX];
 shared float p_sh[WG];
 
 const float NEG_BIG = -1.0e30;
+
+float cap_score(float s) { return pc.softcap > 0.0 ? pc.softcap * tanh_safe(s / pc.softcap) : s; }
 
 float k_dot(uint cell, uint kvh) {
     float s = 0.0;
@@ -103,6 +107,7 @@ void main() {
             uint base = pc.off[1] + cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim;
             for (uint d = 0; d < pc.head_dim; ++d) sc += (qs[qb + d] * pc.scale) * kc[base + d];
 #endif
+            sc = cap_score(sc);
         }
         float m_new = max(m_run, subgroupMax(sc));
         float p = tid < cnt ? exp(sc - m_new) : 0.0;
@@ -140,7 +145,7 @@ void main() {
     [[unroll]] for (uint i = 0; i < DMAX; ++i) acc[i] = 0.0;
     for (uint c0 = a; c0 < b; c0 += WG) {
         uint cnt = min(WG, b - c0);
-        float sc = tid < cnt ? k_dot(c0 + tid, kvh) : NEG_BIG;
+        float sc = tid < cnt ? cap_score(k_dot(c0 + tid, kvh)) : NEG_BIG;
         p_sh[tid] = sc;
         barrier();
         float m_chunk = NEG_BIG;

@@ -6,3 +6,9 @@
 
 uint flat_group() { return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x; }
 uint flat_invocation(uint wg_size) { return flat_group() * wg_size + gl_LocalInvocationID.x; }
+
+// tanh without the overflow of (e^2x - 1) / (e^2x + 1) for large |x| (inf / inf on some drivers).
+float tanh_safe(float x) {
+    float e = exp(-2.0 * abs(x));
+    return sign(x) * (1.0 - e) / (1.0 + e);
+}

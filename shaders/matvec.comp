@@ -6,6 +6,9 @@
 // many subgroups the device really made) and reduces with subgroupAdd: no barriers, and many
 // rows per workgroup (what makes it fast on CPU devices, whose per-workgroup cost is high).
 // Otherwise: one workgroup per row and a shared-memory reduction.
+// MATMUL_ID (matmul_id, mixture of experts): w is [k, m, E]; workgroup z computes one (token,
+// slot) pair, a single column: out[:, pair] = W_e x with e = ids[pair] and x the token's column
+// (or the pair's own with x_per_slot). Only expert e's rows are read.
 #include "common.glsl"
 #define WG 64
 #define NMAX 8
@@ -13,13 +16,38 @@ layout(local_size_x = WG) in;
 layout(std430, set = 0, binding = 0) readonly buffer W { uint WBUF[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X { float xs[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer O { float outs[]; };
+#ifdef MATMUL_ID
+layout(std430, set = 0, binding = 3) readonly buffer I { int ids[]; };
+#endif
 layout(push_constant) uniform PC {
     uint off[8];
-    uint k, m, n;      // n <= NMAX
+    uint k, m, n;      // n <= NMAX (1 with MATMUL_ID)
     uint row_bytes;    // bytes per weight row
     uint rows_per_wg;  // USE_SUBGROUP: rows each workgroup computes
+#ifdef MATMUL_ID
+    uint n_slots;       // experts per token: ids is [n_slots, tokens]
+    uint x_per_slot;    // 1: x is [k, n_slots, tokens]; 0: [k, tokens]
+    uint n_expert;      // E: ids are clamped to [0, E)
+    uint expert_bytes;  // bytes of one expert's [k, m] matrix
+    uint pair0;         // the pair of workgroup z = 0 (long batches take several dispatches)
+#endif
 } pc;
 #include "dequant.glsl"
+
+// Where the weight rows (bytes), x columns and outputs (words) of this workgroup start.
+#ifdef MATMUL_ID
+uint pair_id() { return pc.pair0 + gl_WorkGroupID.z; }
+uint w_base() {
+    uint e = uint(clamp(ids[pc.off[3] + pair_id()], 0, int(pc.n_expert) - 1));
+    return pc.off[0] * 4u + e * pc.expert_bytes;
+}
+uint x_base() { return pc.off[1] + (pc.x_per_slot != 0u ? pair_id() : pair_id() / pc.n_slots) * pc.k; }
+uint o_base() { return pc.off[2] + pair_id() * pc.m; }
+#else
+uint w_base() { return pc.off[0] * 4u; }
+uint x_base() { return pc.off[1]; }
+uint o_base() { return pc.off[2]; }
+#endif
 
 #if defined(ROW_PER_INVOCATION)
 // Each invocation computes RPI whole rows on its own: no reduction, no shared memory, no
@@ -32,7 +60,7 @@ void main() {
     if (row0 >= pc.m) return;
     uint n_units = (pc.k + 31u) / 32u;
     uint row_off[RPI];
-    [[unroll]] for (uint r = 0; r < RPI; ++r) row_off[r] = pc.off[0] * 4u + min(row0 + r, pc.m - 1u) * pc.row_bytes;
+    [[unroll]] for (uint r = 0; r < RPI; ++r) row_off[r] = w_base() + min(row0 + r, pc.m - 1u) * pc.row_bytes;
     float acc[NMAX * RPI];
     [[unroll]] for (uint i = 0; i < NMAX * RPI; ++i) acc[i] = 0.0;
     for (uint u = 0; u < n_units; ++u) {
@@ -44,7 +72,7 @@ void main() {
         uint lim = min(32u, pc.k - 32u * u);  // 32 except in an odd-sized row's tail (plain types)
         [[unroll]] for (uint c = 0; c < NMAX; ++c) {
             if (c < pc.n) {
-                uint xb = pc.off[1] + c * pc.k + 32u * u;
+                uint xb = x_base() + c * pc.k + 32u * u;
                 float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
                 [[unroll]] for (uint j = 0; j < 32u; ++j) {
                     float xv = j < lim ? xs[xb + j] : 0.0;
@@ -63,7 +91,7 @@ void main() {
     [[unroll]] for (uint c = 0; c < NMAX; ++c)
         if (c < pc.n)
             [[unroll]] for (uint r = 0; r < RPI; ++r)
-                if (row0 + r < pc.m) outs[pc.off[2] + c * pc.m + row0 + r] = acc[c * RPI + r];
+                if (row0 + r < pc.m) outs[o_base() + c * pc.m + row0 + r] = acc[c * RPI + r];
 }
 #else
 #include "reduce.glsl"
@@ -74,7 +102,7 @@ void main() {
     for (uint r = gl_SubgroupID; r < pc.rows_per_wg; r += gl_NumSubgroups) {
         uint row = flat_group() * pc.rows_per_wg + r;
         if (row >= pc.m) break;  // uniform in the subgroup
-        uint row_off = pc.off[0] * 4u + row * pc.row_bytes;
+        uint row_off = w_base() + row * pc.row_bytes;
         float acc[NMAX];
         [[unroll]] for (uint c = 0; c < NMAX; ++c) acc[c] = 0.0;
         for (uint u = gl_SubgroupInvocationID; u < n_units; u += gl_SubgroupSize) {
@@ -82,7 +110,7 @@ void main() {
             dq_unit(row_off, u, pc.k, v);
             [[unroll]] for (uint c = 0; c < NMAX; ++c) {
                 if (c < pc.n) {
-                    uint xb = pc.off[1] + c * pc.k + 32u * u;
+                    uint xb = x_base() + c * pc.k + 32u * u;
                     float s = 0.0;
 #ifdef W_PLAIN
                     uint lim = min(32u, pc.k - 32u * u);
@@ -97,7 +125,7 @@ void main() {
         [[unroll]] for (uint c = 0; c < NMAX; ++c) {
             if (c < pc.n) {
                 float t = subgroupAdd(acc[c]);
-                if (subgroupElect()) outs[pc.off[2] + c * pc.m + row] = t;
+                if (subgroupElect()) outs[o_base() + c * pc.m + row] = t;
             }
         }
     }
@@ -107,7 +135,7 @@ void main() {
     uint row = flat_group();
     if (row >= pc.m) return;  // whole workgroup leaves together
     uint tid = gl_LocalInvocationID.x;
-    uint row_off = pc.off[0] * 4u + row * pc.row_bytes;
+    uint row_off = w_base() + row * pc.row_bytes;
     uint n_units = (pc.k + 31u) / 32u;
     float acc[NMAX];
     [[unroll]] for (uint c = 0; c < NMAX; ++c) acc[c] = 0.0;
@@ -116,7 +144,7 @@ void main() {
         dq_unit(row_off, u, pc.k, v);
         [[unroll]] for (uint c = 0; c < NMAX; ++c) {
             if (c < pc.n) {
-                uint xb = pc.off[1] + c * pc.k + 32u * u;
+                uint xb = x_base() + c * pc.k + 32u * u;
                 float s = 0.0;
 #ifdef W_PLAIN
                 uint lim = min(32u, pc.k - 32u * u);
@@ -131,7 +159,7 @@ void main() {
     [[unroll]] for (uint c = 0; c < NMAX; ++c) {
         if (c < pc.n) {
             float t = wg_sum(acc[c]);
-            if (tid == 0u) outs[pc.off[2] + c * pc.m + row] = t;
+            if (tid == 0u) outs[o_base() + c * pc.m + row] = t;
         }
     }
 }

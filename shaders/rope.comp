@@ -1,6 +1,7 @@
 #version 450
 // rope.comp: in place on x [head_dim, n_heads, n_tokens]: rotates pairs (x[2i], x[2i+1]) of the
-// first n_rot dims of each head by pos * freq_scale * base^(-2i/n_rot) / freq_factors[i].
+// first n_rot dims of each head (or (x[i], x[i + n_rot/2]) with neox) by the angle
+// pos * freq_scale * base^(-2i/n_rot) / freq_factors[i], cos and sin scaled by attn_factor.
 // One invocation per pair.
 #include "common.glsl"
 layout(local_size_x = 64) in;
@@ -12,6 +13,8 @@ layout(push_constant) uniform PC {
     uint head_dim, n_heads, n_tokens, n_rot;
     float freq_base, freq_scale;
     uint has_ff;
+    uint neox;
+    float attn_factor;
 } pc;
 
 void main() {
@@ -22,9 +25,11 @@ void main() {
     float inv_freq = exp2(-float(2u * i) / float(pc.n_rot) * log2(pc.freq_base));
     float theta = float(pos[pc.off[1] + t]) * pc.freq_scale * inv_freq;
     if (pc.has_ff != 0u) theta /= ff[pc.off[2] + i];
-    float c = cos(theta), s = sin(theta);
-    uint b = pc.off[0] + (t * pc.n_heads + h) * pc.head_dim + 2u * i;
-    float x0 = xs[b], x1 = xs[b + 1u];
-    xs[b] = x0 * c - x1 * s;
-    xs[b + 1u] = x0 * s + x1 * c;
+    float c = cos(theta) * pc.attn_factor, s = sin(theta) * pc.attn_factor;
+    uint hb = pc.off[0] + (t * pc.n_heads + h) * pc.head_dim;
+    uint i0 = pc.neox != 0u ? hb + i : hb + 2u * i;
+    uint i1 = pc.neox != 0u ? i0 + half_rot : i0 + 1u;
+    float x0 = xs[i0], x1 = xs[i1];
+    xs[i0] = x0 * c - x1 * s;
+    xs[i1] = x0 * s + x1 * c;
 }

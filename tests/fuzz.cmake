@@ -9,6 +9,13 @@ if(MINERVA_CLANGXX)
             -DCLANGXX=${MINERVA_CLANGXX} -DSECONDS=${MINERVA_FUZZ_SECONDS}
             -P ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_fuzz.cmake)
   set_tests_properties(gguf_fuzz PROPERTIES TIMEOUT 600 LABELS fuzz)
+  # minerva-serve's HTTP request parser (tests/fuzz/fuzz_http.cpp), in a build directory of its own
+  set(MINERVA_HTTP_FUZZ_SECONDS 20 CACHE STRING "How long the http_fuzz test fuzzes")
+  add_test(NAME http_fuzz
+    COMMAND ${CMAKE_COMMAND} -DSRC=${CMAKE_SOURCE_DIR} -DBIN=${CMAKE_BINARY_DIR}/fuzz-http
+            -DCLANGXX=${MINERVA_CLANGXX} -DSECONDS=${MINERVA_HTTP_FUZZ_SECONDS}
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/run_http_fuzz.cmake)
+  set_tests_properties(http_fuzz PROPERTIES TIMEOUT 600 LABELS fuzz)
 else()
   # Never a silent pass: without clang the test exists and fails, saying what to install.
   add_test(NAME gguf_fuzz COMMAND ${CMAKE_COMMAND} -E echo "gguf_fuzz: clang++ not found (apt-get install clang libclang-rt-14-dev)")

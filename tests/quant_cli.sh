@@ -22,7 +22,7 @@ expect_fail() {
 expect_fail "expected IN OUT TYPE" "$bin" quantize onlyone
 expect_fail "unknown type 'Q7_0'" "$bin" quantize in.gguf out.gguf Q7_0
 expect_fail "cannot open" "$bin" quantize "$tmp/missing.gguf" "$tmp/o.gguf" Q8_0
-expect_fail "-t must be" "$bin" quantize a b Q8_0 -t -3
+expect_fail "option -t expects an integer from 0 to 1024" "$bin" quantize a b Q8_0 -t -3
 expect_fail "unknown option" "$bin" quantize a b Q8_0 --bogus
 expect_fail "exactly one of --shape and --dims" "$bin" synth --type Q8_0 --vocab-from v.gguf "$tmp/x.gguf"
 expect_fail "exactly one of --shape and --dims" "$bin" synth --shape tinyllama-1.1b --dims 1,2,3,4,5,6 --type Q8_0 --vocab-from v.gguf "$tmp/x.gguf"
@@ -52,7 +52,7 @@ if [ -n "$shared" ] && [ -f "$shared/models/stories260K-f32.gguf" ]; then
         echo "FAIL: synth --arch qwen3moe"; cat "$tmp/out" "$tmp/insp"; fails=$((fails + 1))
     fi
     if "$bin" synth --dims 256,2,4,2,512,0 --type F16 --vocab-from "$vocab" --seed 5 -t 2 "$tmp/s.gguf" >"$tmp/out" 2>&1 &&
-        "$bin" quantize "$tmp/s.gguf" "$tmp/q.gguf" Q4_K_M -t 2 >"$tmp/out2" 2>&1 &&
+        "$bin" quantize "$tmp/s.gguf" "$tmp/q.gguf" Q4_K_M -t 2 --log-level debug >"$tmp/out2" 2>&1 &&
         [ -s "$tmp/q.gguf" ] && grep -q "blk.1.ffn_down.weight F16 -> Q6_K" "$tmp/out2"; then
         echo "ok: synth F16 -> quantize Q4_K_M ($(wc -c <"$tmp/q.gguf") bytes)"
     else

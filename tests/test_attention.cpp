@@ -4,11 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "backend.h"
+#include "cpu/cpu_features.h"
 #include "cpu/ref_ops.h"
+#include "minerva/error.h"
 
 using namespace minerva;
 
@@ -88,7 +91,21 @@ double run_case(const Case& c, int threads, std::mt19937& rng) {
     return rel_l2(got.t, want.t);
 }
 
-TEST(FusedAttention, PrefillAndDecodeAcrossShapes) {
+// Each test runs on every instruction set the machine has (AVX-512 where CPUID reports it, and
+// AVX2 always); a machine without AVX-512 runs the AVX2 path only.
+class FusedAttention : public testing::TestWithParam<bool> {
+protected:
+    void SetUp() override {
+        const cpu::Features& d = cpu::detected_features();
+        if (GetParam() && !d.avx512) GTEST_SKIP() << "this CPU has no AVX-512";
+        cpu::Features f = d;
+        f.avx512 = f.avx512_vnni = f.avx512_bf16 = f.avx512_vbmi = GetParam();
+        cpu::set_features(f);
+    }
+    void TearDown() override { cpu::set_features(cpu::detected_features()); }
+};
+
+TEST_P(FusedAttention, PrefillAndDecodeAcrossShapes) {
     std::mt19937 rng(11);
     struct Shape { int n_head, n_head_kv, head_dim; };
     for (const Shape s : {Shape{4, 4, 64}, Shape{8, 2, 64}, Shape{16, 1, 64}, Shape{8, 4, 128}, Shape{8, 1, 128}, Shape{4, 2, 256}})
@@ -101,7 +118,7 @@ TEST(FusedAttention, PrefillAndDecodeAcrossShapes) {
 }
 
 // Quantized caches: the fast path decodes the same blocks the reference reads.
-TEST(FusedAttention, QuantizedCaches) {
+TEST_P(FusedAttention, QuantizedCaches) {
     std::mt19937 rng(15);
     for (DType ct : {DType::Q8_0, DType::Q4_0})
         for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 2, 64}, {4, 1, 128}, {4, 4, 256}})
@@ -112,7 +129,7 @@ TEST(FusedAttention, QuantizedCaches) {
                 }
 }
 
-TEST(FusedAttention, SlidingWindowAndSoftcap) {
+TEST_P(FusedAttention, SlidingWindowAndSoftcap) {
     std::mt19937 rng(12);
     for (int window : {1, 16, 100})
         for (float cap : {0.f, 5.f, 50.f})
@@ -127,7 +144,7 @@ TEST(FusedAttention, SlidingWindowAndSoftcap) {
 // must equal one pass. Single-KV-head (MQA) is the case that needs the split to use every core.
 // f32 sums over 16k cells round more than over hundreds (the reference sums in double): the
 // bound is 1e-5 here, still far below what a wrong mask or merge gives (~1e-1).
-TEST(FusedAttention, LongContextDecodeSplits) {
+TEST_P(FusedAttention, LongContextDecodeSplits) {
     std::mt19937 rng(13);
     for (int64_t past : {4095, 16383})
         for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 1, 128}, {4, 2, 64}, {2, 1, 256}})
@@ -142,7 +159,7 @@ TEST(FusedAttention, LongContextDecodeSplits) {
 
 // Tokens of two sequences interleaved in one batch (continuous batching): tiles must not merge
 // tokens whose spans do not overlap.
-TEST(FusedAttention, InterleavedSequences) {
+TEST_P(FusedAttention, InterleavedSequences) {
     std::mt19937 rng(14);
     auto be = make_cpu_backend(2);
     const int n_head = 4, n_kv = 2, hd = 64, n_ctx = 200;
@@ -164,6 +181,67 @@ TEST(FusedAttention, InterleavedSequences) {
     be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
     EXPECT_LT(rel_l2(got.t, want.t), 3e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, FusedAttention, testing::Values(true, false),
+                         [](const auto& info) { return std::string(info.param ? "avx512" : "avx2"); });
+
+// kv_shift: moved keys equal keys rotated at their new positions from the start; values move
+// byte for byte; cells before dst are untouched. NORM and NEOX pairings, partial rotation,
+// frequency factors and linear scaling; F32, F16 and Q8_0 caches.
+TEST(KvShift, MovedKeysAreRotatedToTheirNewPositions) {
+    std::mt19937 rng(16);
+    auto be = make_cpu_backend(2);
+    const int hd = 64, nkv = 2;
+    const int64_t cells = 80, width = int64_t(hd) * nkv, dst = 5, src = 20, n = 50, delta = dst - src;
+    for (bool neox : {false, true})
+        for (bool factors : {false, true})
+            for (DType ct : {DType::F32, DType::F16, DType::Q8_0}) {
+                const RopeParams rp{48, 10000.f, 0.5f, neox, 1.f};
+                Buf ff = make(DType::F32, {24});
+                for (int i = 0; i < 24; ++i) ff.t.data<float>()[i] = 1.f + 0.25f * static_cast<float>(i % 5);
+                const Tensor* fp = factors ? &ff.t : nullptr;
+                Buf raw = make(DType::F32, {width, cells}), v = make(DType::F32, {width, cells});
+                fill_normal(raw.t, rng, 1.f);
+                fill_normal(v.t, rng, 1.f);
+                Buf pos = make(DType::I32, {cells}), rows = make(DType::I32, {cells});
+                for (int64_t i = 0; i < cells; ++i) pos.t.data<int32_t>()[i] = rows.t.data<int32_t>()[i] = static_cast<int32_t>(i);
+                // The cache as the forward pass leaves it: keys rotated at their cell's position.
+                Buf k = make(DType::F32, {width, cells});
+                k.bytes = raw.bytes;
+                k.t.host = k.bytes.data();
+                Tensor k_heads = k.t;
+                k_heads.ne[0] = hd, k_heads.ne[1] = nkv, k_heads.ne[2] = cells;
+                cpu::ref::rope(k_heads, pos.t, rp, fp);
+                Buf kc = make(ct, {width, cells}), vc = make(ct, {width, cells});
+                cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
+                const std::vector<uint8_t> v_before = vc.bytes, k_before = kc.bytes;
+                be->kv_shift(kc.t, vc.t, dst, src, n, static_cast<int>(delta), hd, rp, fp);
+                // Expected: the raw keys of cells src.. rotated at positions dst..
+                Buf want = make(DType::F32, {width, n});
+                std::memcpy(want.t.host, raw.t.data<float>() + src * width, static_cast<size_t>(n * width) * 4);
+                Buf wpos = make(DType::I32, {n});
+                for (int64_t i = 0; i < n; ++i) wpos.t.data<int32_t>()[i] = static_cast<int32_t>(dst + i);
+                Tensor w_heads = want.t;
+                w_heads.ne[0] = hd, w_heads.ne[1] = nkv, w_heads.ne[2] = n;
+                cpu::ref::rope(w_heads, wpos.t, rp, fp);
+                double err = 0, scale = 0;
+                for (int64_t c = 0; c < n; ++c)
+                    for (int64_t i = 0; i < width; ++i) {
+                        const double e = want.t.data<float>()[c * width + i];
+                        err = std::max(err, std::fabs(cpu::cache_at(kc.t, dst + c, i) - e));
+                        scale = std::max(scale, std::fabs(e));
+                    }
+                const double tol = ct == DType::F32 ? 1e-5 : ct == DType::F16 ? 2e-3 : 3e-2;
+                EXPECT_LT(err / scale, tol) << (neox ? "neox " : "norm ") << (factors ? "factors " : "") << dtype_name(ct);
+                const size_t vr = vc.t.row_size(), kr = kc.t.row_size();
+                EXPECT_EQ(0, std::memcmp(vc.bytes.data() + dst * vr, v_before.data() + src * vr, static_cast<size_t>(n) * vr));
+                EXPECT_EQ(0, std::memcmp(vc.bytes.data(), v_before.data(), static_cast<size_t>(dst) * vr)) << "cells before dst";
+                EXPECT_EQ(0, std::memcmp(kc.bytes.data(), k_before.data(), static_cast<size_t>(dst) * kr)) << "cells before dst";
+            }
+    Buf kc = make(DType::F16, {128, 10}), vc = make(DType::F16, {128, 10});
+    EXPECT_THROW(be->kv_shift(kc.t, vc.t, 5, 3, 2, -2, 64, RopeParams{64}, nullptr), Error);  // dst after src
+    EXPECT_THROW(be->kv_shift(kc.t, vc.t, 1, 5, 6, -4, 64, RopeParams{64}, nullptr), Error);  // past the cache
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // (AVX2, AVX-512 without and with VNNI where the machine has them).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -344,6 +345,62 @@ Buf copy_of(const Buf& b) {
 
 }  // namespace
 
+// matmul_id's fast path (pairs grouped by expert, each group through the regular matmul: the
+// decode kernels for one column, the GEMM for many) against the reference, for every weight type,
+// batches of 1, 3, 8 and 40 tokens and both x layouts. The error is normalised by the magnitude
+// of the products, as in MatmulTest, whose bounds it shares (8-bit activations).
+class MatmulIdTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(MatmulIdTest, MatchesReference) {
+    const DType type = GetParam();
+    std::mt19937 rng(static_cast<unsigned>(type) * 31u + 7u);
+    const int64_t n_in = is_k_type(type) ? 512 : 96, m = 37, n_expert = 8;
+    const bool mins = type == DType::Q2_K || type == DType::Q4_K || type == DType::Q5_K;
+    const double tol = is_float_type(type) ? 1e-6 : mins ? 2.5e-2 : 1.5e-2;
+    for (int threads : {1, 3}) {
+        auto be = make_cpu_backend(threads);
+        for (int64_t k : {1, 2, 8})
+            for (int64_t n : {1, 3, 8, 40})
+                for (bool per_slot : {false, true}) {
+                    Buf w = make_buf(type, {n_in, m, n_expert}), ids = make_buf(DType::I32, {k, n});
+                    Buf x = per_slot ? make_buf(DType::F32, {n_in, k, n}) : make_buf(DType::F32, {n_in, n});
+                    Buf got = make_buf(DType::F32, {m, k, n}), want = make_buf(DType::F32, {m, k, n});
+                    fill_weights(w.t, rng);
+                    fill_normal(x.t, rng);
+                    for (int64_t i = 0; i < k * n; ++i) ids.t.data<int32_t>()[i] = static_cast<int32_t>(rng() % n_expert);
+                    const Tensor wt = be->upload_weight(type, w.t.ne, w.t.host, "experts");
+                    be->matmul_id(wt, x.t, ids.t, got.t);
+                    ref::matmul_id(w.t, x.t, ids.t, want.t);
+                    std::vector<float> row(static_cast<size_t>(n_in));
+                    double num = 0, den = 0;
+                    for (int64_t pair = 0; pair < k * n; ++pair) {
+                        const Tensor we = expert_view(w.t, ids.t.data<int32_t>()[pair]);
+                        const float* xc = x.t.data<float>() + (per_slot ? pair : pair / k) * n_in;
+                        for (int64_t i = 0; i < m; ++i) {
+                            dequantize_row(type, we.data<uint8_t>() + we.row_size() * i, row.data(), n_in);
+                            for (int64_t l = 0; l < n_in; ++l) den += static_cast<double>(row[l]) * xc[l] * row[l] * xc[l];
+                            const double d = static_cast<double>(got.t.data<float>()[pair * m + i]) - want.t.data<float>()[pair * m + i];
+                            num += d * d;
+                        }
+                    }
+                    ASSERT_TRUE(std::isfinite(num));
+                    ASSERT_LT(std::sqrt(num / std::max(den, 1e-30)), tol)
+                        << dtype_name(type) << " threads=" << threads << " k=" << k << " n=" << n
+                        << (per_slot ? " x [n_in, k, n]" : " x [n_in, n]");
+                }
+        Buf w = make_buf(type, {n_in, m, n_expert}), ids = make_buf(DType::I32, {1, 1}), x = make_buf(DType::F32, {n_in, 1}),
+            o = make_buf(DType::F32, {m, 1, 1});
+        ids.t.data<int32_t>()[0] = static_cast<int32_t>(n_expert);  // one past the last expert
+        EXPECT_THROW(be->matmul_id(w.t, x.t, ids.t, o.t), Error);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulIdTest,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
+                                           DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
+                                           DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
 class OpsTest : public ::testing::TestWithParam<int> {};  // parameter: thread count
 
 TEST_P(OpsTest, ElementwiseNormRope) {
@@ -450,6 +507,139 @@ TEST_P(OpsTest, AttentionGqaSpans) {
                 ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention heads " << cfg.n_head << "/" << cfg.n_head_kv << " hd "
                                                        << cfg.head_dim << " " << dtype_name(ct) << " tokens " << n_tokens;
             }
+}
+
+// The families' elementwise ops: geglu (tanh GELU gate), add_bias, scale, softcap.
+TEST_P(OpsTest, FamilyElementwise) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(15);
+    for (int64_t dim : {1, 7, 64, 2051})
+        for (int64_t rows : {1, 5, 33}) {
+            Buf g = make_buf(DType::F32, {dim, rows}), u = make_buf(DType::F32, {dim, rows});
+            Buf got = make_buf(DType::F32, {dim, rows}), want = make_buf(DType::F32, {dim, rows});
+            fill_normal(g.t, rng, 4.f);
+            fill_normal(u.t, rng);
+            g.t.data<float>()[0] = rows > 1 ? -30.f : 30.f;  // the far tails of the tanh
+            be->geglu(g.t, u.t, got.t);
+            ref::geglu(g.t, u.t, want.t);
+            ASSERT_LT(rel_l2(got.t, want.t), 1e-6) << "geglu dim=" << dim << " rows=" << rows;
+
+            Buf b = make_buf(DType::F32, {dim});
+            fill_normal(b.t, rng);
+            Buf x1 = copy_of(g), x2 = copy_of(g);
+            be->add_bias(x1.t, b.t);
+            ref::add_bias(x2.t, b.t);
+            ASSERT_LT(rel_l2(x1.t, x2.t), 1e-7) << "add_bias dim=" << dim << " rows=" << rows;
+
+            be->scale(x1.t, 0.125f);
+            ref::scale(x2.t, 0.125f);
+            ASSERT_EQ(x1.bytes, x2.bytes) << "scale";
+
+            for (float cap : {30.f, 0.5f}) {
+                Buf c1 = copy_of(g), c2 = copy_of(g);
+                be->softcap(c1.t, cap);
+                ref::softcap(c2.t, cap);
+                ASSERT_LT(rel_l2(c1.t, c2.t), 1e-6) << "softcap " << cap << " dim=" << dim << " rows=" << rows;
+            }
+        }
+    Buf x = make_buf(DType::F32, {8, 2}), b = make_buf(DType::F32, {7});
+    EXPECT_THROW(be->add_bias(x.t, b.t), Error);
+    EXPECT_THROW(be->softcap(x.t, 0.f), Error);
+}
+
+// NEOX pairing and attn_factor, with and without freq_factors, full and partial rotation.
+TEST_P(OpsTest, RopeNeoxAttnFactor) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(16);
+    for (int64_t hd : {64, 128, 256})
+        for (int n_rot : {static_cast<int>(hd), static_cast<int>(hd / 2), 6})
+            for (bool neox : {true, false})
+                for (float attn_factor : {1.f, 1.19f})
+                    for (bool with_ff : {false, true}) {
+                        const int64_t nh = 3, nt = 5;
+                        Buf x = make_buf(DType::F32, {hd, nh, nt}), pos = make_buf(DType::I32, {nt}), ff = make_buf(DType::F32, {n_rot / 2});
+                        fill_normal(x.t, rng);
+                        for (int i = 0; i < n_rot / 2; ++i) ff.t.data<float>()[i] = 1.f + static_cast<float>(i % 7);
+                        for (int t = 0; t < nt; ++t) pos.t.data<int32_t>()[t] = static_cast<int32_t>(rng() % 5000);
+                        Buf y = copy_of(x);
+                        const RopeParams rp{n_rot, 1000000.f, 1.f, neox, attn_factor};
+                        be->rope(x.t, pos.t, rp, with_ff ? &ff.t : nullptr);
+                        ref::rope(y.t, pos.t, rp, with_ff ? &ff.t : nullptr);
+                        ASSERT_LT(rel_l2(x.t, y.t), 2e-6) << "rope hd=" << hd << " n_rot=" << n_rot << (neox ? " neox" : " norm")
+                                                         << " attn_factor=" << attn_factor << " ff=" << with_ff;
+                    }
+}
+
+// Gemma 2's attention softcap across head sizes, GQA ratios, decode and batches; the cap must
+// change the result (else the comparison could not catch it being ignored).
+TEST_P(OpsTest, AttentionSoftcap) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(18);
+    struct Cfg { int n_head, n_head_kv, head_dim; float cap; };
+    for (const Cfg cfg : {Cfg{4, 4, 64, 5.f}, Cfg{8, 2, 128, 5.f}, Cfg{8, 1, 256, 8.f}, Cfg{16, 2, 64, 50.f}})
+        for (DType ct : {DType::F16, DType::F32})
+            for (int64_t n_tokens : {1, 3, 17}) {
+                const int64_t cells = 200, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
+                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
+                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
+                fill_normal(kf.t, rng, 2.f);
+                fill_normal(vf.t, rng);
+                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
+                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
+                fill_normal(q.t, rng, 4.f);
+                for (int64_t t = 0; t < n_tokens; ++t) {
+                    span.t.data<int32_t>()[2 * t] = 0;
+                    span.t.data<int32_t>()[2 * t + 1] = static_cast<int32_t>(cells - n_tokens + t + 1);
+                }
+                Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
+                Buf uncapped = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
+                AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim)), cfg.cap};
+                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
+                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention softcap " << cfg.cap << " heads " << cfg.n_head << "/"
+                                                       << cfg.n_head_kv << " hd " << cfg.head_dim << " " << dtype_name(ct)
+                                                       << " tokens " << n_tokens;
+                ap.softcap = 0.f;
+                ref::attention(q.t, kc.t, vc.t, span.t, uncapped.t, ap);
+                ASSERT_GT(rel_l2(uncapped.t, want.t), 1e-2) << "softcap " << cfg.cap << " changes nothing";
+            }
+}
+
+// Routing (E in {8, 64, 128}, k in {1, 2, 8}, with tied logits) and the weighted sum.
+TEST_P(OpsTest, MoeRouteAndSum) {
+    auto be = make_cpu_backend(GetParam());
+    std::mt19937 rng(19);
+    for (int64_t n_expert : {8, 64, 128})
+        for (int64_t k : {1, 2, 8})
+            for (int64_t n : {1, 5, 40}) {
+                Buf logits = make_buf(DType::F32, {n_expert, n});
+                fill_normal(logits.t, rng, 2.f);
+                for (int64_t t = 0; t < n; t += 2) {  // ties: copies of the token's largest logit
+                    float* l = logits.t.data<float>() + t * n_expert;
+                    const int64_t top = std::max_element(l, l + n_expert) - l;
+                    l[(top + 3) % n_expert] = l[top];
+                    l[(top + n_expert - 1) % n_expert] = l[top];
+                }
+                Buf ids1 = make_buf(DType::I32, {k, n}), ids2 = make_buf(DType::I32, {k, n});
+                Buf w1 = make_buf(DType::F32, {k, n}), w2 = make_buf(DType::F32, {k, n});
+                be->moe_route(logits.t, ids1.t, w1.t);
+                ref::moe_route(logits.t, ids2.t, w2.t);
+                ASSERT_EQ(ids1.bytes, ids2.bytes) << "moe_route ids E=" << n_expert << " k=" << k << " n=" << n;
+                ASSERT_LT(rel_l2(w1.t, w2.t), 1e-6) << "moe_route weights E=" << n_expert << " k=" << k << " n=" << n;
+                for (int64_t t = 0; k >= 2 && t < n; t += 2) {  // a tie resolves to the lower index, best first
+                    ASSERT_LT(ids2.t.data<int32_t>()[t * k], ids2.t.data<int32_t>()[t * k + 1]);
+                }
+                for (int64_t d : {1, 64, 2051}) {
+                    Buf y = make_buf(DType::F32, {d, k, n}), o1 = make_buf(DType::F32, {d, n}), o2 = make_buf(DType::F32, {d, n});
+                    fill_normal(y.t, rng);
+                    be->moe_sum(y.t, w2.t, o1.t);
+                    ref::moe_sum(y.t, w2.t, o2.t);
+                    ASSERT_LT(rel_l2(o1.t, o2.t), 1e-6) << "moe_sum d=" << d << " k=" << k << " n=" << n;
+                }
+            }
+    Buf logits = make_buf(DType::F32, {4, 2}), ids = make_buf(DType::I32, {5, 2}), w = make_buf(DType::F32, {5, 2});
+    EXPECT_THROW(be->moe_route(logits.t, ids.t, w.t), Error);  // k > E
 }
 
 TEST_P(OpsTest, BadArgumentsThrow) {

@@ -243,4 +243,117 @@ INSTANTIATE_TEST_SUITE_P(Models, SessionTest, testing::Values("stories260K-f32",
                              return s;
                          });
 
+// Context shift: dropping a middle run of cells moves the rest down in place. The moved keys and
+// values were computed while the dropped tokens were visible, so the result is not a fresh
+// evaluation of the kept tokens (the same holds for llama.cpp's shift); the exact re-rotation is
+// checked op by op in test_attention (KvShift). Here: the bookkeeping, that the shifted session
+// evaluates on, and that it equals a session shifted the same way with another cache type up to
+// that type's rounding.
+class ContextShift : public testing::TestWithParam<std::string> {
+protected:
+    void SetUp() override {
+        const std::string path = test::shared_file("models/" + GetParam() + ".gguf");
+        if (path.empty()) {
+            if (test::require_shared()) GTEST_FAIL() << "missing models/" << GetParam();
+            GTEST_SKIP() << "shared data not available (set MINERVA_SHARED)";
+        }
+        ModelOptions mo;
+        mo.device = "cpu";
+        model = Model::load(path, mo);
+    }
+    std::shared_ptr<Model> model;
+};
+
+TEST_P(ContextShift, ShiftKeepsTheSequenceUsable) {
+    std::vector<int32_t> all = model->vocab()->tokenize(
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog, "
+        "and every day they ran to the big tree by the river to look at the ducks.", true, false);
+    ASSERT_GE(all.size(), 40u);
+    const int n_keep = 6, n_discard = 21, n_rest = 12;
+    const std::vector<int32_t> abc(all.begin(), all.begin() + n_keep + n_discard + n_rest);
+    const int32_t d = all[static_cast<size_t>(n_keep + n_discard + n_rest)];
+    std::vector<std::vector<float>> after;
+    for (KvType kv : {KvType::F32, KvType::F16}) {
+        SessionOptions so;
+        so.n_ctx = 64;
+        so.kv_type_k = so.kv_type_v = kv;
+        Session s(model, so);
+        s.eval(abc);
+        s.shift(0, n_keep, n_discard);
+        ASSERT_EQ(s.n_past(), n_keep + n_rest);
+        std::vector<int32_t> ac(abc.begin(), abc.begin() + n_keep);
+        ac.insert(ac.end(), abc.end() - n_rest, abc.end());
+        EXPECT_TRUE(std::equal(ac.begin(), ac.end(), s.tokens().begin()));
+        after.push_back(copy(s.eval(std::span<const int32_t>(&d, 1))));
+        EXPECT_EQ(s.n_past(), n_keep + n_rest + 1);
+    }
+    EXPECT_LT(max_rel_diff(after[1], after[0]), 2e-3) << "f16 vs f32 cache after the same shift";
+    // Bad ranges are errors that leave the sequence alone.
+    SessionOptions so;
+    so.n_ctx = 64;
+    Session s(model, so);
+    s.eval(std::span<const int32_t>(abc).first(n_keep));
+    EXPECT_THROW(s.shift(0, 4, 3), Error);
+    EXPECT_THROW(s.shift(0, -1, 1), Error);
+    EXPECT_EQ(s.n_past(), n_keep);
+}
+
+// generate(): a prompt whose middle was dropped (a conversation without its oldest turns) is
+// served by shifting the cache, not by evaluating the kept tail again; and with context_shift
+// generation goes on past the context.
+TEST_P(ContextShift, GenerateReusesAcrossADroppedMiddleAndShiftsWhenFull) {
+    SessionOptions so;
+    so.n_ctx = 96;
+    Session session(model, so);
+    std::vector<int32_t> p1;
+    for (int i = 0; i < 70; ++i) p1.push_back(static_cast<int32_t>(3 + (i * 37) % (model->info().n_vocab - 3)));
+    GenerateParams gp;
+    gp.max_tokens = 4;
+    gp.sampling.temperature = 0;
+    generate(session, p1, gp);
+    // Drop tokens 5..29 of the prompt and add 3 new ones: 40 of the kept 45 come from the cache.
+    std::vector<int32_t> p2(p1.begin(), p1.begin() + 5);
+    p2.insert(p2.end(), p1.begin() + 30, p1.end());
+    const std::vector<int32_t> tail = {7, 8, 9};
+    p2.insert(p2.end(), tail.begin(), tail.end());
+    GenerateResult r = generate(session, p2, gp);
+    EXPECT_EQ(r.n_cached, 5 + 40);
+    EXPECT_EQ(r.tokens.size(), 4u);
+    EXPECT_TRUE(std::equal(p2.begin(), p2.end(), session.tokens().begin())) << "the cache holds the new prompt";
+    // The same as shifting by hand and evaluating the new tail.
+    Session manual(model, so);
+    generate(manual, p1, gp);
+    manual.truncate(0, 70);
+    manual.shift(0, 5, 25);
+    const auto want = copy(manual.eval(tail));
+    Session again(model, so);
+    generate(again, p1, gp);
+    GenerateParams one = gp;
+    one.max_tokens = 1;
+    GenerateResult r1 = generate(again, p2, one);
+    EXPECT_EQ(r1.tokens.front(), static_cast<int32_t>(std::max_element(want.begin(), want.end()) - want.begin()));
+
+    // Generating 150 tokens in a context of 96 with context_shift: never an overflow.
+    gp.max_tokens = 150;
+    gp.ignore_eos = true;
+    gp.context_shift = true;
+    gp.n_keep = 4;
+    session.clear();
+    GenerateResult g = generate(session, std::span<const int32_t>(p1).first(20), gp);
+    EXPECT_EQ(g.tokens.size(), 150u);
+    EXPECT_EQ(g.finish_reason, "length");
+    EXPECT_LE(session.n_past(), so.n_ctx);
+    EXPECT_TRUE(std::equal(p1.begin(), p1.begin() + 4, session.tokens().begin())) << "the kept prefix";
+    gp.n_keep = so.n_ctx;
+    EXPECT_THROW(generate(session, std::span<const int32_t>(p1).first(20), gp), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ContextShift,
+                         testing::Values("stories260K-f32", "tiny-k-f32", "arch-gemma3-F16", "arch-gemma2-F16"),
+                         [](const auto& info) {
+                             std::string s = info.param;
+                             std::replace(s.begin(), s.end(), '-', '_');
+                             return s;
+                         });
+
 }  // namespace

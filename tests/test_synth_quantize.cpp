@@ -530,7 +530,10 @@ TEST_P(SynthFamily, LoadsAndRuns) {
     auto o = family_options(vocab_path, c, "F32");
     o.weight_std = 0.05f;
     synth_file(o);
-    auto model = Model::load(o.out_path, {.device = "cpu", .n_threads = 2});
+    ModelOptions mo;
+    mo.device = "cpu";
+    mo.n_threads = 2;
+    auto model = Model::load(o.out_path, mo);
     EXPECT_EQ(model->info().arch, c.arch);
     EXPECT_EQ(model->info().n_layer, 2);
     std::vector<int32_t> prompt;

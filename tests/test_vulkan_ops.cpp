@@ -6,6 +6,7 @@
 // MINERVA_REQUIRE_VULKAN=1 (CI) a missing device FAILS them.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -202,6 +203,47 @@ TEST_P(VulkanWeightOps, GetRowsMatchesReference) {
     EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-6) << dtype_name(type);
 }
 
+// matmul_id against the reference, for a [n_in, m, E] weight of `type`: both x layouts, the
+// row, subgroup and shared-memory shapes, decode and batches. ids are random (repeats allowed).
+void matmul_id_case(vk::VulkanBackend* vk, DType type, int64_t n_in, int64_t m, int64_t n_expert, int64_t k,
+                    int64_t n, bool per_slot, std::mt19937& rng) {
+    Host w(type, {n_in, m, n_expert}), ids(DType::I32, {k, n}), ref(DType::F32, {m, k, n});
+    Host x = per_slot ? Host(DType::F32, {n_in, k, n}) : Host(DType::F32, {n_in, n});
+    fill_weights(w, rng);
+    fill_normal(x, rng);
+    std::uniform_int_distribution<int32_t> ed(0, static_cast<int32_t>(n_expert - 1));
+    for (int64_t i = 0; i < k * n; ++i) ids.i32()[i] = ed(rng);
+    ids.i32()[0] = static_cast<int32_t>(n_expert - 1);  // the last expert's rows end the buffer
+    cpu::ref::matmul_id(w.t, x.t, ids.t, ref.t);
+    Tensor dw = to_device(vk, w, true), dx = to_device(vk, x), di = to_device(vk, ids);
+    Tensor dout = vk->alloc(DType::F32, ref.t.ne);
+    for (int variant = 0; variant < 3; ++variant) {  // row shapes, subgroup rows, shared-memory rows
+        vk->set_cpu_shapes(variant == 0);
+        vk->set_use_subgroups(variant == 1);
+        vk->matmul_id(dw, dx, di, dout);
+        auto got = from_device(vk, dout);
+        EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-4)
+            << dtype_name(type) << " n_in=" << n_in << " m=" << m << " E=" << n_expert << " k=" << k << " n=" << n
+            << (per_slot ? " x [n_in, k, n]" : " x [n_in, n]")
+            << (variant == 0 ? " row shapes" : variant == 1 ? " subgroup" : " shared-memory");
+    }
+    vk->set_use_subgroups(true);
+    vk->set_cpu_shapes(vk->is_cpu_device());
+}
+
+TEST_P(VulkanWeightOps, MatmulIdMatchesReference) {
+    VK_OR_SKIP(vk);
+    const DType type = GetParam();
+    std::mt19937 rng(4321 + static_cast<int>(type));
+    // Short rows take the row shape on every device; long rows (> 8 units) the subgroup and
+    // shared-memory shapes too.
+    for (int which_k : {0, 1})
+        for (bool per_slot : {false, true}) {
+            matmul_id_case(vk, type, odd_k(type, which_k), 70, 8, 2, 1, per_slot, rng);
+            matmul_id_case(vk, type, odd_k(type, which_k), 33, 8, 2, 5, per_slot, rng);
+        }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), type_name);
 
 TEST(VulkanOps, RmsNorm) {
@@ -248,9 +290,35 @@ TEST(VulkanOps, Rope) {
     }
 }
 
+// NEOX pairing (Qwen, Gemma, Phi) and LongRoPE's attn_factor, with and without freq_factors,
+// full and partial rotation, for the head sizes of the families.
+TEST(VulkanOps, RopeNeoxAttnFactor) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(12);
+    for (int64_t hd : {64, 128, 256})
+        for (int n_rot : {int(hd), int(hd / 2)})
+            for (bool neox : {true, false})
+                for (float attn_factor : {1.f, 1.19f})
+                    for (bool with_ff : {false, true}) {
+                        const int64_t n_heads = 3, n_tok = 5;
+                        Host x(DType::F32, {hd, n_heads, n_tok}), pos(DType::I32, {n_tok}), ff(DType::F32, {n_rot / 2});
+                        fill_normal(x, rng);
+                        for (int64_t t = 0; t < n_tok; ++t) pos.i32()[t] = static_cast<int32_t>(rng() % 3000);
+                        for (int i = 0; i < n_rot / 2; ++i) ff.f()[i] = 1.f + static_cast<float>(i % 7);
+                        Tensor dx = to_device(vk, x), dp = to_device(vk, pos), dff = to_device(vk, ff, true);
+                        RopeParams p{n_rot, 1000000.f, 1.f, neox, attn_factor};
+                        cpu::ref::rope(x.t, pos.t, p, with_ff ? &ff.t : nullptr);
+                        vk->rope(dx, dp, p, with_ff ? &dff : nullptr);
+                        auto got = from_device(vk, dx);
+                        EXPECT_LT(nerr(got.data(), x.f(), x.t.n_elements()), 2e-3)
+                            << "head_dim " << hd << " n_rot " << n_rot << (neox ? " neox" : " norm") << " attn_factor "
+                            << attn_factor << (with_ff ? " freq_factors" : "");
+                    }
+}
+
 // Fills caches through kv_store on both sides and compares attention for one configuration.
 void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_head_kv, int head_dim, int n_cells,
-                    int n_tok, int n_past, uint32_t split) {
+                    int n_tok, int n_past, uint32_t split, float softcap = 0.f) {
     std::mt19937 rng(n_head * 131 + n_head_kv * 7 + head_dim + n_cells + n_tok + n_past);
     const int64_t width = int64_t(head_dim) * n_head_kv;
     const int n_total = n_past + n_tok;
@@ -270,13 +338,21 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
 
     // Queries of the last n_tok tokens, each attending causally to cells 0..its position.
     Host q(DType::F32, {head_dim, n_head, n_tok}), span(DType::I32, {2, n_tok}), ref(DType::F32, {head_dim, n_head, n_tok});
-    fill_normal(q, rng);
+    // With a softcap, queries large enough that scores reach and pass the cap.
+    fill_normal(q, rng, softcap > 0 ? 4.f : 1.f);
     for (int t = 0; t < n_tok; ++t) {
         span.i32()[2 * t] = 0;
         span.i32()[2 * t + 1] = n_past + t + 1;
     }
-    AttentionParams p{n_head, n_head_kv, head_dim, 1.f / std::sqrt(float(head_dim))};
+    AttentionParams p{n_head, n_head_kv, head_dim, 1.f / std::sqrt(float(head_dim)), softcap};
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, ref.t, p);
+    if (softcap > 0) {  // the cap must change the result, or this case could not catch it being ignored
+        Host uncapped(DType::F32, {head_dim, n_head, n_tok});
+        AttentionParams pu = p;
+        pu.softcap = 0.f;
+        cpu::ref::attention(q.t, kc.t, vc.t, span.t, uncapped.t, pu);
+        EXPECT_GT(nerr(uncapped.f(), ref.f(), ref.t.n_elements()), 1e-2) << "softcap " << softcap << " changes nothing";
+    }
     Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, ref.t.ne);
     // GPU shape; CPU shape with subgroups (barrier-free) and without (shared memory).
     for (int variant = 0; variant < 3; ++variant) {
@@ -288,7 +364,7 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
         auto got = from_device(vk, dout);
         EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
             << dtype_name(cache_type) << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
-            << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split << " shapes "
+            << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split << " softcap " << softcap << " shapes "
             << (variant == 0 ? "gpu" : variant == 1 ? "cpu+subgroup" : "cpu");
     }
     vk->set_use_subgroups(true);
@@ -312,6 +388,20 @@ TEST(VulkanOps, AttentionPrefill) {
         attention_case(vk, ct, 4, 2, 64, 64, 37, 0, 1);     // causal prefill from empty
         attention_case(vk, ct, 8, 1, 128, 300, 20, 180, 1); // prefill after a long past, MQA
         attention_case(vk, ct, 2, 2, 256, 40, 9, 3, 1);     // head_dim 256
+    }
+}
+
+// Gemma 2's attention softcap: every head size of the families, GQA ratios 1 to 8, decode
+// (split and unsplit), small batches and prefill, in every shader variant.
+TEST(VulkanOps, AttentionSoftcap) {
+    VK_OR_SKIP(vk);
+    for (DType ct : {DType::F16, DType::F32}) {
+        attention_case(vk, ct, 4, 4, 64, 40, 1, 30, 0, 5.f);      // decode, unsplit
+        attention_case(vk, ct, 8, 2, 128, 600, 1, 520, 0, 5.f);   // GQA 4, auto split
+        attention_case(vk, ct, 8, 1, 256, 300, 1, 200, 3, 8.f);   // GQA 8, head_dim 256, forced split
+        attention_case(vk, ct, 4, 2, 256, 64, 5, 40, 1, 5.f);     // small batch
+        attention_case(vk, ct, 8, 4, 128, 80, 37, 0, 1, 3.f);     // prefill from empty
+        attention_case(vk, ct, 16, 2, 64, 120, 20, 60, 1, 50.f);  // Gemma 2's cap, GQA 8
     }
 }
 
@@ -360,6 +450,180 @@ TEST(VulkanOps, ElementwiseAndGather) {
     vk->gather_rows(to_device(vk, x), to_device(vk, rows), dout);
     auto got = from_device(vk, dout);
     EXPECT_EQ(0, std::memcmp(got.data(), ref.f(), ref.t.nbytes()));
+}
+
+// The elementwise ops of the families: geglu, add_bias, scale, softcap (in place).
+TEST(VulkanOps, FamilyElementwise) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(31);
+    for (int64_t n : {1, 255, 257, 70001}) {
+        Host g(DType::F32, {n}), u(DType::F32, {n}), ref(DType::F32, {n});
+        fill_normal(g, rng, 4.f);
+        fill_normal(u, rng);
+        g.f()[0] = n > 1 ? -30.f : 30.f;  // far tails of the tanh
+        cpu::ref::geglu(g.t, u.t, ref.t);
+        Tensor dg = to_device(vk, g), dout = vk->alloc(DType::F32, ref.t.ne);
+        vk->geglu(dg, to_device(vk, u), dout);
+        auto got = from_device(vk, dout);
+        EXPECT_LT(nerr(got.data(), ref.f(), n), 1e-5) << "geglu " << n;
+
+        vk->scale(dg, -0.37f);
+        cpu::ref::scale(g.t, -0.37f);
+        got = from_device(vk, dg);
+        EXPECT_LT(nerr(got.data(), g.f(), n), 1e-7) << "scale " << n;
+
+        for (float cap : {30.f, 0.5f}) {  // Gemma's logit cap; a cap most values pass
+            Host c = g;
+            c.t.host = c.bytes.data();
+            Tensor dc = to_device(vk, c);
+            vk->softcap(dc, cap);
+            cpu::ref::softcap(c.t, cap);
+            got = from_device(vk, dc);
+            EXPECT_LT(nerr(got.data(), c.f(), n), 1e-6) << "softcap " << cap << " " << n;
+        }
+    }
+    for (int64_t dim : {1, 64, 896, 1027})
+        for (int64_t rows : {1, 7}) {
+            Host x(DType::F32, {dim, rows}), b(DType::F32, {dim});
+            fill_normal(x, rng);
+            fill_normal(b, rng);
+            Tensor dx = to_device(vk, x);
+            vk->add_bias(dx, to_device(vk, b, true));
+            cpu::ref::add_bias(x.t, b.t);
+            auto got = from_device(vk, dx);
+            EXPECT_LT(nerr(got.data(), x.f(), x.t.n_elements()), 1e-7) << "add_bias " << dim << "x" << rows;
+        }
+    Host x(DType::F32, {8, 2}), b(DType::F32, {7});
+    Tensor dx = to_device(vk, x), db = to_device(vk, b);
+    EXPECT_THROW(vk->add_bias(dx, db), Error);  // bias of the wrong length
+    EXPECT_THROW(vk->softcap(dx, 0.f), Error);
+    EXPECT_THROW(vk->softcap(dx, -1.f), Error);
+}
+
+// The per-head q/k norms of Qwen 3 and Gemma 3 run rms_norm in place on [head_dim, heads * tokens].
+TEST(VulkanOps, RmsNormPerHeadInPlace) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(37);
+    for (int64_t hd : {64, 128, 256})
+        for (int64_t rows : {8 * 1, 8 * 7, 2 * 40}) {
+            Host x(DType::F32, {hd, rows}), w(DType::F32, {hd}), ref(DType::F32, {hd, rows});
+            fill_normal(x, rng, 2.f);
+            fill_normal(w, rng);
+            cpu::ref::rms_norm(x.t, w.t, ref.t, 1e-6f);
+            Tensor dx = to_device(vk, x);
+            vk->rms_norm(dx, to_device(vk, w, true), dx, 1e-6f);
+            auto got = from_device(vk, dx);
+            EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5) << "head_dim " << hd << " rows " << rows;
+        }
+}
+
+// Routing: E in {8, 64, 128}, k in {1, 2, 8}, with ties (equal logits go to the lower index).
+TEST(VulkanOps, MoeRoute) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(41);
+    for (int64_t n_expert : {8, 64, 128})
+        for (int64_t k : {1, 2, 8})
+            for (int64_t n : {1, 5, 70}) {
+                Host logits(DType::F32, {n_expert, n}), ids(DType::I32, {k, n}), w(DType::F32, {k, n});
+                fill_normal(logits, rng, 2.f);
+                for (int64_t t = 0; t < n; t += 2) {  // ties: copies of the token's largest logit
+                    float* l = logits.f() + t * n_expert;
+                    int64_t top = std::max_element(l, l + n_expert) - l;
+                    l[(top + 3) % n_expert] = l[top];
+                    l[(top + n_expert - 1) % n_expert] = l[top];
+                }
+                cpu::ref::moe_route(logits.t, ids.t, w.t);
+                Tensor dl = to_device(vk, logits), di = vk->alloc(DType::I32, ids.t.ne), dw = vk->alloc(DType::F32, w.t.ne);
+                vk->moe_route(dl, di, dw);
+                std::vector<int32_t> got_ids(static_cast<size_t>(k * n));
+                vk->read(di, got_ids.data(), got_ids.size() * 4);
+                auto got_w = from_device(vk, dw);
+                EXPECT_EQ(0, std::memcmp(got_ids.data(), ids.i32(), got_ids.size() * 4))
+                    << "ids E=" << n_expert << " k=" << k << " n=" << n;
+                EXPECT_LT(nerr(got_w.data(), w.f(), k * n), 1e-5) << "weights E=" << n_expert << " k=" << k << " n=" << n;
+            }
+    Host logits(DType::F32, {4, 2}), ids(DType::I32, {5, 2}), w(DType::F32, {5, 2});
+    EXPECT_THROW(vk->moe_route(to_device(vk, logits), to_device(vk, ids), to_device(vk, w)), Error);  // k > E
+}
+
+TEST(VulkanOps, MatmulIdManyExperts) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(43);
+    for (DType t : {DType::Q4_0, DType::Q8_0, DType::F16})
+        for (int64_t n_expert : {64, 128})
+            for (int64_t k : {1, 8}) {
+                matmul_id_case(vk, t, 64, 24, n_expert, k, 3, false, rng);
+                matmul_id_case(vk, t, 64, 24, n_expert, k, 3, true, rng);
+            }
+}
+
+TEST(VulkanOps, MatmulIdAndMoeSumBadArguments) {
+    VK_OR_SKIP(vk);
+    Host w(DType::F32, {32, 16, 4}), x(DType::F32, {32, 3}), ids(DType::I32, {2, 3}), out(DType::F32, {16, 2, 3});
+    Tensor dw = to_device(vk, w, true), dx = to_device(vk, x), di = to_device(vk, ids), dout = to_device(vk, out);
+    Host xbad(DType::F32, {31, 3}), obad(DType::F32, {16, 3, 3});
+    EXPECT_THROW(vk->matmul_id(dw, to_device(vk, xbad), di, dout), Error);  // n_in mismatch
+    EXPECT_THROW(vk->matmul_id(dw, dx, di, to_device(vk, obad)), Error);    // out not [m, k, n]
+    Host y(DType::F32, {16, 2, 3}), wt(DType::F32, {3, 3}), o(DType::F32, {16, 3});
+    EXPECT_THROW(vk->moe_sum(to_device(vk, y), to_device(vk, wt), to_device(vk, o)), Error);  // k mismatch
+}
+
+TEST(VulkanOps, MoeSum) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(47);
+    for (int64_t d : {1, 64, 2051})
+        for (int64_t k : {1, 2, 8})
+            for (int64_t n : {1, 9}) {
+                Host y(DType::F32, {d, k, n}), w(DType::F32, {k, n}), ref(DType::F32, {d, n});
+                fill_normal(y, rng);
+                fill_normal(w, rng);
+                cpu::ref::moe_sum(y.t, w.t, ref.t);
+                Tensor dout = vk->alloc(DType::F32, ref.t.ne);
+                vk->moe_sum(to_device(vk, y), to_device(vk, w), dout);
+                auto got = from_device(vk, dout);
+                EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-6) << "d=" << d << " k=" << k << " n=" << n;
+            }
+}
+
+// A whole MoE feed-forward in one submission (route, gate/up experts, swiglu, down experts on
+// the per-slot activations, weighted sum): the barriers between ops that share buffers.
+TEST(VulkanOps, MoeBlockInOneSubmission) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(53);
+    const int64_t dim = 64, hid = 256, n_expert = 8, k = 2, n = 5;  // hid: a Q4_K row
+    Host x(DType::F32, {dim, n}), router(DType::F32, {dim, n_expert}), wg2(DType::Q8_0, {dim, hid, n_expert}),
+        wu2(DType::Q4_0, {dim, hid, n_expert}), wd(DType::Q4_K, {hid, dim, n_expert});
+    fill_normal(x, rng);
+    fill_normal(router, rng);
+    fill_weights(wg2, rng);
+    fill_weights(wu2, rng);
+    fill_weights(wd, rng);
+    Host logits(DType::F32, {n_expert, n}), ids(DType::I32, {k, n}), rw(DType::F32, {k, n});
+    Host g(DType::F32, {hid, k, n}), u(DType::F32, {hid, k, n}), a(DType::F32, {hid, k, n}), y(DType::F32, {dim, k, n}),
+        out(DType::F32, {dim, n});
+    cpu::ref::matmul(router.t, x.t, logits.t);
+    cpu::ref::moe_route(logits.t, ids.t, rw.t);
+    cpu::ref::matmul_id(wg2.t, x.t, ids.t, g.t);
+    cpu::ref::matmul_id(wu2.t, x.t, ids.t, u.t);
+    cpu::ref::swiglu(g.t, u.t, a.t);
+    cpu::ref::matmul_id(wd.t, a.t, ids.t, y.t);
+    cpu::ref::moe_sum(y.t, rw.t, out.t);
+
+    Tensor dx = to_device(vk, x), drouter = to_device(vk, router, true), dwg = to_device(vk, wg2, true),
+           dwu = to_device(vk, wu2, true), dwd = to_device(vk, wd, true);
+    Tensor dl = vk->alloc(DType::F32, logits.t.ne), di = vk->alloc(DType::I32, ids.t.ne), drw = vk->alloc(DType::F32, rw.t.ne);
+    Tensor dg = vk->alloc(DType::F32, g.t.ne), du = vk->alloc(DType::F32, u.t.ne), da = vk->alloc(DType::F32, a.t.ne),
+           dy = vk->alloc(DType::F32, y.t.ne), dout = vk->alloc(DType::F32, out.t.ne);
+    vk->matmul(drouter, dx, dl);
+    vk->moe_route(dl, di, drw);
+    vk->matmul_id(dwg, dx, di, dg);
+    vk->matmul_id(dwu, dx, di, du);
+    vk->swiglu(dg, du, da);
+    vk->matmul_id(dwd, da, di, dy);
+    vk->moe_sum(dy, drw, dout);
+    vk->submit();
+    auto got = from_device(vk, dout);
+    EXPECT_LT(nerr(got.data(), out.f(), out.t.n_elements()), 1e-4);
 }
 
 // A chain of dependent ops recorded into one command buffer: checks the barriers.

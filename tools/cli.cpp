@@ -1,9 +1,17 @@
 // The command table and option parser shared by minerva and minerva-bench.
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "cli.h"
@@ -17,7 +25,7 @@ std::vector<Command>& commands() {
 }
 
 Args::Args(int argc, char** argv, std::initializer_list<std::string_view> value_opts,
-           std::initializer_list<std::string_view> flag_opts) {
+           std::initializer_list<std::string_view> flag_opts, size_t max_positional) {
     std::map<std::string, bool> takes_value;
     auto add = [&](std::string_view spec, bool value) {
         std::string canon;
@@ -57,6 +65,8 @@ Args::Args(int argc, char** argv, std::initializer_list<std::string_view> value_
                 values_[alias_[name]] = std::string(1, '1');
             }
         } else {
+            if (positional_.size() >= max_positional)
+                throw Error("unexpected argument '" + a + "' (see " + argv[0] + " --help)");
             positional_.push_back(a);
         }
     }
@@ -106,6 +116,55 @@ double Args::get_float(std::string_view name, double def) const {
     }
 }
 
+long long Args::get_int(std::string_view name, long long def, long long lo, long long hi) const {
+    auto v = get(name);
+    if (!v) return def;
+    bool ok = false;
+    long long x = 0;
+    try {
+        size_t used = 0;
+        x = std::stoll(*v, &used);
+        ok = used == v->size() && x >= lo && x <= hi;
+    } catch (const std::exception&) {  // not a number, or beyond long long
+    }
+    if (!ok)
+        throw Error("option " + canonical(name) + " expects an integer from " + std::to_string(lo) + " to " +
+                    std::to_string(hi) + ", got '" + *v + "'");
+    return x;
+}
+
+double Args::get_float(std::string_view name, double def, double lo, double hi) const {
+    auto v = get(name);
+    if (!v) return def;
+    double x = get_float(name, def);
+    if (!(x >= lo && x <= hi)) {  // NaN fails too
+        auto num = [](double d) {
+            std::ostringstream o;
+            o << d;
+            return o.str();
+        };
+        throw Error("option " + canonical(name) + " expects a number from " + num(lo) + " to " + num(hi) + ", got '" +
+                    *v + "'");
+    }
+    return x;
+}
+
+uint64_t Args::get_u64(std::string_view name, uint64_t def) const {
+    auto v = get(name);
+    if (!v) return def;
+    uint64_t x = 0;
+    bool ok = !v->empty() && v->size() <= 20;
+    for (char c : *v) {
+        if (!ok) break;
+        if (c < '0' || c > '9') { ok = false; break; }
+        const uint64_t d = static_cast<uint64_t>(c - '0');
+        if (x > (UINT64_MAX - d) / 10) { ok = false; break; }
+        x = x * 10 + d;
+    }
+    if (!ok) throw Error("option " + canonical(name) + " expects an integer from 0 to " + std::to_string(UINT64_MAX) + ", got '" + *v + "'");
+    return x;
+}
+
 std::string read_file(const std::string& path) {
     if (path == "-") {
         std::ostringstream s;
@@ -120,11 +179,104 @@ std::string read_file(const std::string& path) {
 }
 
 
+namespace {
+
+const char* kCommonHelp =
+    "options of every command:\n"
+    "  --log-level LEVEL       library log level: trace, debug, info, warn, error, off (default warn)\n"
+    "  -q, --quiet             errors only: no logs, progress or statistics on stderr\n"
+    "stdout carries only the command's result; logs, progress and statistics go to stderr.\n";
+
+bool g_quiet = false;
+std::atomic<bool> g_interrupted{false};
+
+void on_sigint(int) {
+    if (g_interrupted.exchange(true)) _exit(130);  // the second Ctrl-C: stop now
+}
+
+// Removes --log-level LEVEL / --log-level=LEVEL / -q / --quiet from argv (from index 2 on: after
+// the command name) and applies them. Returns the new argc.
+int take_common_options(int argc, char** argv) {
+    int out = 2;
+    std::string level;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--") {  // the rest is the command's, untouched
+            while (i < argc) argv[out++] = argv[i++];
+            break;
+        }
+        if (a == "-q" || a == "--quiet") {
+            g_quiet = true;
+        } else if (a == "--log-level") {
+            if (i + 1 >= argc) throw Error("option --log-level needs a value");
+            level = argv[++i];
+        } else if (a.rfind("--log-level=", 0) == 0) {
+            level = a.substr(12);
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    // Only warnings and errors by default: a command's own output says what it did.
+    set_log_level(g_quiet ? LogLevel::Error : LogLevel::Warn);
+    if (!level.empty()) set_log_level(level);  // Error naming the option's accepted values
+    return out;
+}
+
+}  // namespace
+
+bool quiet() { return g_quiet; }
+
+void catch_interrupt() {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: a blocking read of stdin returns, so chat can notice
+    sigaction(SIGINT, &sa, nullptr);
+}
+bool interrupted() { return g_interrupted.load(); }
+void clear_interrupt() { g_interrupted.store(false); }
+
+Progress::Progress(std::string label)
+    : label_(std::move(label)), tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
+
+Progress::~Progress() {
+    if (drawn_ && tty_) std::fputc('\n', stderr);
+}
+
+ProgressCallback Progress::callback() {
+    return [this](float fraction) {
+        update(fraction);
+        return !interrupted();
+    };
+}
+
+void Progress::update(float fraction) {
+    if (g_quiet) return;
+    const int pct = static_cast<int>(std::clamp(fraction, 0.f, 1.f) * 100.f);
+    if (tty_) {
+        if (pct == last_) return;
+        constexpr int kWidth = 30;
+        const int fill = pct * kWidth / 100;
+        std::fprintf(stderr, "\r%s [%s%s] %3d%%", label_.c_str(), std::string(static_cast<size_t>(fill), '#').c_str(),
+                     std::string(static_cast<size_t>(kWidth - fill), ' ').c_str(), pct);
+        drawn_ = true;
+    } else {
+        // Lines only for work that takes a while: a log of quick loads stays quiet.
+        if (std::chrono::steady_clock::now() - start_ < std::chrono::seconds(1)) return;
+        if (pct / 25 == last_ / 25 && last_ >= 0) return;
+        if (pct / 25 == 0) return;  // from 25% on
+        std::fprintf(stderr, "%s: %d%%\n", label_.c_str(), pct / 25 * 25);
+    }
+    std::fflush(stderr);
+    last_ = pct;
+}
+
 void usage_of_commands(const char* prog, FILE* out) {
     std::fprintf(out, "usage: %s <command> [options]   (%s <command> --help for its options)\n\ncommands:\n", prog, prog);
     auto cmds = minerva::cli::commands();
     std::sort(cmds.begin(), cmds.end(), [](auto& a, auto& b) { return a.name < b.name; });
     for (const auto& c : cmds) std::fprintf(out, "  %-12s %s\n", c.name.c_str(), c.summary.c_str());
+    std::fprintf(out, "\n%s", kCommonHelp);
 }
 
 int run_main(const char* prog, int argc, char** argv) {
@@ -139,7 +291,11 @@ int run_main(const char* prog, int argc, char** argv) {
     for (const auto& c : minerva::cli::commands()) {
         if (c.name == argv[1]) {
             try {
-                return c.fn(argc - 1, argv + 1);
+                argc = take_common_options(argc, argv);
+                int rc = c.fn(argc - 1, argv + 1);
+                for (int i = 2; i < argc; ++i)
+                    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) std::fprintf(stdout, "\n%s", kCommonHelp);
+                return rc;
             } catch (const minerva::Error& e) {
                 std::fprintf(stderr, "%s %s: error: %s\n", prog, argv[1], e.what());
                 return 1;
@@ -154,12 +310,22 @@ int run_main(const char* prog, int argc, char** argv) {
     return 2;
 }
 
-std::shared_ptr<Model> load_model(const Args& a, bool progress) {
+ModelOptions model_options(const Args& a) {
     ModelOptions mo;
     mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    mo.progress = progress;
-    return Model::load(a.require("-m"), mo);
+    if (mo.device != "auto" && mo.device != "cpu" && mo.device != "vulkan" && mo.device.rfind("vulkan:", 0) != 0)
+        throw Error("option --device expects auto, cpu, vulkan or vulkan:N, got '" + mo.device + "'");
+    mo.n_threads = static_cast<int>(a.get_int("-t", 0, 0, 1024));
+    return mo;
+}
+
+std::shared_ptr<Model> load_model(const Args& a) {
+    ModelOptions mo = model_options(a);
+    const std::string path = a.require("-m");
+    std::string name = path.substr(path.find_last_of('/') + 1);
+    Progress progress("loading " + name);
+    mo.progress = progress.callback();
+    return Model::load(path, mo);
 }
 
 void read_cache_types(const Args& a, SessionOptions& so) {
@@ -169,15 +335,15 @@ void read_cache_types(const Args& a, SessionOptions& so) {
 }
 
 void read_sampling(const Args& a, SamplerParams& sp) {
-    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature));
-    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k));
-    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p));
-    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p));
-    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty));
-    sp.penalty_last_n = static_cast<int>(a.get_int("--repeat-last-n", sp.penalty_last_n));
-    sp.presence_penalty = static_cast<float>(a.get_float("--presence-penalty", sp.presence_penalty));
-    sp.frequency_penalty = static_cast<float>(a.get_float("--frequency-penalty", sp.frequency_penalty));
-    if (auto s = a.get("--seed")) sp.seed = static_cast<uint64_t>(std::stoull(*s));
+    sp.temperature = static_cast<float>(a.get_float("--temp", sp.temperature, 0.0, 100.0));
+    sp.top_k = static_cast<int>(a.get_int("--top-k", sp.top_k, 0, 1 << 30));
+    sp.top_p = static_cast<float>(a.get_float("--top-p", sp.top_p, 0.0, 1.0));
+    sp.min_p = static_cast<float>(a.get_float("--min-p", sp.min_p, 0.0, 1.0));
+    sp.repeat_penalty = static_cast<float>(a.get_float("--repeat-penalty", sp.repeat_penalty, 0.01, 100.0));
+    sp.penalty_last_n = static_cast<int>(a.get_int("--repeat-last-n", sp.penalty_last_n, -1, 1 << 30));
+    sp.presence_penalty = static_cast<float>(a.get_float("--presence-penalty", sp.presence_penalty, -2.0, 2.0));
+    sp.frequency_penalty = static_cast<float>(a.get_float("--frequency-penalty", sp.frequency_penalty, -2.0, 2.0));
+    sp.seed = a.get_u64("--seed", sp.seed);
 }
 
 }  // namespace minerva::cli

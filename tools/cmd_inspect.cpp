@@ -53,7 +53,7 @@ nlohmann::json value_json(const gguf::Value& v, size_t max_items) {
 }
 
 int cmd_inspect(int argc, char** argv) {
-    cli::Args args(argc, argv, {"-m|--model", "--items"}, {"--no-tensors", "--no-metadata", "--json", "-h|--help"});
+    cli::Args args(argc, argv, {"-m|--model", "--items"}, {"--no-tensors", "--no-metadata", "--json", "-h|--help"}, 1);
     if (args.has("--help")) {
         std::printf(
             "usage: minerva inspect -m FILE [--no-metadata] [--no-tensors] [--items N] [--json]\n"
@@ -61,11 +61,12 @@ int cmd_inspect(int argc, char** argv) {
             "  and the tensor table (name, type, shape, offset, bytes). Exit status 1 on a bad file.\n");
         return 0;
     }
+    if (args.has("-m") && !args.positional().empty())
+        throw Error("give the file once: -m FILE or FILE, not both");
     std::string path = args.has("-m") ? args.require("-m")
                        : args.positional().size() == 1 ? args.positional()[0]
                                                        : args.require("-m");
-    long long items_arg = args.get_int("--items", 8);
-    size_t items = items_arg < 0 ? 0 : static_cast<size_t>(items_arg);
+    size_t items = static_cast<size_t>(args.get_int("--items", 8, 0, 1 << 30));
     bool show_meta = !args.has("--no-metadata");
     bool show_tensors = !args.has("--no-tensors");
 

@@ -23,20 +23,18 @@ int cmd_logits(int argc, char** argv) {
         return 0;
     }
     if (a.has("-p") == a.has("-f")) throw Error("give the prompt with exactly one of -p TEXT or -f FILE");
+    const int top = static_cast<int>(a.get_int("--top", 5, 1, 1 << 20));
+    SessionOptions so;  // cache types checked before loading
+    if (auto kv = a.get("--kv")) so.kv_type_k = so.kv_type_v = parse_kv_type(*kv);  // both K and V
+    read_cache_types(a, so);
+    model_options(a);
+    a.require("-m");
     const std::string text = a.has("-p") ? *a.get("-p") : read_file(*a.get("-f"));
-    const int top = static_cast<int>(a.get_int("--top", 5));
-    if (top < 1) throw Error("--top must be at least 1");
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    auto model = Model::load(a.require("-m"), mo);
+    auto model = load_model(a);
     std::vector<int32_t> tokens = model->vocab()->tokenize(text, true, false);
     if (tokens.empty()) throw Error("the prompt has no tokens");
 
-    SessionOptions so;
     so.n_ctx = static_cast<int>(tokens.size());
-    if (auto kv = a.get("--kv")) so.kv_type_k = so.kv_type_v = parse_kv_type(*kv);  // both K and V
-    read_cache_types(a, so);
     Session session(model, so);
     session.eval(tokens, 0, true);
     std::span<const float> all = session.logits();

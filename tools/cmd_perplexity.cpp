@@ -18,20 +18,19 @@ int cmd_perplexity(int argc, char** argv) {
                   "the last line is `PPL = <value>`");
         return 0;
     }
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(a.get_int("-c", 512, 4, 1 << 24));
+    so.n_batch = static_cast<int>(a.get_int("-b", so.n_ctx, 1, 1 << 24));
+    read_cache_types(a, so);  // checked before loading
+    model_options(a);
+    a.require("-m");
     const std::string text = read_file(a.require("-f"));
-    ModelOptions mo;
-    mo.device = a.get("--device", "auto");
-    mo.n_threads = static_cast<int>(a.get_int("-t", 0));
-    auto model = Model::load(a.require("-m"), mo);
+    auto model = load_model(a);
     const Vocab& vocab = *model->vocab();
     std::vector<int32_t> tokens = vocab.tokenize(text, true, false);
-    SessionOptions so;
-    so.n_ctx = static_cast<int>(a.get_int("-c", 512));
-    if (so.n_ctx < 4) throw Error("-c must be at least 4");
-    so.n_batch = static_cast<int>(a.get_int("-b", so.n_ctx));
-    read_cache_types(a, so);
     Session session(model, so);
-    std::fprintf(stderr, "%s: %zu tokens, %zu chunks of %d\n", model->info().name.c_str(), tokens.size(),
+    if (!quiet())
+        std::fprintf(stderr, "%s: %zu tokens, %zu chunks of %d\n", model->info().name.c_str(), tokens.size(),
                  tokens.size() / static_cast<size_t>(so.n_ctx), so.n_ctx);
     PerplexityResult r = perplexity(session, tokens, vocab.add_bos() ? vocab.bos() : -1, [](int chunk, double ppl) {
         std::printf("[%d] %.4f\n", chunk + 1, ppl);

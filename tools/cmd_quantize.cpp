@@ -20,7 +20,7 @@ void usage(FILE* out) {
 }
 
 int cmd_quantize(int argc, char** argv) {
-    minerva::cli::Args args(argc, argv, {"-t|--threads"}, {"-h|--help"});
+    minerva::cli::Args args(argc, argv, {"-t|--threads"}, {"-h|--help"}, 3);
     if (args.has("--help")) {
         usage(stdout);
         return 0;
@@ -30,13 +30,14 @@ int cmd_quantize(int argc, char** argv) {
         usage(stderr);
         throw minerva::Error("expected IN OUT TYPE, got " + std::to_string(pos.size()) + " arguments");
     }
-    long long threads = args.get_int("-t", 0);
-    if (threads < 0 || threads > 1024) throw minerva::Error("-t must be between 0 (all cores) and 1024");
+    long long threads = args.get_int("-t", 0, 0, 1024);
     if (!minerva::parse_quant_target(pos[2])) {
         usage(stderr);
         throw minerva::Error("unknown type '" + pos[2] + "'");
     }
-    minerva::quantize_file(pos[0], pos[1], pos[2], static_cast<int>(threads));
+    minerva::cli::catch_interrupt();  // Ctrl-C cancels (the temporary output file is removed)
+    minerva::cli::Progress progress("quantizing " + pos[1]);
+    minerva::quantize_file(pos[0], pos[1], pos[2], static_cast<int>(threads), progress.callback());
     return 0;
 }
 

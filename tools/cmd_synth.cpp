@@ -57,7 +57,7 @@ std::vector<long long> parse_dims(const std::string& s) {
 int cmd_synth(int argc, char** argv) {
     minerva::cli::Args args(argc, argv, {"--shape", "--dims", "--arch", "--head-dim", "--experts", "--type", "--vocab-from", "--seed",
                              "--ctx", "-t|--threads"},
-                            {"--tied", "-h|--help"});
+                            {"--tied", "-h|--help"}, 1);
     if (args.has("--help")) {
         usage(stdout);
         return 0;
@@ -100,17 +100,16 @@ int cmd_synth(int argc, char** argv) {
     }
     if (args.has("--ctx")) {
         if (!opt.shape.empty()) throw minerva::Error("--ctx applies to --dims only");
-        opt.dims.n_ctx = args.get_int("--ctx", 2048);
+        opt.dims.n_ctx = args.get_int("--ctx", 2048, 1, 1 << 24);
     }
     opt.type = args.require("--type");
     if (!minerva::parse_quant_target(opt.type)) throw minerva::Error("unknown type '" + opt.type + "'");
     opt.vocab_from = args.require("--vocab-from");
-    long long seed = args.get_int("--seed", 1);
-    if (seed < 0) throw minerva::Error("--seed must be non-negative");
-    opt.seed = static_cast<uint64_t>(seed);
-    long long threads = args.get_int("-t", 0);
-    if (threads < 0 || threads > 1024) throw minerva::Error("-t must be between 0 (all cores) and 1024");
-    opt.n_threads = static_cast<int>(threads);
+    opt.seed = args.get_u64("--seed", 1);
+    opt.n_threads = static_cast<int>(args.get_int("-t", 0, 0, 1024));
+    minerva::cli::catch_interrupt();  // Ctrl-C cancels (the temporary output file is removed)
+    minerva::cli::Progress progress("writing " + opt.out_path);
+    opt.progress = progress.callback();
     minerva::synth_file(opt);
     return 0;
 }

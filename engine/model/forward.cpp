@@ -93,6 +93,23 @@ KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k,
     return kv;
 }
 
+void shift_kv_cache(const LlamaModel& m, const KvCache& kv, int64_t first, int n_keep, int n_discard, int n_past) {
+    const ModelInfo& h = m.info();
+    const ForwardParams& fp = m.params();
+    const LlamaWeights& w = m.weights();
+    const bool neox = fp.rope_style == RopeStyle::Neox;
+    const RopeParams rope_global{h.n_rot, h.rope_freq_base, h.rope_freq_scale, neox, 1.f};
+    const RopeParams rope_local{h.n_rot, fp.swa_rope_base, fp.swa_rope_scale, neox, 1.f};
+    const Tensor* freq_factors = w.has_rope_freqs ? &w.rope_freqs : nullptr;
+    if (w.rope_long) freq_factors = kv.n_ctx > fp.n_ctx_orig ? &*w.rope_long : &*w.rope_short;
+    for (int il = 0; il < h.n_layer; ++il) {
+        const size_t l = static_cast<size_t>(il);
+        m.backend().kv_shift(kv.k[l], kv.v[l], first + n_keep, first + n_keep + n_discard, n_past - n_keep - n_discard,
+                             -n_discard, h.head_dim, w.layers[l].swa ? rope_local : rope_global, freq_factors);
+    }
+    m.backend().sync();
+}
+
 void forward(const LlamaModel& m, const KvCache& kv, const ForwardScratch& s, ForwardBatch& batch,
              float* logits_out) {
     const ModelInfo& h = m.info();

@@ -2,6 +2,7 @@
 // and perplexity, both over the public Session API.
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <string>
 
@@ -47,12 +48,9 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
     GenerateResult res;
     res.n_prompt = static_cast<int>(prompt.size());
 
-    // Reuse the cached common prefix; at least the last prompt token is evaluated again for its logits.
-    const auto cached = session.tokens(seq);
-    size_t common = 0;
-    while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
-    if (common == prompt.size()) --common;
-    session.truncate(seq, static_cast<int>(common));
+    // Reuse the cached common prefix (across a dropped middle, by a shift); at least the last
+    // prompt token is evaluated again for its logits.
+    const size_t common = static_cast<size_t>(session.reuse_prefix(seq, prompt));
     res.n_cached = static_cast<int>(common);
 
     const auto t0 = Clock::now();
@@ -67,7 +65,10 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
     size_t emitted = 0;  // bytes of res.text already passed to the callback
     const auto t1 = Clock::now();
     const int room = session.n_ctx() - session.n_past(seq);
-    const int max_new = params.max_tokens < 0 ? room + 1 : params.max_tokens;
+    const int max_new = params.max_tokens >= 0 ? params.max_tokens : params.context_shift ? INT32_MAX : room + 1;
+    if (params.context_shift && (params.n_keep < 0 || params.n_keep >= session.n_ctx() - 1))
+        throw Error("generate: n_keep " + std::to_string(params.n_keep) + " leaves no room to shift the context of " +
+                    std::to_string(session.n_ctx()));
     res.finish_reason = "length";
     bool finished = false, stopped_by_string = false;
     for (int i = 0; i < max_new && !finished; ++i) {
@@ -94,6 +95,11 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
             finished = stopped_by_string = true;
         }
         // Emit all but what may still become a stop string.
+        // Full context: shift (drop the oldest half after the kept tokens) or stop.
+        if (!finished && params.context_shift && session.n_past(seq) >= session.n_ctx()) {
+            const int n_keep = std::min(params.n_keep, session.n_past(seq));
+            session.shift(seq, n_keep, (session.n_past(seq) - n_keep + 1) / 2);
+        }
         const bool last = finished || i + 1 == max_new || session.n_past(seq) >= session.n_ctx();
         const size_t hold = finished ? 0 : stop_prefix_len(std::string_view(res.text).substr(emitted), stops);
         const size_t upto = res.text.size() - hold;

@@ -3,6 +3,7 @@
 // Internal to libminerva: the public face is minerva/model.h.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,9 @@ public:
     const LlamaWeights& weights() const { return w_; }
     const Family& family() const { return *family_; }
     const ForwardParams& params() const { return fp_; }
+    // Held around every forward() of any Session of this model: the backend's thread pool,
+    // command buffers and staging memory are the model's, so two passes must not interleave.
+    std::mutex& forward_mutex() const { return forward_mu_; }
 
 private:
     void read_hparams();
@@ -93,6 +97,7 @@ private:
     ForwardParams fp_;
     std::vector<bool> swa_layers_;      // [n_layer] which layers are local (read_hparams)
     LlamaWeights w_;
+    mutable std::mutex forward_mu_;
 };
 
 // Scratch activations for up to n_batch tokens, allocated once per Session. The forward pass
@@ -147,6 +152,11 @@ struct ForwardBatch {
 
 ForwardScratch alloc_scratch(const LlamaModel& m, int n_batch, int n_out_max);
 KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k, KvType type_v);
+
+// Context shift of one sequence whose cells start at `first`: drops its cells n_keep ..
+// n_keep + n_discard - 1 and moves the n_past - n_keep - n_discard after them down, re-rotating
+// their keys by -n_discard positions with each layer's RoPE (local or global).
+void shift_kv_cache(const LlamaModel& m, const KvCache& kv, int64_t first, int n_keep, int n_discard, int n_past);
 
 // Runs the model over the batch and writes the logits of its out_rows, in order, to
 // logits_out ([out_rows.size() * n_vocab]).

@@ -1,7 +1,7 @@
 // engine/model/model.cpp: Model::load for every family of families.h: hyperparameters from
 // metadata, every tensor checked by name, shape and type, weights handed to the backend in their
 // file format (the CPU backend uses them in place in the mapping: nothing is expanded to f32).
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -207,6 +207,34 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
     size_t done_bytes = 0;
     int last_pct = -1;
 
+    // Checks a file tensor's shape (want[0..n)) and type.
+    auto check = [&](const gguf::TensorInfo& t, const std::string& name, const int64_t* want, int n, bool f32_only) {
+        bool ok = true;
+        for (int i = 0; i < 4; ++i) ok = ok && t.ne[i] == (i < n ? want[i] : 1);
+        if (!ok)
+            throw Error(f.path() + ": tensor '" + name + "' has shape " + shape_str(t.ne, static_cast<int>(t.n_dims)) +
+                        ", expected " + shape_str(want, n));
+        if (f32_only ? t.type != DType::F32 : !dtype_supported_for_compute(t.type))
+            throw Error(f.path() + ": tensor '" + name + "' has type " + std::string(dtype_name(t.type)) +
+                        (f32_only ? ", expected F32" : ", which Minerva cannot compute with"));
+        if (t.ne[0] % dtype_info(t.type).block_elems != 0)
+            throw Error(f.path() + ": tensor '" + name + "' row of " + std::to_string(t.ne[0]) +
+                        " elements is not a whole number of " + std::string(dtype_name(t.type)) + " blocks");
+    };
+    // Counts an uploaded file tensor and reports progress.
+    auto account = [&](const gguf::TensorInfo& t) {
+        bytes_by_type[t.type] += t.nbytes;
+        h.n_params += static_cast<uint64_t>(t.n_elements());
+        ++n_uploaded;
+        done_bytes += t.nbytes;
+        if (opts.progress) {
+            int pct = static_cast<int>(1000.0 * static_cast<double>(done_bytes) / static_cast<double>(total_bytes));
+            if (pct != last_pct && !opts.progress(static_cast<float>(pct) / 1000.f))
+                throw Error(f.path() + ": loading cancelled");
+            last_pct = pct;
+        }
+    };
+
     // Finds a tensor, checks its shape and type, and hands it to the backend.
     auto take = [&](const std::string& name, std::initializer_list<int64_t> shape, bool required,
                     bool f32_only) -> std::optional<Tensor> {
@@ -218,27 +246,9 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
         int64_t want[4] = {1, 1, 1, 1};
         int n = 0;
         for (int64_t d : shape) want[n++] = d;
-        bool ok = true;
-        for (int i = 0; i < 4; ++i) ok = ok && t->ne[i] == want[i];
-        if (!ok)
-            throw Error(f.path() + ": tensor '" + name + "' has shape " + shape_str(t->ne, static_cast<int>(t->n_dims)) +
-                        ", expected " + shape_str(want, n));
-        if (f32_only ? t->type != DType::F32 : !dtype_supported_for_compute(t->type))
-            throw Error(f.path() + ": tensor '" + name + "' has type " + std::string(dtype_name(t->type)) +
-                        (f32_only ? ", expected F32" : ", which Minerva cannot compute with"));
-        if (t->ne[0] % dtype_info(t->type).block_elems != 0)
-            throw Error(f.path() + ": tensor '" + name + "' row of " + std::to_string(t->ne[0]) +
-                        " elements is not a whole number of " + std::string(dtype_name(t->type)) + " blocks");
+        check(*t, name, want, n, f32_only);
         Tensor out = backend_->upload_weight(t->type, t->ne, f.tensor_data(*t), name);
-        bytes_by_type[t->type] += t->nbytes;
-        h.n_params += static_cast<uint64_t>(t->n_elements());
-        ++n_uploaded;
-        done_bytes += t->nbytes;
-        if (opts.progress && total_bytes > (size_t(256) << 20)) {
-            int pct = static_cast<int>(100.0 * static_cast<double>(done_bytes) / static_cast<double>(total_bytes));
-            if (pct / 10 != last_pct / 10) spdlog::info("loading {}: {}%", h.name, pct);
-            last_pct = pct;
-        }
+        account(*t);
         return out;
     };
 
@@ -250,19 +260,9 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
         for (int64_t p : parts) total += p;
         const gguf::TensorInfo* t = f.find_tensor(name);
         const bool is_bias = n_in == 0;  // a 1-D bias split along its only dimension
-        // Checks shape and type exactly as take() does, without uploading the whole tensor.
         if (!t) throw Error(f.path() + ": missing tensor '" + name + "'");
-        const int64_t want[4] = {is_bias ? total : n_in, is_bias ? 1 : total, 1, 1};
-        for (int i = 0; i < 4; ++i)
-            if (t->ne[i] != want[i])
-                throw Error(f.path() + ": tensor '" + name + "' has shape " + shape_str(t->ne, static_cast<int>(t->n_dims)) +
-                            ", expected " + shape_str(want, is_bias ? 1 : 2));
-        if (f32_only ? t->type != DType::F32 : !dtype_supported_for_compute(t->type))
-            throw Error(f.path() + ": tensor '" + name + "' has type " + std::string(dtype_name(t->type)) +
-                        (f32_only ? ", expected F32" : ", which Minerva cannot compute with"));
-        if (t->ne[0] % dtype_info(t->type).block_elems != 0)
-            throw Error(f.path() + ": tensor '" + name + "' row of " + std::to_string(t->ne[0]) +
-                        " elements is not a whole number of " + std::string(dtype_name(t->type)) + " blocks");
+        const int64_t want[2] = {is_bias ? total : n_in, total};
+        check(*t, name, want, is_bias ? 1 : 2, f32_only);
         std::vector<Tensor> out;
         const char* base = reinterpret_cast<const char*>(f.tensor_data(*t));
         const size_t unit = is_bias ? sizeof(float) : row_bytes(t->type, t->ne[0]);
@@ -273,10 +273,7 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
                                                   name + "[" + std::to_string(first) + ":" + std::to_string(first + p) + "]"));
             first += p;
         }
-        bytes_by_type[t->type] += t->nbytes;
-        h.n_params += static_cast<uint64_t>(t->n_elements());
-        ++n_uploaded;
-        done_bytes += t->nbytes;
+        account(*t);
         return out;
     };
     auto optional_if = [&](Need need, const std::string& name, std::initializer_list<int64_t> shape, bool f32_only,
@@ -371,7 +368,7 @@ void LlamaModel::load_weights(const ModelOptions& opts) {
     uint64_t best = 0;
     for (auto& [type, bytes] : bytes_by_type)
         if (bytes > best) best = bytes, h.weight_type = type;
-    spdlog::debug("loaded {}: {} tensors, {} params, {} on {}", h.name, n_uploaded, h.n_params,
+    logging::debug("loaded {}: {} tensors, {} params, {} on {}", h.name, n_uploaded, h.n_params,
                   dtype_name(h.weight_type), backend_->name());
 }
 

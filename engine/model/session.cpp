@@ -2,6 +2,7 @@
 // activations for n_batch tokens, both allocated once: evaluating a token allocates nothing on
 // the backend. eval() splits long inputs into n_batch chunks; eval_batch() evaluates the new
 // tokens of several sequences in one forward pass (continuous batching).
+#include <cmath>
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -60,7 +61,14 @@ struct Session::Impl {
     void clear_batch() {
         batch.tokens.clear(), batch.pos.clear(), batch.cells.clear(), batch.span.clear(), batch.out_rows.clear();
     }
-    void run(float* logits_out) { forward(*model, kv, scratch, batch, logits_out); }
+    // hidden_out (optional): the final-normed hidden states of the batch's tokens, [n_embd, n].
+    void run(float* logits_out, float* hidden_out = nullptr) {
+        std::lock_guard lock(model->forward_mutex());  // Sessions of one Model take turns (model.h)
+        forward(*model, kv, scratch, batch, logits_out);
+        if (hidden_out)
+            model->backend().read(scratch.xb, hidden_out,
+                                  batch.tokens.size() * static_cast<size_t>(model->info().n_embd) * sizeof(float));
+    }
 };
 
 Session::Session(std::shared_ptr<Model> model, const SessionOptions& opts) : impl_(std::make_unique<Impl>()) {
@@ -219,6 +227,80 @@ void Session::truncate(int seq, int n_keep) {
         // The logits of the last token are gone with it.
         s.has_last[static_cast<size_t>(seq)] = 0;
     }
+}
+
+void Session::shift(int seq, int n_keep, int n_discard) {
+    Impl& s = *impl_;
+    s.check_seq(seq);
+    auto& held = s.tokens[static_cast<size_t>(seq)];
+    const int n_past = static_cast<int>(held.size());
+    if (n_keep < 0 || n_discard < 0 || n_keep + n_discard > n_past)
+        throw Error("shift: keeping " + std::to_string(n_keep) + " and dropping " + std::to_string(n_discard) +
+                    " tokens does not fit sequence " + std::to_string(seq) + " of " + std::to_string(n_past));
+    if (n_discard == 0) return;
+    shift_kv_cache(*s.model, s.kv, int64_t(seq) * s.n_ctx, n_keep, n_discard, n_past);
+    held.erase(held.begin() + n_keep, held.begin() + n_keep + n_discard);
+}
+
+int Session::reuse_prefix(int seq, std::span<const int32_t> prompt) {
+    impl_->check_seq(seq);
+    if (prompt.empty()) {
+        truncate(seq, 0);
+        return 0;
+    }
+    const std::vector<int32_t>& cached = impl_->tokens[static_cast<size_t>(seq)];
+    size_t common = 0;
+    while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
+    // A dropped middle: find where the cache continues with prompt[common..].
+    if (common < prompt.size() && common < cached.size()) {
+        size_t best_len = 0, best_gap = 0;
+        for (size_t gap = 1; common + gap < cached.size(); ++gap) {
+            size_t len = 0;
+            while (common + gap + len < cached.size() && common + len < prompt.size() && cached[common + gap + len] == prompt[common + len])
+                ++len;
+            if (len > best_len) best_len = len, best_gap = gap;
+            if (len > 0 && common + gap + len == cached.size()) break;  // the run reaches the cache's end
+        }
+        if (best_len >= 16) {  // worth a shift; shorter runs are evaluated again
+            truncate(seq, static_cast<int>(common + best_gap + best_len));
+            shift(seq, static_cast<int>(common), static_cast<int>(best_gap));
+            common += best_len;
+        }
+    }
+    common = std::min(common, prompt.size() - 1);
+    truncate(seq, static_cast<int>(common));
+    return static_cast<int>(common);
+}
+
+std::vector<float> Session::embed(std::span<const int32_t> toks, int seq) {
+    Impl& s = *impl_;
+    s.check_seq(seq);
+    if (toks.empty()) throw Error("embed: no tokens");
+    s.check_tokens(toks);
+    clear(seq);
+    s.check_room(seq, toks.size());
+    const size_t n_embd = static_cast<size_t>(s.model->info().n_embd);
+    std::vector<double> sum(n_embd, 0.0);
+    std::vector<float> hidden;
+    std::vector<int32_t>& held = s.tokens[static_cast<size_t>(seq)];
+    for (size_t first = 0; first < toks.size(); first += static_cast<size_t>(s.n_batch)) {
+        const size_t n = std::min(toks.size() - first, static_cast<size_t>(s.n_batch));
+        s.clear_batch();
+        for (size_t i = 0; i < n; ++i) s.push(seq, toks[first + i], static_cast<int>(held.size() + i), false);
+        hidden.resize(n * n_embd);
+        s.run(nullptr, hidden.data());
+        for (size_t i = 0; i < n; ++i)
+            for (size_t j = 0; j < n_embd; ++j) sum[j] += hidden[i * n_embd + j];
+        held.insert(held.end(), toks.begin() + static_cast<ptrdiff_t>(first),
+                    toks.begin() + static_cast<ptrdiff_t>(first + n));
+    }
+    // mean over the tokens, then unit length (cosine similarity is then a dot product)
+    double norm = 0;
+    for (double v : sum) norm += v * v;
+    norm = std::sqrt(norm);
+    std::vector<float> out(n_embd);
+    for (size_t j = 0; j < n_embd; ++j) out[j] = norm > 0 ? static_cast<float>(sum[j] / norm) : 0.f;
+    return out;
 }
 
 void Session::clear(int seq) { truncate(seq, 0); }

@@ -1,7 +1,7 @@
 // quantize_file and the per-tensor type plan shared with synth_file.
 #include "minerva/quantize.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cctype>
@@ -118,7 +118,7 @@ DType plan_tensor_type(const QuantTarget& target, std::string_view name, int n_d
         }
     }
     if (t != want)
-        spdlog::info("{}: rows of {} elements are not a multiple of the {} block ({}): using {}", name, ne0,
+        logging::info("{}: rows of {} elements are not a multiple of the {} block ({}): using {}", name, ne0,
                      dtype_name(want), dtype_info(want).block_elems, dtype_name(t));
     return t;
 }
@@ -170,7 +170,7 @@ const float* rows_as_f32(const gguf::TensorInfo& t, const uint8_t* src, int64_t 
 }  // namespace
 
 void quantize_file(const std::string& in_path, const std::string& out_path, std::string_view type_name,
-                   int n_threads) {
+                   int n_threads, const ProgressCallback& progress) {
     auto target = parse_quant_target(type_name);
     if (!target) {
         std::string names;
@@ -208,16 +208,24 @@ void quantize_file(const std::string& in_path, const std::string& out_path, std:
 
     std::vector<float> f32;
     std::vector<uint8_t> q;
+    uint64_t total_bytes = 0, done_bytes = 0;
+    for (const auto& t : in.tensors()) total_bytes += t.nbytes;
+    auto report = [&](const gguf::TensorInfo& t) {
+        done_bytes += t.nbytes;
+        if (progress && !progress(total_bytes ? static_cast<float>(static_cast<double>(done_bytes) / total_bytes) : 1.f))
+            throw Error(out_path + ": quantizing cancelled");
+    };
     for (size_t i = 0; i < in.tensors().size(); ++i) {
         const gguf::TensorInfo& t = in.tensors()[i];
         const DType to = types[i];
         const uint8_t* src = in.tensor_data(t);
         if (t.type != DType::F32 && t.type != DType::F16 && t.type != DType::BF16 && t.type != to)
-            spdlog::info("{}: re-quantizing from {} (quality below quantizing the original weights)", t.name,
+            logging::info("{}: re-quantizing from {} (quality below quantizing the original weights)", t.name,
                          dtype_name(t.type));
-        spdlog::info("[{}/{}] {} {} -> {}", i + 1, in.tensors().size(), t.name, dtype_name(t.type), dtype_name(to));
+        logging::debug("[{}/{}] {} {} -> {}", i + 1, in.tensors().size(), t.name, dtype_name(t.type), dtype_name(to));
         if (t.type == to) {  // nothing to convert: copy the bytes
             out.write_data(src, t.nbytes);
+            report(t);
             continue;
         }
         const int64_t ne0 = t.ne[0], n_rows = t.n_elements() / ne0;
@@ -234,6 +242,7 @@ void quantize_file(const std::string& in_path, const std::string& out_path, std:
             }
             out.write_data(q.data(), q.size());
         }
+        report(t);
     }
     out.finish();
 }

@@ -4,7 +4,7 @@
 // Every weight row is generated from its own seed (seed, tensor name, row), quantized at once
 // and streamed to the writer, so the file does not depend on the thread count and memory stays
 // at one chunk of rows (a 7B file is written with ~100 MB of RAM).
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cmath>
@@ -267,7 +267,7 @@ void synth_file(const SynthOptions& opt) {
         auto n = static_cast<int64_t>(tokens->as_array().size());
         if (n != s.n_vocab) {
             if (s.n_vocab > 0)
-                spdlog::info("synth: shape {} has n_vocab {}, vocabulary {} has {} tokens: using {}", s.name,
+                logging::info("synth: shape {} has n_vocab {}, vocabulary {} has {} tokens: using {}", s.name,
                              s.n_vocab, opt.vocab_from, n, n);
             s.n_vocab = n;
         }
@@ -372,12 +372,20 @@ void synth_file(const SynthOptions& opt) {
         types.push_back(ty);
         w.add_tensor(t.name, ty, t.ne);
     }
-    spdlog::info("synth: {} ({}, {} layers, n_embd {}, n_vocab {}) as {}: {:.1f} MiB -> {}", s.name, s.arch, s.n_layer,
-                 s.n_embd, s.n_vocab, target->name, static_cast<double>(w.data_bytes()) / (1 << 20), opt.out_path);
+    logging::info("synth: {} ({}, {} layers, n_embd {}, n_vocab {}) as {}: {:.1f} MiB -> {}", s.name, s.arch, s.n_layer,
+                  s.n_embd, s.n_vocab, target->name, static_cast<double>(w.data_bytes()) / (1 << 20), opt.out_path);
     w.begin_data();
 
     std::vector<uint8_t> chunk_buf;
     int last_layer = -1;
+    uint64_t done_bytes = 0;
+    const uint64_t total_bytes = w.data_bytes();
+    auto report = [&](size_t bytes) {
+        done_bytes += bytes;
+        if (opt.progress &&
+            !opt.progress(total_bytes ? static_cast<float>(static_cast<double>(done_bytes) / total_bytes) : 1.f))
+            throw Error(opt.out_path + ": synth cancelled");
+    };
     for (size_t i = 0; i < tensors.size(); ++i) {
         const SynthTensor& t = tensors[i];
         const DType ty = types[i];
@@ -393,6 +401,7 @@ void synth_file(const SynthOptions& opt) {
             chunk_buf.resize(rb);
             cpu::quantize_row(ty, v.data(), chunk_buf.data(), ne0);
             w.write_data(chunk_buf.data(), rb);
+            report(rb);
             continue;
         }
         const uint64_t tensor_seed = opt.seed * 0x9E3779B97F4A7C15ull ^ fnv1a(t.name);
@@ -410,10 +419,11 @@ void synth_file(const SynthOptions& opt) {
                 }
             });
             w.write_data(chunk_buf.data(), chunk_buf.size());
+            report(chunk_buf.size());
         }
         int layer = detail::layer_of(t.name);
         if (layer != last_layer && layer >= 0 && t.name.find("ffn_down") != std::string::npos) {
-            spdlog::info("synth: layer {}/{} written", layer + 1, s.n_layer);
+            logging::debug("synth: layer {}/{} written", layer + 1, s.n_layer);
             last_layer = layer;
         }
     }

@@ -2,7 +2,7 @@
 // input and hands the rest to the SPM or BPE tokenizer; turns ids back into bytes.
 #include "minerva/vocab.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cmath>
@@ -158,7 +158,7 @@ void GgufVocab::load(const gguf::File& f) {
     if (!spm) {
         rules = find_pre_tokenizer_rules(d_.pre);
         if (!rules) {
-            spdlog::warn("{}: unknown pre-tokenizer '{}' (tokenizer.ggml.pre); using the gpt-2 split rules", path, d_.pre);
+            logging::warn("{}: unknown pre-tokenizer '{}' (tokenizer.ggml.pre); using the gpt-2 split rules", path, d_.pre);
             rules = find_pre_tokenizer_rules("gpt-2");
         }
     }
@@ -166,11 +166,11 @@ void GgufVocab::load(const gguf::File& f) {
     d_.add_eos = f.get_bool("tokenizer.ggml.add_eos_token", false);
     d_.add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", spm);
     if (d_.add_bos && d_.bos < 0) {
-        spdlog::warn("{}: add_bos_token is set but the file names no BOS token; no BOS will be added", path);
+        logging::warn("{}: add_bos_token is set but the file names no BOS token; no BOS will be added", path);
         d_.add_bos = false;
     }
     if (d_.add_eos && d_.eos < 0) {
-        spdlog::warn("{}: add_eos_token is set but the file names no EOS token; no EOS will be added", path);
+        logging::warn("{}: add_eos_token is set but the file names no EOS token; no EOS will be added", path);
         d_.add_eos = false;
     }
 
@@ -195,7 +195,7 @@ void GgufVocab::load(const gguf::File& f) {
     d_.eog.erase(std::unique(d_.eog.begin(), d_.eog.end()), d_.eog.end());
     for (int32_t id : d_.eog) {
         if (d_.types[id] != TokenType::CONTROL && id != d_.eos) {
-            spdlog::debug("{}: end-of-turn token {} '{}' is not a control token; treating it as one", path, id, d_.texts[id]);
+            logging::debug("{}: end-of-turn token {} '{}' is not a control token; treating it as one", path, id, d_.texts[id]);
             d_.types[id] = TokenType::CONTROL;
         }
     }

@@ -9,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "cpu/attention_impl.h"
+#include "cpu/cpu_features.h"
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/ref_ops.h"
@@ -20,38 +22,6 @@ namespace {
 
 // Rows per scheduling unit so that one chunk is ~16K floats of work.
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_len)); }
-
-// Elements off .. off+n-1 of one cache row as f32. Quantized rows (Q8_0, Q4_0) decode the
-// blocks that hold them (a head's slice is whole blocks whenever head_dim is a multiple of 32).
-inline void load_row_f32(const Tensor& cache, int64_t cell, int64_t off, int64_t n, float* dst) {
-    const int64_t idx = cell * cache.ne[0] + off;
-    if (cache.type == DType::F32) {
-        std::memcpy(dst, cache.data<float>() + idx, static_cast<size_t>(n) * 4);
-        return;
-    }
-    if (cache.type != DType::F16) {
-        const DTypeInfo& ti = dtype_info(cache.type);
-        const char* row = static_cast<const char*>(cache.host) + static_cast<size_t>(cell) * cache.row_size();
-        const int64_t b0 = off / ti.block_elems, b1 = (off + n + ti.block_elems - 1) / ti.block_elems;
-        if (off % ti.block_elems == 0 && n % ti.block_elems == 0) {
-            dequantize_row(cache.type, row + static_cast<size_t>(b0) * ti.block_bytes, dst, n);
-            return;
-        }
-        float tmp[1024];
-        for (int64_t bb = b0; bb < b1; ++bb) {  // unaligned slices (tiny heads): block by block
-            dequantize_row(cache.type, row + static_cast<size_t>(bb) * ti.block_bytes, tmp, ti.block_elems);
-            for (int64_t j = 0; j < ti.block_elems; ++j) {
-                const int64_t e = bb * ti.block_elems + j;
-                if (e >= off && e < off + n) dst[e - off] = tmp[j];
-            }
-        }
-        return;
-    }
-    const uint16_t* s = cache.data<uint16_t>() + idx;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-    for (; i < n; ++i) dst[i] = fp16_to_f32_fast(s[i]);
-}
 
 inline void axpy(float a, const float* x, float* y, int64_t n) {
     const __m256 va = _mm256_set1_ps(a);
@@ -161,102 +131,39 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& kc, co
 
 namespace {
 
-constexpr int kAttnTileQ = 8;     // query tokens per tile (prefill): K/V rows are read once for all of them
-constexpr int kAttnBlock = 64;    // cache cells per online-softmax step (scores stay in L1)
-constexpr int64_t kAttnMinSplit = 256;  // fewest cells one part of a split decode takes
-
-// The running state of one query row: max score, sum of exp, and the unnormalised output.
-struct RowState {
-    float m, l;
-};
-
-inline void scale_row(float* y, float a, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
-    for (; i < n; ++i) y[i] *= a;
-}
-
-// One work item of the fused attention: the query rows (tile tokens x group heads) of KV head g
-// over cells [lo, hi) of the tile's union span, as an online softmax over blocks of kAttnBlock
-// cells: scores live in a block-sized buffer, never a context-sized one. Each K/V row is
-// converted to f32 once and used by every query row of the tile (GQA heads and tokens alike).
-// Writes (m, l) per row and acc [rows][hd] (unnormalised).
-void attend_part(const Tensor& q, const Tensor& kc, const Tensor& vc, const int32_t* span, const AttentionParams& p,
-                 const AttnTile& tile, int64_t g, int64_t lo, int64_t hi, float* buf, RowState* st, float* acc) {
-    const int64_t hd = p.head_dim;
-    const int group = p.n_head / p.n_head_kv;
-    const int64_t rows = tile.nt * group;
-    float* krow = buf;                                   // [hd]
-    float* sc = buf + hd + 8;                            // [rows][kAttnBlock]
-    for (int64_t r = 0; r < rows; ++r) st[r] = {-INFINITY, 0.f};
-    std::memset(acc, 0, static_cast<size_t>(rows * hd) * 4);
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    for (int64_t b0 = lo; b0 < hi; b0 += kAttnBlock) {
-        const int64_t nb = std::min<int64_t>(kAttnBlock, hi - b0);
-        // scores = q.k * scale (softcapped), -inf outside a token's span
-        for (int64_t cc = 0; cc < nb; ++cc) {
-            const int64_t cell = b0 + cc;
-            load_row_f32(kc, cell, g * hd, hd, krow);
-            for (int64_t i = 0; i < tile.nt; ++i) {
-                const int64_t t = tile.t0 + i;
-                const bool in = cell >= span[2 * t] && cell < span[2 * t] + span[2 * t + 1];
-                const float* qi = q.data<float>() + (t * p.n_head + g * group) * hd;
-                for (int h = 0; h < group; ++h) {
-                    float s = -INFINITY;
-                    if (in) {
-                        s = dot_f32_avx2(qi + h * hd, krow, hd) * p.scale;
-                        if (p.softcap > 0) s = p.softcap * std::tanh(s / p.softcap);
-                    }
-                    sc[(i * group + h) * kAttnBlock + cc] = s;
-                }
-            }
-        }
-        // online softmax: rescale what was accumulated when the max grows, p = exp(s - m)
-        for (int64_t r = 0; r < rows; ++r) {
-            float* s = sc + r * kAttnBlock;
-            float mb = -INFINITY;
-            for (int64_t cc = 0; cc < nb; ++cc) mb = std::max(mb, s[cc]);
-            if (mb == -INFINITY) {
-                for (int64_t cc = 0; cc < nb; ++cc) s[cc] = 0.f;
-                continue;
-            }
-            const float m_new = std::max(st[r].m, mb);
-            if (m_new > st[r].m && st[r].l > 0) {
-                const float corr = std::exp(st[r].m - m_new);
-                st[r].l *= corr;
-                scale_row(acc + r * hd, corr, hd);
-            }
-            st[r].m = m_new;
-            // Whole vectors only (the tail is padded with -inf): a token's result must not depend
-            // on which other tokens share its tile, which would move where the tail starts.
-            for (int64_t cc = nb; cc < (nb + 7) / 8 * 8; ++cc) s[cc] = -INFINITY;
-            const __m256 vm = _mm256_set1_ps(m_new);
-            __m256 vsum = _mm256_setzero_ps();
-            for (int64_t cc = 0; cc < nb; cc += 8) {
-                const __m256 x = _mm256_loadu_ps(s + cc);
-                const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
-                const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
-                _mm256_storeu_ps(s + cc, e);
-                vsum = _mm256_add_ps(vsum, e);
-            }
-            const float sum = hsum8(vsum);
-            st[r].l += sum;
-        }
-        // acc += P V
-        for (int64_t cc = 0; cc < nb; ++cc) {
-            load_row_f32(vc, b0 + cc, g * hd, hd, krow);
-            for (int64_t r = 0; r < rows; ++r) {
-                const float pr = sc[r * kAttnBlock + cc];
-                if (pr != 0.f) axpy(pr, krow, acc + r * hd, hd);
-            }
-        }
+// AVX2 vectors for the fused attention's work item (attention_impl.h).
+struct Avx2 {
+    static constexpr int W = 8;
+    static float dot(const float* a, const float* b, int64_t n) { return dot_f32_avx2(a, b, n); }
+    static void axpy(float a, const float* x, float* y, int64_t n) { fast::axpy(a, x, y, n); }
+    static void scale(float* y, float a, int64_t n) {
+        const __m256 va = _mm256_set1_ps(a);
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+        for (; i < n; ++i) y[i] *= a;
     }
-}
+    static float exp_sum(float* s, int64_t n, float m) {
+        const __m256 vm = _mm256_set1_ps(m), ninf = _mm256_set1_ps(-INFINITY);
+        __m256 vsum = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n; i += 8) {
+            const __m256 x = _mm256_loadu_ps(s + i);
+            const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
+            const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
+            _mm256_storeu_ps(s + i, e);
+            vsum = _mm256_add_ps(vsum, e);
+        }
+        return hsum8(vsum);
+    }
+    static void load_f16(const uint16_t* s, float* dst, int64_t n) {
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+        for (; i < n; ++i) dst[i] = fp16_to_f32_fast(s[i]);
+    }
+};
 
 }  // namespace
 
-// Fused (flash-style) attention. Tokens are grouped into tiles of up to kAttnTileQ consecutive
+// Fused (flash-style) attention. Tokens are grouped into tiles of up to attn::kTileQ consecutive
 // tokens with overlapping spans; one work item is a tile and one KV head (with the query heads
 // that share it), so a K/V row is read once for all of them, and a causal prefill only visits
 // the cells its tile can see. When there are fewer items than threads can keep busy (decode),
@@ -274,7 +181,7 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
         const int64_t lo = sp[2 * t], hi = lo + sp[2 * t + 1];
         if (!tiles.empty()) {
             AttnTile& b = tiles.back();
-            if (b.nt < kAttnTileQ && b.t0 + b.nt == t && lo < b.hi && hi > b.lo && lo >= b.lo) {
+            if (b.nt < attn::kTileQ && b.t0 + b.nt == t && lo < b.hi && hi > b.lo && lo >= b.lo) {
                 ++b.nt;
                 b.hi = std::max(b.hi, hi);
                 continue;
@@ -289,10 +196,11 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
     int64_t n_split = 1;
     const int64_t want = 2 * static_cast<int64_t>(c.n_threads());
     if (n_items < want && c.n_threads() > 1)
-        n_split = std::clamp<int64_t>((want + n_items - 1) / n_items, 1, std::max<int64_t>(1, max_len / kAttnMinSplit));
+        n_split = std::clamp<int64_t>((want + n_items - 1) / n_items, 1, std::max<int64_t>(1, max_len / attn::kMinSplit));
 
-    const int64_t rows_max = static_cast<int64_t>(kAttnTileQ) * group;
-    const size_t buf_floats = static_cast<size_t>(hd + 8 + rows_max * kAttnBlock);
+    const int64_t rows_max = static_cast<int64_t>(attn::kTileQ) * group;
+    const size_t buf_floats = static_cast<size_t>(hd + 16 + rows_max * attn::kBlock);
+    const auto attend = features().avx512 ? attn::attend_part_avx512 : attn::attend_part<Avx2>;
     const size_t part_floats = static_cast<size_t>(rows_max * (hd + 2));
     const size_t per_thread = (buf_floats + part_floats) * 4;
     for (auto& s : c.per_thread) s.get(per_thread);  // grow before the parallel region
@@ -309,9 +217,9 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
             const int64_t len = tl.hi - tl.lo, step = (len + n_split - 1) / n_split;
             const int64_t lo = std::min(tl.hi, tl.lo + part * step), hi = std::min(tl.hi, lo + step);
             float* pbuf = n_split > 1 ? parts + static_cast<size_t>(w) * part_floats : buf + buf_floats;
-            RowState* st = reinterpret_cast<RowState*>(pbuf);
+            attn::RowState* st = reinterpret_cast<attn::RowState*>(pbuf);
             float* acc = pbuf + 2 * rows_max;
-            attend_part(q, kc, vc, sp, p, tl, g, lo, hi, buf, st, acc);
+            attend(q, kc, vc, sp, p, tl, g, lo, hi, buf, st, acc);
             if (n_split > 1) continue;
             for (int64_t r = 0; r < rows; ++r) {
                 const int64_t t = tl.t0 + r / group, h = g * group + r % group;
@@ -332,66 +240,64 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
                 float* o = out.data<float>() + (t * p.n_head + h) * hd;
                 float M = -INFINITY;
                 for (int64_t s = 0; s < n_split; ++s) {
-                    const RowState* st = reinterpret_cast<const RowState*>(parts + static_cast<size_t>(item * n_split + s) * part_floats);
+                    const attn::RowState* st = reinterpret_cast<const attn::RowState*>(parts + static_cast<size_t>(item * n_split + s) * part_floats);
                     if (st[r].l > 0) M = std::max(M, st[r].m);
                 }
                 std::memset(o, 0, static_cast<size_t>(hd) * 4);
                 float L = 0;
                 for (int64_t s = 0; s < n_split; ++s) {
                     const float* pb = parts + static_cast<size_t>(item * n_split + s) * part_floats;
-                    const RowState* st = reinterpret_cast<const RowState*>(pb);
+                    const attn::RowState* st = reinterpret_cast<const attn::RowState*>(pb);
                     if (!(st[r].l > 0)) continue;
                     const float wgt = std::exp(st[r].m - M);
                     L += st[r].l * wgt;
                     axpy(wgt, pb + 2 * rows_max + r * hd, o, hd);
                 }
-                if (L > 0) scale_row(o, 1.f / L, hd);
+                if (L > 0) Avx2::scale(o, 1.f / L, hd);
             }
         }
     });
 }
 
-void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_same_f32("swiglu", gate, up);
-    check_same_f32("swiglu", gate, out);
+namespace {
+
+// out = act(gate) * up, elementwise: 8 lanes through vec_act, the tail through act.
+template <class VecAct, class Act>
+void gated(Context& c, const char* op, const Tensor& gate, const Tensor& up, const Tensor& out, VecAct vec_act, Act act) {
+    check_same_f32(op, gate, up);
+    check_same_f32(op, gate, out);
     const int64_t n = gate.n_elements();
     const float* g = gate.data<float>();
     const float* u = up.data<float>();
     float* o = out.data<float>();
     c.pool.parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
         int64_t i = b;
-        const __m256 one = _mm256_set1_ps(1.f), zero = _mm256_setzero_ps();
-        for (; i + 8 <= e; i += 8) {
-            const __m256 vg = _mm256_loadu_ps(g + i);
-            const __m256 den = _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, vg)));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(vg, den), _mm256_loadu_ps(u + i)));
-        }
-        for (; i < e; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+        for (; i + 8 <= e; i += 8) _mm256_storeu_ps(o + i, _mm256_mul_ps(vec_act(_mm256_loadu_ps(g + i)), _mm256_loadu_ps(u + i)));
+        for (; i < e; ++i) o[i] = act(g[i]) * u[i];
     });
 }
 
+}  // namespace
+
+void swiglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
+    // silu(z) = z / (1 + e^-z)
+    gated(
+        c, "swiglu", gate, up, out,
+        [](__m256 z) { return _mm256_div_ps(z, _mm256_add_ps(_mm256_set1_ps(1.f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), z)))); },
+        [](float z) { return z / (1.f + std::exp(-z)); });
+}
+
 void geglu(Context& c, const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_same_f32("geglu", gate, up);
-    check_same_f32("geglu", gate, out);
-    const int64_t n = gate.n_elements();
-    const float* g = gate.data<float>();
-    const float* u = up.data<float>();
-    float* o = out.data<float>();
     // tanh(y) = 1 - 2 / (exp(2y) + 1), so gelu(z) = z - z / (exp(2y) + 1), y = sqrt(2/pi) (z + 0.044715 z^3)
-    c.pool.parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
-        int64_t i = b;
-        const __m256 one = _mm256_set1_ps(1.f), k0 = _mm256_set1_ps(2.f * 0.7978845608f), k1 = _mm256_set1_ps(0.044715f);
-        const __m256 lo = _mm256_set1_ps(-40.f), hi = _mm256_set1_ps(40.f);
-        for (; i + 8 <= e; i += 8) {
-            const __m256 z = _mm256_loadu_ps(g + i);
+    gated(
+        c, "geglu", gate, up, out,
+        [](__m256 z) {
             const __m256 z3 = _mm256_mul_ps(_mm256_mul_ps(z, z), z);
-            __m256 y2 = _mm256_mul_ps(k0, _mm256_fmadd_ps(k1, z3, z));
-            y2 = _mm256_min_ps(_mm256_max_ps(y2, lo), hi);
-            const __m256 gl = _mm256_sub_ps(z, _mm256_div_ps(z, _mm256_add_ps(exp8(y2), one)));
-            _mm256_storeu_ps(o + i, _mm256_mul_ps(gl, _mm256_loadu_ps(u + i)));
-        }
-        for (; i < e; ++i) o[i] = gelu_ref(g[i]) * u[i];
-    });
+            __m256 y2 = _mm256_mul_ps(_mm256_set1_ps(2.f * 0.7978845608f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), z3, z));
+            y2 = _mm256_min_ps(_mm256_max_ps(y2, _mm256_set1_ps(-40.f)), _mm256_set1_ps(40.f));
+            return _mm256_sub_ps(z, _mm256_div_ps(z, _mm256_add_ps(exp8(y2), _mm256_set1_ps(1.f))));
+        },
+        [](float z) { return gelu_ref(z); });
 }
 
 void add_bias(Context& c, const Tensor& x, const Tensor& bias) {

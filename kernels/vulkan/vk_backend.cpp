@@ -4,10 +4,11 @@
 
 #include "vulkan/vk_backend.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -83,7 +84,7 @@ VulkanBackend::~VulkanBackend() {
         std::vector<std::pair<std::string, KernelTiming>> v(timings_.begin(), timings_.end());
         std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.total_ns > b.second.total_ns; });
         for (const auto& [n, k] : v)
-            spdlog::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
+            logging::info("vulkan profile: {:<20} {:>7} dispatches {:>10.2f} ms", n, k.dispatches, k.total_ns * 1e-6);
     }
     for (Frame& f : frames_) {
         for (VkDescriptorPool p : f.pools) vkDestroyDescriptorPool(ctx_->device, p, nullptr);
@@ -272,11 +273,11 @@ Tensor VulkanBackend::upload_weight(DType type, const int64_t ne[4], const void*
     weight_bytes_ += bytes;
     uint64_t total = planned_weight_bytes_;
     if (total >= (256ull << 20) && weight_bytes_ >= next_progress_) {
-        spdlog::debug("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
+        logging::debug("vulkan: uploaded {} / {} MiB of weights ({}%)", weight_bytes_ >> 20, total >> 20,
                      weight_bytes_ * 100 / total);
         next_progress_ = weight_bytes_ + total / 10;
     } else if (!total && weight_bytes_ >= next_progress_ + (512ull << 20)) {
-        spdlog::info("vulkan: uploaded {} MiB of weights", weight_bytes_ >> 20);
+        logging::info("vulkan: uploaded {} MiB of weights", weight_bytes_ >> 20);
         next_progress_ = weight_bytes_;
     }
     return t;
@@ -653,7 +654,6 @@ void VulkanBackend::rope(const Tensor& x, const Tensor& pos, const RopeParams& p
     require(x.type == DType::F32 && pos.type == DType::I32 && pos.n_elements() >= n_tok && p.n_rot > 0 &&
                 p.n_rot % 2 == 0 && p.n_rot <= x.ne[0],
             "rope", "shapes x " + shape_str(x) + " pos " + shape_str(pos) + " n_rot " + std::to_string(p.n_rot));
-    if (p.neox || p.attn_factor != 1.f) throw Error("vulkan: NEOX RoPE / attn_factor is not implemented yet");
     PcRope pc{};
     pc.head_dim = static_cast<uint32_t>(x.ne[0]);
     pc.n_heads = static_cast<uint32_t>(x.ne[1]);
@@ -661,6 +661,8 @@ void VulkanBackend::rope(const Tensor& x, const Tensor& pos, const RopeParams& p
     pc.n_rot = static_cast<uint32_t>(p.n_rot);
     pc.freq_base = p.freq_base;
     pc.freq_scale = p.freq_scale;
+    pc.neox = p.neox ? 1 : 0;
+    pc.attn_factor = p.attn_factor;
     Tensor dummy;
     dummy.buffer = dummy_;
     dummy.ne[0] = 64;
@@ -697,7 +699,6 @@ void VulkanBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& kc,
 
 void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& span,
                               const Tensor& out, const AttentionParams& p) {
-    if (p.softcap > 0) throw Error("vulkan: attention softcap is not implemented yet");
     check_tensor(q, "attention", "q");
     check_tensor(kc, "attention", "k_cache");
     check_tensor(vc, "attention", "v_cache");
@@ -719,6 +720,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     pc.n_tokens = static_cast<uint32_t>(n_tok);
     pc.n_cells = static_cast<uint32_t>(std::min(kc.n_rows(), vc.n_rows()));
     pc.scale = p.scale;
+    pc.softcap = p.softcap > 0 ? p.softcap : 0.f;
     // Decode has only n_head workgroups: split the KV range so the device has enough of them.
     uint32_t n_split = 1;
     if (forced_split_) n_split = forced_split_;
@@ -775,17 +777,124 @@ void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     dispatch("add", {{&x, true}, {&y, false}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
 
-// Vulkan shaders for the ops the model families added are in progress; until they land these
-// are refused with a clear error (the CPU backend runs them).
-void VulkanBackend::geglu(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: geglu is not implemented yet"); }
-void VulkanBackend::add_bias(const Tensor&, const Tensor&) { throw Error("vulkan: add_bias is not implemented yet"); }
-void VulkanBackend::scale(const Tensor&, float) { throw Error("vulkan: scale is not implemented yet"); }
-void VulkanBackend::softcap(const Tensor&, float) { throw Error("vulkan: softcap is not implemented yet"); }
-void VulkanBackend::moe_route(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: moe_route is not implemented yet"); }
-void VulkanBackend::matmul_id(const Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-    throw Error("vulkan: matmul_id is not implemented yet");
+void VulkanBackend::geglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
+    check_tensor(gate, "geglu", "gate");
+    check_tensor(up, "geglu", "up");
+    check_tensor(out, "geglu", "out");
+    require(gate.type == DType::F32 && up.type == DType::F32 && out.type == DType::F32 &&
+                up.n_elements() == gate.n_elements() && out.n_elements() == gate.n_elements(),
+            "geglu", "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
+    PcElementwise pc{};
+    pc.n = static_cast<uint32_t>(gate.n_elements());
+    dispatch("geglu", {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
-void VulkanBackend::moe_sum(const Tensor&, const Tensor&, const Tensor&) { throw Error("vulkan: moe_sum is not implemented yet"); }
+
+void VulkanBackend::add_bias(const Tensor& x, const Tensor& b) {
+    check_tensor(x, "add_bias", "x");
+    check_tensor(b, "add_bias", "b");
+    require(x.type == DType::F32 && b.type == DType::F32 && b.n_elements() == x.ne[0], "add_bias",
+            "shapes x " + shape_str(x) + " b " + shape_str(b) + " (b must have x's row length)");
+    PcAddBias pc{};
+    pc.n = static_cast<uint32_t>(x.n_elements());
+    pc.dim = static_cast<uint32_t>(x.ne[0]);
+    dispatch("add_bias", {{&x, true}, {&b, false}}, &pc, sizeof pc, ceil_div(pc.n, 256));
+}
+
+void VulkanBackend::scale(const Tensor& x, float s) {
+    check_tensor(x, "scale", "x");
+    require(x.type == DType::F32, "scale", "x must be F32, got " + std::string(dtype_name(x.type)));
+    PcScalarOp pc{};
+    pc.n = static_cast<uint32_t>(x.n_elements());
+    pc.s = s;
+    dispatch("scale", {{&x, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
+}
+
+void VulkanBackend::softcap(const Tensor& x, float cap) {
+    check_tensor(x, "softcap", "x");
+    require(x.type == DType::F32, "softcap", "x must be F32, got " + std::string(dtype_name(x.type)));
+    require(cap > 0 && std::isfinite(cap), "softcap", "cap must be a positive number, got " + std::to_string(cap));
+    PcScalarOp pc{};
+    pc.n = static_cast<uint32_t>(x.n_elements());
+    pc.s = cap;
+    dispatch("softcap", {{&x, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
+}
+
+void VulkanBackend::moe_route(const Tensor& logits, const Tensor& ids, const Tensor& weights) {
+    check_tensor(logits, "moe_route", "logits");
+    check_tensor(ids, "moe_route", "ids");
+    check_tensor(weights, "moe_route", "weights");
+    const int64_t k = ids.ne[0], n = logits.n_rows();
+    require(logits.type == DType::F32 && ids.type == DType::I32 && weights.type == DType::F32 && k <= logits.ne[0] &&
+                ids.n_rows() == n && weights.ne[0] == k && weights.n_rows() == n,
+            "moe_route", "shapes logits " + shape_str(logits) + " ids " + shape_str(ids) + " weights " +
+                             shape_str(weights) + " (k = ids.ne[0] <= E = logits.ne[0])");
+    PcMoeRoute pc{};
+    pc.n_expert = static_cast<uint32_t>(logits.ne[0]);
+    pc.k = static_cast<uint32_t>(k);
+    pc.n = static_cast<uint32_t>(n);
+    dispatch("moe_route", {{&logits, false}, {&ids, true}, {&weights, true}}, &pc, sizeof pc, ceil_div(pc.n, 64));
+}
+
+void VulkanBackend::matmul_id(const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out) {
+    check_tensor(w, "matmul_id", "w");
+    check_tensor(x, "matmul_id", "x");
+    check_tensor(ids, "matmul_id", "ids");
+    check_tensor(out, "matmul_id", "out");
+    const int64_t k = ids.ne[0], n = ids.n_rows();
+    const bool per_slot = x.n_rows() == k * n && x.ne[1] == k;
+    require(w.ne[3] == 1 && x.type == DType::F32 && ids.type == DType::I32 && out.type == DType::F32 &&
+                x.ne[0] == w.ne[0] && (per_slot || x.n_rows() == n) && out.ne[0] == w.ne[1] && out.ne[1] == k &&
+                out.n_rows() == k * n,
+            "matmul_id", "shapes w " + shape_str(w) + " x " + shape_str(x) + " ids " + shape_str(ids) + " out " +
+                             shape_str(out) + " (w [n_in, m, E], x [n_in, n] or [n_in, k, n], out [m, k, n])");
+    PcMatmulId pc{};
+    pc.k = static_cast<uint32_t>(w.ne[0]);
+    pc.m = static_cast<uint32_t>(w.ne[1]);
+    pc.n = 1;
+    pc.row_bytes = static_cast<uint32_t>(w.row_size());
+    pc.n_slots = static_cast<uint32_t>(k);
+    pc.x_per_slot = per_slot ? 1 : 0;
+    pc.n_expert = static_cast<uint32_t>(w.ne[2]);
+    pc.expert_bytes = static_cast<uint32_t>(w.row_size() * static_cast<uint64_t>(w.ne[1]));
+    // One workgroup column (z) per (token, slot) pair, each a matrix-vector product with its
+    // expert's matrix; the row shapes are matmul()'s for n = 1.
+    std::string variant = weight_variant("matmul_id", w.type);
+    uint32_t gx = pc.m;
+    const uint32_t units = ceil_div(pc.k, 32);
+    if (cpu_shapes_ || units <= 8) {
+        variant += "_rows";
+        gx = ceil_div(pc.m, 64 * 4);  // matvec.comp RPI 4
+    } else if (use_subgroups_) {
+        variant += "_sg";
+        uint32_t sg = std::max<uint32_t>(1, ctx_->phys.subgroup_size);
+        pc.rows_per_wg = std::max<uint32_t>(1, 64 / sg) * (ctx_->phys.rank() == 3 ? 4 : 1);
+        gx = ceil_div(pc.m, pc.rows_per_wg);
+    }
+    const uint64_t pairs = uint64_t(k) * n;
+    const uint64_t max_z = ctx_->phys.props.limits.maxComputeWorkGroupCount[2];
+    for (uint64_t p0 = 0; p0 < pairs; p0 += max_z) {
+        pc.pair0 = static_cast<uint32_t>(p0);
+        dispatch(variant, {{&w, false}, {&x, false}, {&out, true}, {&ids, false}}, &pc, sizeof pc, gx, 1,
+                 static_cast<uint32_t>(std::min(max_z, pairs - p0)));
+    }
+}
+
+void VulkanBackend::moe_sum(const Tensor& y, const Tensor& weights, const Tensor& out) {
+    check_tensor(y, "moe_sum", "y");
+    check_tensor(weights, "moe_sum", "weights");
+    check_tensor(out, "moe_sum", "out");
+    const int64_t k = weights.ne[0], n = weights.n_rows();
+    require(y.type == DType::F32 && weights.type == DType::F32 && out.type == DType::F32 && y.ne[1] == k &&
+                y.n_rows() == k * n && out.ne[0] == y.ne[0] && out.n_rows() == n,
+            "moe_sum", "shapes y " + shape_str(y) + " weights " + shape_str(weights) + " out " + shape_str(out) +
+                           " (y [d, k, n], weights [k, n], out [d, n])");
+    PcMoeSum pc{};
+    pc.d = static_cast<uint32_t>(y.ne[0]);
+    pc.k = static_cast<uint32_t>(k);
+    pc.n = static_cast<uint32_t>(n);
+    dispatch("moe_sum", {{&y, false}, {&weights, false}, {&out, true}}, &pc, sizeof pc,
+             ceil_div(uint64_t(pc.d) * pc.n, 256));
+}
 
 void VulkanBackend::gather_rows(const Tensor& x, const Tensor& rows, const Tensor& out) {
     check_tensor(x, "gather_rows", "x");
@@ -823,7 +932,7 @@ std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool req
     auto ctx = vk::Context::create(index, required);
     if (!ctx) return nullptr;
     auto b = std::make_unique<vk::VulkanBackend>(std::move(ctx));
-    spdlog::info("using {}", b->name());
+    logging::info("using {}", b->name());
     return b;
 }
 

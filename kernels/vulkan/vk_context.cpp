@@ -4,7 +4,7 @@
 
 #include "vulkan/vk_context.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -40,9 +40,9 @@ static VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverity
                                                      VkDebugUtilsMessageTypeFlagsEXT,
                                                      const VkDebugUtilsMessengerCallbackDataEXT* data, void*) {
     if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)
-        spdlog::error("vulkan validation: {}", data->pMessage);
+        logging::error("vulkan validation: {}", data->pMessage);
     else
-        spdlog::warn("vulkan validation: {}", data->pMessage);
+        logging::warn("vulkan validation: {}", data->pMessage);
     return VK_FALSE;
 }
 
@@ -64,7 +64,7 @@ std::shared_ptr<Instance> Instance::create() {
             for (const auto& e : exts) have_debug_utils |= std::strcmp(e.extensionName, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) == 0;
         }
         if (!have_layer)
-            spdlog::warn("MINERVA_VK_VALIDATION=1 but {} is not installed (Debian: vulkan-validationlayers): running without validation",
+            logging::warn("MINERVA_VK_VALIDATION=1 but {} is not installed (Debian: vulkan-validationlayers): running without validation",
                          k_validation_layer);
     }
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
@@ -86,7 +86,7 @@ std::shared_ptr<Instance> Instance::create() {
     VkResult r = vkCreateInstance(&ci, nullptr, &inst->instance_);
     if (r != VK_SUCCESS) {
         inst->instance_ = VK_NULL_HANDLE;
-        spdlog::debug("vkCreateInstance failed ({}): no Vulkan driver", static_cast<int>(r));
+        logging::debug("vkCreateInstance failed ({}): no Vulkan driver", static_cast<int>(r));
         return nullptr;
     }
     inst->validation_ = !layers.empty();
@@ -101,7 +101,7 @@ std::shared_ptr<Instance> Instance::create() {
             mi.pfnUserCallback = debug_callback;
             fn(inst->instance_, &mi, nullptr, &inst->messenger_);
         }
-        spdlog::info("vulkan: validation layer enabled");
+        logging::info("vulkan: validation layer enabled");
     }
     return inst;
 }
@@ -298,7 +298,7 @@ std::unique_ptr<Context> Context::create(int index, bool required) {
             return nullptr;
         }
         if (!required && infos[chosen].rank() >= 3) {
-            spdlog::debug("vulkan: only a CPU Vulkan device ({}) is present; the CPU backend is faster",
+            logging::debug("vulkan: only a CPU Vulkan device ({}) is present; the CPU backend is faster",
                          infos[chosen].props.deviceName);
             return nullptr;
         }

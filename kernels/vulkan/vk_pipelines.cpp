@@ -5,7 +5,7 @@
 
 #include "vulkan/vk_pipelines.h"
 
-#include <spdlog/spdlog.h>
+#include "log/log.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -24,7 +24,9 @@ struct PushTableEntry {
     const char* prefix;
     uint32_t bytes;
 };
+// First match wins: longer names sharing a prefix come first.
 static const PushTableEntry k_push_table[] = {
+    {"matmul_id_", sizeof(PcMatmulId)},
     {"matvec_", sizeof(PcMatvec)},
     {"matmul_", sizeof(PcMatvec)},
     {"get_rows_", sizeof(PcGetRows)},
@@ -34,7 +36,13 @@ static const PushTableEntry k_push_table[] = {
     {"attention_reduce", sizeof(PcAttentionReduce)},
     {"attention_", sizeof(PcAttention)},
     {"swiglu", sizeof(PcElementwise)},
+    {"geglu", sizeof(PcElementwise)},
+    {"add_bias", sizeof(PcAddBias)},
     {"add", sizeof(PcElementwise)},
+    {"scale", sizeof(PcScalarOp)},
+    {"softcap", sizeof(PcScalarOp)},
+    {"moe_route", sizeof(PcMoeRoute)},
+    {"moe_sum", sizeof(PcMoeSum)},
     {"gather_rows", sizeof(PcGatherRows)},
 };
 
@@ -161,7 +169,7 @@ const Pipeline& Pipelines::get(const std::string& name) {
     VkResult r = vkCreateComputePipelines(ctx_.device, cache_, 1, &ci, nullptr, &p.pipeline);
     static const bool verbose = std::getenv("MINERVA_VK_VERBOSE") != nullptr;  // pipeline build times
     if (verbose)
-        spdlog::info("vulkan: pipeline {} built in {:.0f} ms", name,
+        logging::info("vulkan: pipeline {} built in {:.0f} ms", name,
                   std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     vkDestroyShaderModule(ctx_.device, sm, nullptr);
     check(r, ("vkCreateComputePipelines(" + name + ")").c_str());

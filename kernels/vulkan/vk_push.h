@@ -17,6 +17,17 @@ struct PcMatvec {  // matvec.comp, matmul.comp
     uint32_t row_bytes;
     uint32_t rows_per_wg;  // matvec.comp with subgroups: rows per workgroup
 };
+struct PcMatmulId {  // matvec.comp with MATMUL_ID: PcMatvec, then the expert fields
+    uint32_t off[8];
+    uint32_t k, m, n;  // n = 1: each workgroup z computes one (token, slot) pair
+    uint32_t row_bytes;
+    uint32_t rows_per_wg;
+    uint32_t n_slots;       // experts per token
+    uint32_t x_per_slot;    // 1: x is [k, n_slots, tokens]; 0: [k, tokens]
+    uint32_t n_expert;      // E
+    uint32_t expert_bytes;  // bytes of one expert's matrix
+    uint32_t pair0;         // the pair of workgroup z = 0
+};
 struct PcGetRows {  // get_rows.comp
     uint32_t off[8];
     uint32_t k, n, n_table, row_bytes;
@@ -31,6 +42,8 @@ struct PcRope {  // rope.comp
     uint32_t head_dim, n_heads, n_tokens, n_rot;
     float freq_base, freq_scale;
     uint32_t has_ff;
+    uint32_t neox;      // pairs (x[i], x[i + n_rot/2]) instead of (x[2i], x[2i+1])
+    float attn_factor;  // cos and sin are multiplied by this
 };
 struct PcKvStore {  // kv_store.comp
     uint32_t off[8];
@@ -42,14 +55,33 @@ struct PcAttention {  // attention.comp
     uint32_t n_cells;
     uint32_t n_split;
     float scale;
+    float softcap;  // > 0: score s -> softcap * tanh(s / softcap) after scaling
 };
 struct PcAttentionReduce {  // attention_reduce.comp
     uint32_t off[8];
     uint32_t head_dim, n_head, n_tokens, n_split;
 };
-struct PcElementwise {  // swiglu.comp, add.comp
+struct PcElementwise {  // swiglu.comp, geglu.comp, add.comp
     uint32_t off[8];
     uint32_t n;
+};
+struct PcAddBias {  // add_bias.comp
+    uint32_t off[8];
+    uint32_t n;    // elements of x
+    uint32_t dim;  // elements of the bias (row length of x)
+};
+struct PcScalarOp {  // scale.comp, softcap.comp
+    uint32_t off[8];
+    uint32_t n;
+    float s;  // the factor, or the cap
+};
+struct PcMoeRoute {  // moe_route.comp
+    uint32_t off[8];
+    uint32_t n_expert, k, n;
+};
+struct PcMoeSum {  // moe_sum.comp
+    uint32_t off[8];
+    uint32_t d, k, n;
 };
 struct PcGatherRows {  // gather_rows.comp
     uint32_t off[8];
@@ -57,6 +89,7 @@ struct PcGatherRows {  // gather_rows.comp
 };
 
 static_assert(sizeof(PcMatvec) <= k_max_push_bytes);
+static_assert(sizeof(PcMatmulId) <= k_max_push_bytes);
 static_assert(sizeof(PcGetRows) <= k_max_push_bytes);
 static_assert(sizeof(PcRmsNorm) <= k_max_push_bytes);
 static_assert(sizeof(PcRope) <= k_max_push_bytes);
@@ -65,5 +98,9 @@ static_assert(sizeof(PcAttention) <= k_max_push_bytes);
 static_assert(sizeof(PcAttentionReduce) <= k_max_push_bytes);
 static_assert(sizeof(PcElementwise) <= k_max_push_bytes);
 static_assert(sizeof(PcGatherRows) <= k_max_push_bytes);
+static_assert(sizeof(PcAddBias) <= k_max_push_bytes);
+static_assert(sizeof(PcScalarOp) <= k_max_push_bytes);
+static_assert(sizeof(PcMoeRoute) <= k_max_push_bytes);
+static_assert(sizeof(PcMoeSum) <= k_max_push_bytes);
 
 }  // namespace minerva::vk

@@ -25,7 +25,9 @@ endif()
 foreach(f include/minerva/minerva.h include/minerva/vocab.h include/minerva/gguf.h include/minerva/error.h
           ${LIBDIR}/libminerva.so ${LIBDIR}/cmake/minerva/minervaConfig.cmake
           ${LIBDIR}/cmake/minerva/minervaConfigVersion.cmake
-          ${LIBDIR}/cmake/minerva/minervaTargets.cmake bin/minerva)
+          ${LIBDIR}/cmake/minerva/minervaTargets.cmake bin/minerva bin/minerva-bench
+          include/minerva.h include/minerva/version.h include/minerva/log.h include/minerva/chat.h
+          ${LIBDIR}/pkgconfig/minerva.pc)
   if(NOT EXISTS ${prefix}/${f})
     message(FATAL_ERROR "cmake --install did not install ${f}")
   endif()
@@ -45,6 +47,19 @@ run(${CMAKE_COMMAND} -S ${SRC}/docs/examples/tokenize -B ${WORK}/example ${gen} 
     -DCMAKE_BUILD_TYPE=Release)
 run(${CMAKE_COMMAND} --build ${WORK}/example)
 message(STATUS "built docs/examples/tokenize against ${prefix}")
+
+# 2b. A C program against the C API, compiled as a C project would: cc + pkg-config only.
+find_program(CC NAMES cc gcc REQUIRED)
+find_program(PKG_CONFIG pkg-config REQUIRED)
+set(ENV{PKG_CONFIG_PATH} ${prefix}/${LIBDIR}/pkgconfig)
+run(${PKG_CONFIG} --cflags --libs minerva)
+string(STRIP "${out}" pc_flags)
+separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+run(${CC} -std=c11 -Wall -Wextra -Werror ${SRC}/docs/examples/c/generate.c ${pc_flags}
+    -Wl,-rpath,${prefix}/${LIBDIR} -o ${WORK}/c_generate)
+message(STATUS "built docs/examples/c/generate.c with: cc $(pkg-config --cflags --libs minerva) = ${pc_flags}")
+# The C++ API's C++20 requirement travels with minerva::minerva: the example sets no standard.
+run(${prefix}/bin/minerva-bench --help)
 
 # 3. Run it on the SentencePiece test vocabulary.
 if(NOT DEFINED ENV{MINERVA_SHARED} OR NOT EXISTS "$ENV{MINERVA_SHARED}/vocab/ggml-vocab-llama-spm.gguf")
@@ -94,3 +109,25 @@ if(NOT ids_bos MATCHES "^[0-9]+ ${expected}$")
   message(FATAL_ERROR "tokenize printed '${ids_bos}', expected BOS then '${expected}'")
 endif()
 message(STATUS "example tokenized \"Hello world\" to ${ids_bos} (vectors: ${expected})")
+
+# 4. The C program greedily continues a prompt; the installed CLI must print the same text.
+set(model $ENV{MINERVA_SHARED}/models/stories260K-f32.gguf)
+if(NOT EXISTS ${model})
+  message(FATAL_ERROR "missing ${model}")
+endif()
+run(${WORK}/c_generate ${model} "Once upon a time" 16)
+set(c_text "${out}")
+run(${prefix}/bin/minerva run -m ${model} -p "Once upon a time" -n 16 --temp 0 --ignore-eos --device cpu)
+if(NOT c_text STREQUAL out)
+  message(FATAL_ERROR "the C API generated '${c_text}', minerva run printed '${out}'")
+endif()
+execute_process(COMMAND ${WORK}/c_generate ${model} "Once upon a time" 4 RESULT_VARIABLE rc OUTPUT_VARIABLE o ERROR_VARIABLE e)
+if(NOT e MATCHES "embedding: [0-9]+ floats, squared norm 1\\.0000")
+  message(FATAL_ERROR "the C program's embedding report: ${e}")
+endif()
+# An error comes back as a status and a message naming the file, and the program says so.
+execute_process(COMMAND ${WORK}/c_generate ${WORK}/missing.gguf "x" 4 RESULT_VARIABLE rc OUTPUT_VARIABLE o ERROR_VARIABLE e)
+if(NOT rc EQUAL 1 OR NOT e MATCHES "load: MINERVA_ERR_FAILED: .*missing.gguf")
+  message(FATAL_ERROR "loading a missing file through the C API: exit ${rc}, stderr: ${e}")
+endif()
+message(STATUS "C API: greedy text matches minerva run: ${c_text}")

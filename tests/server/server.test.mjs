@@ -465,3 +465,46 @@ test('config file: values apply, flags override, a bad file is a clear error', {
   }
   fs.rmSync(cfgDir, { recursive: true, force: true });
 });
+
+test('context shift: KV cache types and per-token memory in /metrics; a long chat drops its oldest turns; generation goes past the context', { skip }, async () => {
+  const long = 'The little dog ran to the park and played with a red ball all day long. ';
+  const turns = [{ role: 'system', content: 'You tell short stories.' }];
+  for (let i = 0; i < 6; i++) {
+    turns.push({ role: 'user', content: `${i}: ${long}` });
+    turns.push({ role: 'assistant', content: `Story ${i}: ${long}` });
+  }
+  turns.push({ role: 'user', content: 'The end.' });
+  // Without --context-shift the conversation is refused by name.
+  const off = await startServer(['--ctx-size', '160', '--parallel', '1']);
+  await expectApiError(client(off).chat.completions.create({ model: MODEL, messages: turns, max_tokens: 8 }), 400,
+    (e) => assert.equal(e.error.code, 'context_length_exceeded'));
+  await expectApiError(client(off).completions.create({ model: MODEL, prompt: 'Once', max_tokens: 4, n_keep: 2 }), 400,
+    (e) => assert.equal(e.error.param, 'n_keep'));
+  off.proc.kill('SIGTERM');
+
+  const on = await startServer(['--ctx-size', '160', '--parallel', '1', '--context-shift']);
+  const raw = await fetch(on.url + '/v1/chat/completions', {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: turns, max_tokens: 8, temperature: 0 }),
+  });
+  assert.equal(raw.status, 200);
+  assert.ok(Number(raw.headers.get('x-minerva-dropped-messages')) >= 1, 'the dropped turns are reported');
+  const body = await raw.json();
+  assert.ok(body.usage.prompt_tokens < 160, 'the prompt fits the context');
+  // Generation past the context: 300 tokens in a context of 160 (EOS banned), the context shifts.
+  const r = await client(on).completions.create({ model: MODEL, prompt: PROMPT, max_tokens: 300, temperature: 0, logit_bias: { '2': -100 } });
+  assert.equal(r.usage.completion_tokens, 300);
+  assert.equal(r.choices[0].finish_reason, 'length');
+  assert.ok(await metric(on, 'minerva_context_shifts_total') >= 1);
+  const metrics = await (await fetch(on.url + '/metrics')).text();
+  const m = metrics.match(/^minerva_kv_cache_bytes_per_token\{model="stories",cache_type_k="f16",cache_type_v="f16"\} (\d+)$/m);
+  assert.ok(m && Number(m[1]) > 0, 'KV bytes per token in /metrics');
+  on.proc.kill('SIGTERM');
+
+  // A quantized cache on a model whose head size (8) is not a multiple of 32 is refused with the reason.
+  const q8 = await startServer(['--parallel', '1', '-ctk', 'q8_0']);
+  await expectApiError(client(q8).completions.create({ model: MODEL, prompt: 'Once', max_tokens: 2 }), 500,
+    (e) => assert.match(e.error.message, /multiple of 32/));
+  q8.proc.kill('SIGTERM');
+  await assert.rejects(startServer(['--parallel', '1', '-ctk', 'q3']), (e) => e.message.includes('q8_0'));
+});

@@ -7,6 +7,7 @@
 //   std::string text = tmpl.render(msgs, minerva::chat_options(*model->vocab()));
 //   auto prompt = minerva::tokenize_chat(*model->vocab(), text);
 #pragma once
+#include "minerva/export.h"
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,7 +21,7 @@
 
 namespace minerva {
 
-struct ChatMessage {
+struct MINERVA_API ChatMessage {
     ChatMessage() = default;
     ChatMessage(std::string role_, std::string content_, std::string name_ = {}, std::string tool_call_id_ = {})
         : role(std::move(role_)), content(std::move(content_)), name(std::move(name_)), tool_call_id(std::move(tool_call_id_)) {}
@@ -39,7 +40,7 @@ struct ChatMessage {
     std::string tool_calls;
 };
 
-struct ChatOptions {
+struct MINERVA_API ChatOptions {
     bool add_generation_prompt = true;  // end with the header of an assistant turn
     std::string bos_token;              // text of the BOS token, as templates expect
     std::string eos_token;
@@ -53,7 +54,7 @@ struct ChatOptions {
     std::optional<bool> enable_thinking;
 };
 
-class ChatTemplate {
+class MINERVA_API ChatTemplate {
 public:
     // Parses a Jinja template. Throws Error naming the line for a malformed template.
     explicit ChatTemplate(std::string_view source, std::string name = "custom");
@@ -84,10 +85,10 @@ private:
 };
 
 // bos_token/eos_token as the vocabulary spells them.
-ChatOptions chat_options(const Vocab& vocab, bool add_generation_prompt = true);
+MINERVA_API ChatOptions chat_options(const Vocab& vocab, bool add_generation_prompt = true);
 
 // Tokenizes rendered chat text with special-token text parsed. BOS is prepended when the
 // vocabulary asks for it and the text does not already start with the BOS text.
-std::vector<int32_t> tokenize_chat(const Vocab& vocab, std::string_view text);
+MINERVA_API std::vector<int32_t> tokenize_chat(const Vocab& vocab, std::string_view text);
 
 }  // namespace minerva

@@ -2,13 +2,14 @@
 // programs that want to choose one). Listing never throws for a missing driver: no Vulkan
 // loader or no device gives an empty list.
 #pragma once
+#include "minerva/export.h"
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace minerva {
 
-struct DeviceInfo {
+struct MINERVA_API DeviceInfo {
     int index = 0;                  // N of --device vulkan:N
     std::string name;               // "NVIDIA H100 80GB HBM3", "llvmpipe (LLVM 15.0.6, 256 bits)"
     std::string type;               // "discrete", "integrated", "virtual", "cpu", "other"
@@ -26,6 +27,6 @@ struct DeviceInfo {
 };
 
 // Every Vulkan device in the order vulkan:N numbers them.
-std::vector<DeviceInfo> list_devices();
+MINERVA_API std::vector<DeviceInfo> list_devices();
 
 }  // namespace minerva

@@ -12,6 +12,7 @@
 // mapping, which lives as long as any File (or copy of it) does. tests/test_gguf_malformed.cpp
 // and the fuzz target (docs/fuzzing.md) hold the reader to this.
 #pragma once
+#include "minerva/export.h"
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,12 +31,12 @@ enum class ValueType : uint32_t {
     UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7,
     STRING = 8, ARRAY = 9, UINT64 = 10, INT64 = 11, FLOAT64 = 12,
 };
-std::string_view value_type_name(ValueType t);
+MINERVA_API std::string_view value_type_name(ValueType t);
 
 struct Array;
 
 // One metadata value. Strings are views into the mapped file.
-struct Value {
+struct MINERVA_API Value {
     ValueType type = ValueType::UINT8;
     std::variant<uint64_t, int64_t, double, bool, std::string_view, std::shared_ptr<const Array>> data;
 
@@ -52,7 +53,7 @@ struct Value {
 };
 
 // An array value; exactly one of the vectors is filled, chosen by elem_type.
-struct Array {
+struct MINERVA_API Array {
     ValueType elem_type = ValueType::UINT8;
     std::vector<std::string_view> strings;  // STRING
     std::vector<int64_t> ints;              // integer types and BOOL (UINT64 stored bit-for-bit)
@@ -61,7 +62,7 @@ struct Array {
     size_t size() const;
 };
 
-struct TensorInfo {
+struct MINERVA_API TensorInfo {
     std::string name;
     DType type = DType::F32;
     uint32_t n_dims = 0;
@@ -71,7 +72,7 @@ struct TensorInfo {
     int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
 
-class File {
+class MINERVA_API File {
 public:
     // Maps and parses the file. Throws Error on any problem.
     static File open(const std::string& path);

@@ -1,11 +1,14 @@
 // minerva/model.h: loading a model (LLaMA, Qwen2/3, Qwen3-MoE, Mixtral, Gemma 2/3, Phi-3/4),
 // sessions with a KV cache, sampling, generation.
 //
-// Thread-safety: a Model is immutable after load() and may be shared by many Sessions. A Session
-// is used by one thread at a time, and Sessions of the same Model must not evaluate concurrently
-// (they share the Model's backend); batch several sequences into one Session instead (n_seq).
-// Sampler: one per generation stream, not shared.
+// Thread-safety: a Model is immutable after load() and may be shared by many Sessions, each used
+// from its own thread. Sessions of one Model share its backend, so their forward passes take
+// turns under a per-model lock: evaluating two Sessions from two threads is safe and gives each
+// the same results as alone, but not faster; batch several sequences into one Session (n_seq,
+// eval_batch) for throughput. One Session must not be used by two threads at once (it holds the
+// KV cache and logits being written). Sampler: one per generation stream, not shared.
 #pragma once
+#include "minerva/export.h"
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,16 +27,18 @@ namespace minerva {
 // (34 and 18 bytes per 32 values: 1.9x and 3.6x smaller than F16), at some cost in accuracy.
 enum class KvType { F16, F32, Q8_0, Q4_0 };
 // "f16", "f32", "q8_0", "q4_0"; parse_kv_type throws Error naming the accepted values.
-const char* kv_type_name(KvType t);
-KvType parse_kv_type(std::string_view name);
+MINERVA_API const char* kv_type_name(KvType t);
+MINERVA_API KvType parse_kv_type(std::string_view name);
 
-struct ModelOptions {
+struct MINERVA_API ModelOptions {
     std::string device = "auto";  // "auto", "cpu", "vulkan", "vulkan:N" (MINERVA_DEVICE overrides "auto")
     int n_threads = 0;            // CPU threads; 0 = physical cores
-    bool progress = false;        // log a progress line while uploading large models
+    // Called as the weights upload, with the fraction done (0..1; the last call has 1), from the
+    // loading thread. Return false to cancel: load() then throws Error("... loading cancelled").
+    ProgressCallback progress;
 };
 
-struct ModelInfo {
+struct MINERVA_API ModelInfo {
     std::string arch;            // general.architecture
     std::string name;            // general.name (or the file name)
     std::string path;
@@ -63,7 +68,7 @@ struct ModelInfo {
     float final_softcap = 0.f;   // final-logit softcapping (0: off)
 };
 
-class Model {
+class MINERVA_API Model {
 public:
     // Maps the file, checks every tensor and hyperparameter, uploads weights to the backend.
     // Throws Error naming the missing tensor, wrong shape, unsupported type or bad key.
@@ -76,7 +81,7 @@ public:
     virtual std::string backend_name() const = 0;
 };
 
-struct SessionOptions {
+struct MINERVA_API SessionOptions {
     int n_ctx = 0;                 // cells per sequence; 0 = min(n_ctx_train, 4096)
     int n_seq = 1;                 // independent sequences (server slots), each with n_ctx cells
     int n_batch = 512;             // most tokens evaluated in one forward pass (larger evals are split)
@@ -84,7 +89,7 @@ struct SessionOptions {
     KvType kv_type_v = KvType::F16;
 };
 
-class Session {
+class MINERVA_API Session {
 public:
     Session(std::shared_ptr<Model> model, const SessionOptions& opts = {});
     ~Session();
@@ -116,7 +121,23 @@ public:
     std::span<const float> logits() const;             // from the last eval()
     std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
 
+    // A text embedding: clears sequence seq, evaluates tokens into it and returns the mean of the
+    // final-normalised hidden states over the tokens, scaled to unit length ([n_embd]). Error for
+    // no tokens, a bad id, or more tokens than n_ctx.
+    std::vector<float> embed(std::span<const int32_t> tokens, int seq = 0);
+
     void truncate(int seq, int n_keep);  // forget cells n_keep.. of seq (prefix reuse)
+    // Context shift: forgets cells n_keep .. n_keep + n_discard - 1 of seq and moves the later
+    // ones down in place (their keys re-rotated to the new positions), so the sequence goes on
+    // with n_past(seq) - n_discard tokens and nothing is evaluated again. Throws Error for a
+    // range outside the sequence.
+    void shift(int seq, int n_keep, int n_discard);
+    // Prepares seq to evaluate `prompt`: keeps the longest common prefix of the cache and the
+    // prompt, and when the prompt goes on with tokens the cache holds further on (a conversation
+    // whose oldest turns were dropped after the system prompt) shifts them down (shift()) instead
+    // of dropping them. Drops the rest. Returns how many prompt tokens the cache then holds, at
+    // most prompt.size() - 1 (the last one is always evaluated again, for its logits).
+    int reuse_prefix(int seq, std::span<const int32_t> prompt);
     void clear(int seq);                 // one sequence
     void clear();                        // all sequences
 
@@ -128,7 +149,7 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-struct SamplerParams {
+struct MINERVA_API SamplerParams {
     float temperature = 0.8f;  // <= 0: greedy
     int top_k = 40;            // <= 0: off
     float top_p = 0.95f;       // >= 1: off
@@ -141,7 +162,7 @@ struct SamplerParams {
     std::vector<std::pair<int32_t, float>> logit_bias;
 };
 
-class Sampler {
+class MINERVA_API Sampler {
 public:
     Sampler(const SamplerParams& params, int n_vocab);
     // Picks the next token from raw logits (after penalties over the accepted history).
@@ -165,17 +186,21 @@ private:
 };
 
 // log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.
-std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k);
-float token_logprob(std::span<const float> logits, int32_t id);
+MINERVA_API std::vector<std::pair<int32_t, float>> top_logprobs(std::span<const float> logits, int k);
+MINERVA_API float token_logprob(std::span<const float> logits, int32_t id);
 
-struct GenerateParams {
-    int max_tokens = 128;              // < 0: until the context is full
+struct MINERVA_API GenerateParams {
+    int max_tokens = 128;              // < 0: until the context is full (or, with context_shift, without end)
     SamplerParams sampling;
     std::vector<std::string> stop;     // stop strings (not included in the output)
     bool ignore_eos = false;
+    // When the sequence fills its context while generating, drop the oldest half of the tokens
+    // after the first n_keep (llama.cpp's --keep) and go on; otherwise stop with "length".
+    bool context_shift = false;
+    int n_keep = 0;
 };
 
-struct GenerateResult {
+struct MINERVA_API GenerateResult {
     std::vector<int32_t> tokens;  // generated tokens (the EOS/EOT that ended generation excluded)
     std::string text;             // their text, cut before a stop string
     std::string finish_reason;    // "stop" (EOS/EOT or stop string), "length", "cancelled"
@@ -190,22 +215,23 @@ struct GenerateResult {
 // that never completed), it comes in one last call with token -1. Return false to cancel.
 using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
 
-// Evaluates the prompt into sequence seq of the session (reusing any cached common prefix) and
-// samples up to max_tokens more.
-GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
+// Evaluates the prompt into sequence seq of the session (reusing any cached common prefix, and
+// after a shift what follows a dropped middle part: a conversation whose oldest turns were
+// removed is not evaluated again) and samples up to max_tokens more.
+MINERVA_API GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
                         const TokenCallback& on_token = {}, int seq = 0);
 
 // Perplexity as llama.cpp's llama-perplexity defines it: the tokens (already with BOS) are cut
 // into tokens.size() / n_ctx chunks of n_ctx (n_ctx = session.n_ctx()); each chunk starts with
 // BOS, is evaluated alone, and scores the predictions of its tokens n_ctx/2+1 .. n_ctx-1.
 // on_chunk (optional) sees each chunk's running estimate. Error when there is not one chunk.
-struct PerplexityResult {
+struct MINERVA_API PerplexityResult {
     double ppl = 0;
     double nll = 0;   // mean negative log-likelihood
     int n_chunks = 0;
     int n_scored = 0;
 };
-PerplexityResult perplexity(Session& session, std::span<const int32_t> tokens, int32_t bos,
+MINERVA_API PerplexityResult perplexity(Session& session, std::span<const int32_t> tokens, int32_t bos,
                             const std::function<void(int chunk, double ppl)>& on_chunk = {});
 
 }  // namespace minerva

@@ -7,6 +7,7 @@
 // Both throw minerva::Error with a message naming the file, tensor or option that was wrong.
 // The functions are safe to call from several threads on different files.
 #pragma once
+#include "minerva/export.h"
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,33 +30,34 @@ namespace minerva {
 // (ffn_gate_inp.weight) are kept F32, and a matrix whose rows are
 // not a multiple of the type's block size falls back to a fitting type (Q2_K/Q3_K -> Q4_0,
 // Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, 32-element types -> F16) with a log line.
-struct QuantTarget {
+struct MINERVA_API QuantTarget {
     std::string name;   // as given, upper-cased ("Q4_K_M")
     DType base;         // the type of ordinary matrices
     bool mix = false;   // Q4_K_M / Q5_K_M promotions on
 };
 // nullopt for names that are neither a producible type nor a known mix.
-std::optional<QuantTarget> parse_quant_target(std::string_view name);
+MINERVA_API std::optional<QuantTarget> parse_quant_target(std::string_view name);
 // The names accepted, for help texts.
-std::vector<std::string> quant_target_names();
+MINERVA_API std::vector<std::string> quant_target_names();
 
 // The type a tensor gets under a target (before the block-size fallback, which needs ne[0]).
 // layer: the N of "blk.N." (-1 for none); n_layer: the block count; has_output: whether the
 // model has its own output.weight (when not, token_embd.weight is the output).
-DType tensor_type_for(const QuantTarget& target, std::string_view tensor_name, int n_dims, int layer,
+MINERVA_API DType tensor_type_for(const QuantTarget& target, std::string_view tensor_name, int n_dims, int layer,
                       int n_layer, bool has_output);
 
 // llama.cpp's general.file_type number for a target (e.g. 2 for Q4_0, 15 for Q4_K_M).
-uint32_t file_type_for(const QuantTarget& target);
+MINERVA_API uint32_t file_type_for(const QuantTarget& target);
 
 // ---- quantize ----------------------------------------------------------------------------
 
 // Reads in_path (tensors in F32, F16 or BF16; already-quantized tensors are dequantized and
 // re-quantized with a log line) and writes out_path with every tensor converted as above.
 // Metadata is copied; general.file_type and general.quantization_version are set.
-// n_threads <= 0: all hardware threads.
-void quantize_file(const std::string& in_path, const std::string& out_path, std::string_view type_name,
-                   int n_threads = 0);
+// n_threads <= 0: all hardware threads. progress (optional) sees the fraction of tensor bytes
+// written after each tensor; returning false cancels (Error, the temporary file is removed).
+MINERVA_API void quantize_file(const std::string& in_path, const std::string& out_path, std::string_view type_name,
+                               int n_threads = 0, const ProgressCallback& progress = {});
 
 // ---- synth -------------------------------------------------------------------------------
 
@@ -71,7 +73,7 @@ void quantize_file(const std::string& in_path, const std::string& out_path, std:
 //             tied output required
 //   gemma3    gemma2's tensors + attn_q_norm, attn_k_norm; sliding window, local rope base
 //   phi3      fused attn_qkv [n_embd, q_dim + 2 kv_dim] and ffn_up [n_embd, 2 n_ff] (gate, up)
-struct ModelShape {
+struct MINERVA_API ModelShape {
     std::string name;
     std::string arch = "llama";  // general.architecture (see synth_arch_names())
     int64_t n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, n_ff = 0, n_vocab = 0;
@@ -97,12 +99,12 @@ struct ModelShape {
 // "tinyllama-1.1b", "llama3.2-1b", "llama2-7b", "mixtral-8x7b" and the other families'
 // "qwen2.5-0.5b", "qwen3-0.6b", "qwen3-30b-a3b", "olmoe-1b-7b", "gemma2-2b", "gemma3-1b",
 // "phi3-mini" (synth_shape_names() lists them). nullopt for others.
-std::optional<ModelShape> synth_shape(std::string_view name);
-std::vector<std::string> synth_shape_names();
+MINERVA_API std::optional<ModelShape> synth_shape(std::string_view name);
+MINERVA_API std::vector<std::string> synth_shape_names();
 // The architectures synth writes: llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3.
-std::vector<std::string> synth_arch_names();
+MINERVA_API std::vector<std::string> synth_arch_names();
 
-struct SynthOptions {
+struct MINERVA_API SynthOptions {
     // Either a known shape's name, or shape empty and dims set (n_embd, n_layer, n_head,
     // n_head_kv, n_ff, n_vocab and whatever the architecture needs; n_ctx defaults to 2048).
     std::string shape;
@@ -121,6 +123,7 @@ struct SynthOptions {
     float weight_std = 0.02f;  // weights and biases ~ N(0, std^2); norm weights are 1
     int n_threads = 0;         // <= 0: all hardware threads
     std::string out_path;
+    ProgressCallback progress;  // optional: the fraction of bytes written; false cancels (Error)
 };
 
 // Writes a GGUF of the shape's architecture with the metadata llama.cpp's converter writes for
@@ -130,6 +133,6 @@ struct SynthOptions {
 // for any thread count, and rows are streamed to the file, so a 30B file needs ~100 MB of RAM.
 // Norms, biases, the MoE router and rope factors stay F32. Random weights carry no positional
 // structure, so no RoPE row permutation is applied or needed (NORM and NEOX alike).
-void synth_file(const SynthOptions& options);
+MINERVA_API void synth_file(const SynthOptions& options);
 
 }  // namespace minerva

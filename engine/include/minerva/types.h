@@ -1,7 +1,9 @@
 // minerva/types.h: tensor element types as stored in GGUF files (the ggml type ids).
 #pragma once
+#include "minerva/export.h"
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string_view>
 
@@ -15,7 +17,7 @@ enum class DType : uint32_t {
     TQ1_0 = 34, TQ2_0 = 35,
 };
 
-struct DTypeInfo {
+struct MINERVA_API DTypeInfo {
     DType type;
     std::string_view name;
     uint32_t block_elems;  // elements per block (1 for plain types)
@@ -23,10 +25,10 @@ struct DTypeInfo {
 };
 
 // Layout facts for a type id read from a file; nullopt for ids no known format uses.
-std::optional<DTypeInfo> dtype_info(uint32_t id);
-const DTypeInfo& dtype_info(DType t);
-std::string_view dtype_name(DType t);
-std::optional<DType> dtype_from_name(std::string_view name);  // "Q4_K", "f16", ... (case-insensitive)
+MINERVA_API std::optional<DTypeInfo> dtype_info(uint32_t id);
+MINERVA_API const DTypeInfo& dtype_info(DType t);
+MINERVA_API std::string_view dtype_name(DType t);
+MINERVA_API std::optional<DType> dtype_from_name(std::string_view name);  // "Q4_K", "f16", ... (case-insensitive)
 
 // Bytes of a row of n elements (n must be a multiple of the block size).
 inline size_t row_bytes(DType t, int64_t n) {
@@ -34,7 +36,10 @@ inline size_t row_bytes(DType t, int64_t n) {
     return static_cast<size_t>(n / i.block_elems) * i.block_bytes;
 }
 
+// Reports the fraction (0..1) of long work done (loading, quantizing); return false to cancel it.
+using ProgressCallback = std::function<bool(float fraction)>;
+
 // Types the LLaMA forward pass can compute with (CPU and Vulkan backends).
-bool dtype_supported_for_compute(DType t);
+MINERVA_API bool dtype_supported_for_compute(DType t);
 
 }  // namespace minerva

@@ -4,6 +4,7 @@
 // (byte-level BPE with merges by rank and a pre-tokenizer chosen by tokenizer.ggml.pre).
 // A Vocab is immutable after construction and safe to use from many threads at once.
 #pragma once
+#include "minerva/export.h"
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -19,7 +20,7 @@ enum class TokenType : int32_t {
     UNDEFINED = 0, NORMAL = 1, UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4, UNUSED = 5, BYTE = 6,
 };
 
-class Vocab {
+class MINERVA_API Vocab {
 public:
     enum class Kind { SPM, BPE };
 
@@ -72,7 +73,7 @@ public:
 
 // Turns a stream of ids into text without ever emitting half of a UTF-8 character: bytes of an
 // incomplete character are held back until the rest arrives (or flush()).
-class StreamDecoder {
+class MINERVA_API StreamDecoder {
 public:
     explicit StreamDecoder(std::shared_ptr<const Vocab> vocab, bool special = false)
         : vocab_(std::move(vocab)), special_(special) {}
