@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "minerva/grammar.h"
 #include "minerva/types.h"
 #include "minerva/vocab.h"
 
@@ -124,16 +125,27 @@ struct SamplerParams {
     int penalty_last_n = 64;   // window of recent tokens the penalties look at; -1 = all
     uint64_t seed = 0xFFFFFFFFFFFFFFFFull;  // default: random
     std::vector<std::pair<int32_t, float>> logit_bias;
+    // Grammar constraint (minerva/grammar.h): tokens the grammar cannot continue with are masked
+    // before anything else; generate() stops with "stop" once the grammar is complete and admits
+    // nothing more. Shared between streams (its mask cache too).
+    std::shared_ptr<GrammarConstraint> grammar;
+    std::string grammar_start_after;  // e.g. "</think>": the grammar applies after this text
 };
 
 class Sampler {
 public:
     Sampler(const SamplerParams& params, int n_vocab);
-    // Picks the next token from raw logits (after penalties over the accepted history).
+    // Picks the next token from raw logits (after the grammar mask and penalties over the
+    // accepted history). Error when the grammar allows no token.
     int32_t sample(std::span<const float> logits);
-    void accept(int32_t token);  // adds to the penalty history
+    // A generated token: adds it to the penalty history and advances the grammar (Error when the
+    // grammar does not allow it).
+    void accept(int32_t token);
+    // Prompt tokens: penalty history only.
+    void accept_prompt(std::span<const int32_t> tokens);
     void reset();
     const SamplerParams& params() const { return params_; }
+    GrammarMatcher* grammar() { return matcher_.get(); }  // null without a grammar
 
 private:
     uint64_t next_u64();   // xoshiro256**
@@ -147,6 +159,7 @@ private:
     std::vector<float> scratch_;
     std::vector<double> probs_;
     std::vector<int32_t> window_;
+    std::unique_ptr<GrammarMatcher> matcher_;
 };
 
 // log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.
