@@ -52,6 +52,8 @@ struct GrammarConstraint::Impl {
     std::vector<uint8_t> edge_byte;
     std::vector<uint32_t> edge_child;
     std::vector<int32_t> node_toks;
+    std::vector<uint32_t> node_parent, node_end;  // preorder: the subtree of i is [i, node_end[i])
+    std::vector<uint8_t> node_byte;                // the byte on the edge into the node
     std::vector<std::string> pieces;  // per token; "" = never grammar text
     std::vector<int32_t> eog;         // end-of-generation tokens
 
@@ -62,18 +64,6 @@ struct GrammarConstraint::Impl {
     std::vector<std::vector<uint32_t>> sets;  // sorted stack ids
     std::unordered_map<std::vector<uint32_t>, uint32_t, VecHash> set_ids;
     std::unordered_map<uint64_t, uint32_t> cp_memo;  // (set, code point) -> set
-    struct BState {
-        uint32_t set;
-        uint32_t pend;  // bytes of an unfinished UTF-8 character: count << 24 | bytes
-    };
-    std::vector<BState> bstates;
-    std::unordered_map<uint64_t, uint32_t> bstate_ids;
-    std::vector<uint32_t> trans;  // [bstate * 256 + byte] -> bstate, DEAD or UNKNOWN
-    std::vector<std::shared_ptr<const std::vector<uint64_t>>> masks;
-    size_t mask_bytes = 0;
-    uint32_t initial = 0;
-    uint32_t empty_set = 0;
-
     std::vector<uint32_t> seen;  // expansion dedupe, stamped
     uint32_t stamp = 0;
 
@@ -131,101 +121,154 @@ struct GrammarConstraint::Impl {
         cp_memo.emplace(key, r);
         return r;
     }
-    uint32_t bstate(uint32_t set, uint32_t pend) {
-        const uint64_t key = (uint64_t(set) << 32) | pend;
-        auto [it, fresh] = bstate_ids.try_emplace(key, static_cast<uint32_t>(bstates.size()));
-        if (fresh) {
-            bstates.push_back({set, pend});
-            trans.resize(bstates.size() * 256, UNKNOWN);
-            masks.emplace_back();
+
+    // A matcher state is a set id plus the bytes of an unfinished UTF-8 character ("pend":
+    // count << 24 | bytes). Rows of trans are per set: for an ASCII byte the next set, for a
+    // UTF-8 lead byte the set itself when some character starting with it can match (the rest
+    // of such a character is checked byte by byte), DEAD otherwise.
+    std::vector<uint32_t> trans;  // [set * 256 + byte] -> set, DEAD or UNKNOWN
+    std::vector<std::shared_ptr<const std::vector<uint64_t>>> masks;  // per set (pend == 0)
+    std::unordered_map<uint64_t, std::shared_ptr<const std::vector<uint64_t>>> partial_masks;  // (set, pend)
+    size_t mask_bytes = 0;
+    uint32_t initial = 0;
+    uint32_t empty_set = 0;
+
+    void grow_tables() {
+        if (trans.size() < sets.size() * 256) {
+            trans.resize(sets.size() * 256, UNKNOWN);
+            masks.resize(sets.size());
         }
-        return it->second;
     }
     bool feasible(uint32_t set, uint32_t lo, uint32_t hi) const {
         for (uint32_t s : sets[set])
             if (s != 0 && g->classes[g->elems[stacks[s].first].arg].intersects(lo, hi)) return true;
         return false;
     }
-    uint32_t step_uncached(uint32_t bs, uint8_t b) {
-        const BState st = bstates[bs];
-        const uint32_t len = st.pend >> 24;
-        uint32_t bytes[4];
-        for (uint32_t i = 0; i < len; ++i) bytes[i] = (st.pend >> (8 * (len - 1 - i))) & 0xFF;
-        if (len == 0 && b < 0x80) {
-            const uint32_t ns = advance(st.set, b);
-            return ns == empty_set ? DEAD : bstate(ns, 0);
-        }
-        if (len > 0 && (b & 0xC0) != 0x80) return DEAD;
-        bytes[len] = b;
+    // Code points that a character starting with these bytes can still become; false if none.
+    static bool utf8_range(const uint32_t* bytes, uint32_t n, uint32_t& lo, uint32_t& hi, uint32_t& total) {
         const uint32_t lead = bytes[0];
-        const uint32_t total = lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
-        if (total == 0) return DEAD;
-        uint32_t v = lead & (total == 2 ? 0x1Fu : total == 3 ? 0x0Fu : 0x07u);
-        for (uint32_t i = 1; i <= len; ++i) v = (v << 6) | (bytes[i] & 0x3F);
-        const uint32_t rest = total - (len + 1);
-        uint32_t lo = v << (6 * rest), hi = lo | ((1u << (6 * rest)) - 1);
-        lo = std::max(lo, total == 2 ? 0x80u : total == 3 ? 0x800u : 0x10000u);
+        total = lead < 0x80 ? 1 : lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+        if (total == 0 || n > total) return false;
+        uint32_t v = total == 1 ? lead : lead & (total == 2 ? 0x1Fu : total == 3 ? 0x0Fu : 0x07u);
+        for (uint32_t i = 1; i < n; ++i) {
+            if ((bytes[i] & 0xC0) != 0x80) return false;
+            v = (v << 6) | (bytes[i] & 0x3F);
+        }
+        const uint32_t rest = total - n;
+        lo = v << (6 * rest);
+        hi = lo | ((1u << (6 * rest)) - 1);
+        lo = std::max(lo, total == 1 ? 0u : total == 2 ? 0x80u : total == 3 ? 0x800u : 0x10000u);
         hi = std::min(hi, 0x10FFFFu);
-        if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF)) return DEAD;
-        if (rest == 0) {
-            const uint32_t ns = advance(st.set, v);
-            return ns == empty_set ? DEAD : bstate(ns, 0);
+        if (lo > hi || (lo >= 0xD800 && hi <= 0xDFFF)) return false;
+        if (rest == 0 && lo >= 0xD800 && lo <= 0xDFFF) return false;
+        return true;
+    }
+    uint32_t row_entry(uint32_t set, uint8_t b) {
+        uint32_t r;
+        if (b < 0x80) {
+            r = advance(set, b);
+            if (r == empty_set) r = DEAD;
+        } else {
+            uint32_t bytes[1] = {b}, lo, hi, total;
+            r = utf8_range(bytes, 1, lo, hi, total) && feasible(set, lo, hi) ? set : DEAD;
         }
-        if (!feasible(st.set, lo, hi)) return DEAD;
-        uint32_t pend = 0;
-        for (uint32_t i = 0; i <= len; ++i) pend = (pend << 8) | bytes[i];
-        return bstate(st.set, ((len + 1) << 24) | pend);
+        grow_tables();
+        trans[size_t(set) * 256 + b] = r;
+        return r;
     }
-    uint32_t step(uint32_t bs, uint8_t b) {
-        uint32_t& t = trans[size_t(bs) * 256 + b];
-        if (t == UNKNOWN) {
-            const uint32_t r = step_uncached(bs, b);
-            trans[size_t(bs) * 256 + b] = r;  // trans may have grown: index again
-            return r;
+    // One byte from (set, pend); false when the grammar refuses it (state unchanged then).
+    bool byte_step(uint32_t& set, uint32_t& pend, uint8_t b) {
+        if (pend == 0) {
+            uint32_t t = trans[size_t(set) * 256 + b];
+            if (t == UNKNOWN) t = row_entry(set, b);
+            if (t == DEAD) return false;
+            if (b < 0x80) set = t;
+            else pend = (1u << 24) | b;
+            return true;
         }
-        return t;
+        const uint32_t n = pend >> 24;
+        uint32_t bytes[4];
+        for (uint32_t i = 0; i < n; ++i) bytes[i] = (pend >> (8 * (n - 1 - i))) & 0xFF;
+        bytes[n] = b;
+        uint32_t lo, hi, total;
+        if (!utf8_range(bytes, n + 1, lo, hi, total)) return false;
+        if (n + 1 == total) {
+            const uint32_t ns = advance(set, lo);
+            if (ns == empty_set) return false;
+            grow_tables();
+            set = ns;
+            pend = 0;
+            return true;
+        }
+        if (!feasible(set, lo, hi)) return false;
+        pend = ((n + 1) << 24) | ((pend & 0xFFFFFF) << 8) | b;
+        return true;
     }
-    bool can_end(uint32_t bs) const {
-        const BState& st = bstates[bs];
-        return st.pend == 0 && !sets[st.set].empty() && sets[st.set][0] == 0;
-    }
-    bool must_end(uint32_t bs) const {
-        const BState& st = bstates[bs];
-        return st.pend == 0 && sets[st.set].size() == 1 && sets[st.set][0] == 0;
-    }
+    bool can_end(uint32_t set, uint32_t pend) const { return pend == 0 && !sets[set].empty() && sets[set][0] == 0; }
+    bool must_end(uint32_t set, uint32_t pend) const { return pend == 0 && sets[set].size() == 1 && sets[set][0] == 0; }
 
-    std::shared_ptr<const std::vector<uint64_t>> mask(uint32_t bs) {
-        if (masks[bs]) return masks[bs];
+    std::vector<uint32_t> walk_set, walk_pend;  // scratch of mask(): the state at each trie node
+
+    std::shared_ptr<const std::vector<uint64_t>> mask(uint32_t set, uint32_t pend) {
+        if (pend == 0 && masks[set]) return masks[set];
+        const uint64_t pkey = (uint64_t(set) << 32) | pend;
+        if (pend != 0)
+            if (auto it = partial_masks.find(pkey); it != partial_masks.end()) return it->second;
         auto bits = std::make_shared<std::vector<uint64_t>>(n_words, 0);
-        auto set_bit = [&](int32_t t) { (*bits)[size_t(t) >> 6] |= uint64_t(1) << (t & 63); };
-        if (can_end(bs))
-            for (int32_t t : eog) set_bit(t);
-        std::vector<std::pair<uint32_t, uint32_t>> todo{{0u, bs}};
-        while (!todo.empty()) {
-            auto [n, s] = todo.back();
-            todo.pop_back();
-            const Node& node = nodes[n];
-            for (uint32_t e = node.first_edge; e < node.first_edge + node.n_edges; ++e) {
-                const uint32_t ns = step(s, edge_byte[e]);
-                if (ns == DEAD) continue;
-                const Node& child = nodes[edge_child[e]];
-                for (uint32_t k = 0; k < child.n_toks; ++k) set_bit(node_toks[child.first_tok + k]);
-                if (child.n_edges) todo.emplace_back(edge_child[e], ns);
+        uint64_t* w = bits->data();
+        if (can_end(set, pend))
+            for (int32_t t : eog) w[size_t(t) >> 6] |= uint64_t(1) << (t & 63);
+        // Nodes are numbered in preorder, so the walk is one pass over the arrays: a node's state
+        // comes from its parent's, and a refused byte skips the node's whole subtree.
+        walk_set.resize(nodes.size());
+        walk_pend.resize(nodes.size());
+        walk_set[0] = set;
+        walk_pend[0] = pend;
+        const uint32_t n_nodes = static_cast<uint32_t>(nodes.size());
+        for (uint32_t i = 1; i < n_nodes;) {
+            const uint32_t p = node_parent[i];
+            uint32_t s = walk_set[p], pd = walk_pend[p];
+            const uint8_t b = node_byte[i];
+            bool ok;
+            if (pd == 0 && b < 0x80) {  // the common case: one table look-up
+                uint32_t t = trans[size_t(s) * 256 + b];
+                if (t == UNKNOWN) t = row_entry(s, b);
+                ok = t != DEAD;
+                s = t;
+            } else {
+                ok = byte_step(s, pd, b);
             }
+            if (!ok) {
+                i = node_end[i];
+                continue;
+            }
+            walk_set[i] = s;
+            walk_pend[i] = pd;
+            const Node& node = nodes[i];
+            for (uint32_t k = 0; k < node.n_toks; ++k) {
+                const int32_t t = node_toks[node.first_tok + k];
+                w[size_t(t) >> 6] |= uint64_t(1) << (t & 63);
+            }
+            ++i;
         }
         if (mask_bytes > MASK_BUDGET_BYTES) {
             for (auto& m : masks) m.reset();
+            partial_masks.clear();
             mask_bytes = 0;
         }
         mask_bytes += n_words * 8;
-        masks[bs] = bits;
+        if (pend == 0) masks[set] = bits;
+        else partial_masks[pkey] = bits;
         return bits;
     }
 
     // Builds trie nodes for the tokens order[lo, hi), which share their first `depth` bytes.
-    uint32_t build(const std::vector<int32_t>& order, size_t lo, size_t hi, size_t depth) {
+    uint32_t build(const std::vector<int32_t>& order, size_t lo, size_t hi, size_t depth, uint32_t parent = 0, uint8_t byte = 0) {
         const uint32_t id = static_cast<uint32_t>(nodes.size());
         nodes.emplace_back();
+        node_parent.push_back(parent);
+        node_byte.push_back(byte);
+        node_end.push_back(0);
         size_t i = lo;
         nodes[id].first_tok = static_cast<uint32_t>(node_toks.size());
         while (i < hi && pieces[size_t(order[i])].size() == depth) node_toks.push_back(order[i++]);
@@ -245,9 +288,10 @@ struct GrammarConstraint::Impl {
         edge_child.resize(first + groups.size());
         for (size_t k = 0; k < groups.size(); ++k) {
             edge_byte[first + k] = static_cast<uint8_t>(pieces[size_t(order[groups[k].first])][depth]);
-            const uint32_t child = build(order, groups[k].first, groups[k].second, depth + 1);
+            const uint32_t child = build(order, groups[k].first, groups[k].second, depth + 1, id, edge_byte[first + k]);
             edge_child[first + k] = child;
         }
+        node_end[id] = static_cast<uint32_t>(nodes.size());
         return id;
     }
 };
@@ -287,7 +331,8 @@ std::shared_ptr<GrammarConstraint> GrammarConstraint::create(std::shared_ptr<con
     ++m.stamp;
     for (uint32_t a : m.g->rule_alts[m.g->start_rule])
         m.expand(m.g->elems[a].kind == GrammarElem::END ? 0 : m.stack_id(a, 0), start);
-    m.initial = m.bstate(m.set_id(start), 0);
+    m.initial = m.set_id(start);
+    m.grow_tables();
     return c;
 }
 
@@ -305,16 +350,17 @@ void GrammarMatcher::reset() {
     active_ = start_after_.empty();
     pending_.clear();
     state_ = c_->impl().initial;
+    pend_ = 0;
     mask_.reset();
-    mask_state_ = DEAD;
 }
 
 std::span<const uint64_t> GrammarMatcher::allowed() {
-    if (mask_state_ != state_ || !mask_) {
+    if (!mask_ || mask_state_ != state_ || mask_pend_ != pend_) {
         auto& m = c_->impl();
         std::lock_guard<std::mutex> lock(m.mu);
-        mask_ = m.mask(state_);
+        mask_ = m.mask(state_, pend_);
         mask_state_ = state_;
+        mask_pend_ = pend_;
     }
     return *mask_;
 }
@@ -326,28 +372,28 @@ void GrammarMatcher::apply(std::span<float> logits) {
     if (n != static_cast<size_t>(c_->impl().n_vocab))
         throw Error("GrammarMatcher: got " + std::to_string(n) + " logits for a vocabulary of " + std::to_string(c_->impl().n_vocab));
     constexpr float ninf = -std::numeric_limits<float>::infinity();
+    float* l = logits.data();
     for (size_t w = 0; w < bits.size(); ++w) {
         const uint64_t word = bits[w];
         if (word == ~uint64_t(0)) continue;
         const size_t base = w * 64, end = std::min(n, base + 64);
         if (word == 0) {
-            std::fill(logits.begin() + static_cast<ptrdiff_t>(base), logits.begin() + static_cast<ptrdiff_t>(end), ninf);
+            std::fill(l + base, l + end, ninf);
             continue;
         }
         for (size_t i = base; i < end; ++i)
-            if (!((word >> (i - base)) & 1)) logits[i] = ninf;
+            if (!((word >> (i - base)) & 1)) l[i] = ninf;
     }
 }
 
 bool GrammarMatcher::accept_text(std::string_view text) {
     auto& m = c_->impl();
     std::lock_guard<std::mutex> lock(m.mu);
-    uint32_t s = state_;
-    for (char ch : text) {
-        s = m.step(s, static_cast<uint8_t>(ch));
-        if (s == DEAD) return false;
-    }
+    uint32_t s = state_, pd = pend_;
+    for (char ch : text)
+        if (!m.byte_step(s, pd, static_cast<uint8_t>(ch))) return false;
     state_ = s;
+    pend_ = pd;
     return true;
 }
 
@@ -361,7 +407,8 @@ bool GrammarMatcher::accept(int32_t token) {
         active_ = true;
         std::string rest = pending_.substr(at + start_after_.size());
         pending_.clear();
-        rest.erase(0, rest.find_first_not_of(" \t\r\n") == std::string::npos ? rest.size() : rest.find_first_not_of(" \t\r\n"));
+        const size_t first = rest.find_first_not_of(" \t\r\n");
+        rest.erase(0, first == std::string::npos ? rest.size() : first);
         return accept_text(rest);
     }
     if (m.vocab->is_eog(token)) return can_end();
@@ -374,14 +421,14 @@ bool GrammarMatcher::can_end() const {
     if (!active_) return false;
     auto& m = c_->impl();
     std::lock_guard<std::mutex> lock(m.mu);
-    return m.can_end(state_);
+    return m.can_end(state_, pend_);
 }
 
 bool GrammarMatcher::must_end() const {
     if (!active_) return false;
     auto& m = c_->impl();
     std::lock_guard<std::mutex> lock(m.mu);
-    return m.must_end(state_);
+    return m.must_end(state_, pend_);
 }
 
 }  // namespace minerva

@@ -107,8 +107,8 @@ private:
     std::string start_after_;
     std::string pending_;  // generated text while waiting for start_after
     bool active_ = true;
-    uint32_t state_ = 0;
-    uint32_t mask_state_ = 0xFFFFFFFFu;                // the state mask_ belongs to
+    uint32_t state_ = 0, pend_ = 0;                     // set of parse stacks, bytes of an unfinished character
+    uint32_t mask_state_ = 0, mask_pend_ = 0;           // the state mask_ belongs to
     std::shared_ptr<const std::vector<uint64_t>> mask_;  // kept alive while in use
 };
 
