@@ -94,6 +94,7 @@ struct Choice {
     std::vector<TokenInfo> tokens;
     bool finished = false;
     bool role_sent = false;
+    size_t prompt_index = 0;  // which prompt of the request (completions accept several)
 };
 
 // Waits until a job has output or is done; cancels all when the client is gone.
@@ -142,10 +143,16 @@ struct Waiter {
 };
 
 json usage_json(const std::vector<Choice>& choices) {
-    int prompt = choices.empty() ? 0 : choices[0].job->n_prompt;
-    int completion = 0;
-    for (auto& c : choices) completion += c.job->n_gen;
-    int cached = choices.empty() ? 0 : choices[0].job->n_cached;
+    // prompt tokens count once per prompt, not once per choice
+    int prompt = 0, completion = 0, cached = 0;
+    for (size_t k = 0; k < choices.size(); ++k) {
+        const auto& c = choices[k];
+        if (k == 0 || c.prompt_index != choices[k - 1].prompt_index) {
+            prompt += c.job->n_prompt;
+            cached += c.job->n_cached;
+        }
+        completion += c.job->n_gen;
+    }
     return json{{"prompt_tokens", prompt},
                 {"completion_tokens", completion},
                 {"total_tokens", prompt + completion},
@@ -408,17 +415,18 @@ void Api::routes() {
 
             auto choices = std::make_shared<std::vector<Choice>>();
             std::vector<std::shared_ptr<Job>> jobs;
-            for (int i = 0; i < g.n; ++i) {
-                auto j = std::make_shared<Job>();
-                j->prompt = g.prompt;
-                j->max_tokens = g.max_tokens;
-                j->sampling = g.sampling;
-                if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
-                j->stop = g.stop;
-                j->top_logprobs = g.top_logprobs;
-                jobs.push_back(j);
-                choices->push_back(Choice{j, {}, {}, false, false});
-            }
+            for (size_t p = 0; p < g.prompts.size(); ++p)
+                for (int i = 0; i < g.n; ++i) {
+                    auto j = std::make_shared<Job>();
+                    j->prompt = g.prompts[p];
+                    j->max_tokens = g.max_tokens;
+                    j->sampling = g.sampling;
+                    if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
+                    j->stop = g.stop;
+                    j->top_logprobs = g.top_logprobs;
+                    jobs.push_back(j);
+                    choices->push_back(Choice{j, {}, {}, false, false, p});
+                }
             if (!lm->scheduler->submit(jobs))
                 throw ApiError(429, "The server is busy: the request queue of model '" + lm->id + "' is full; retry later", "",
                                "queue_full");
@@ -459,8 +467,9 @@ void Api::routes() {
                         ch["message"] = {{"role", "assistant"}, {"content", c.text}};
                         ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
                     } else {
-                        ch["text"] = g.echo ? g.prompt_text + c.text : c.text;
-                        ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? g.prompt_text.size() : 0)
+                        const std::string& ptext = g.prompt_texts[c.prompt_index];
+                        ch["text"] = g.echo ? ptext + c.text : c.text;
+                        ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? ptext.size() : 0)
                                                              : json(nullptr);
                     }
                     out_choices.push_back(ch);

@@ -7,6 +7,7 @@
 
 #include "minerva/chat.h"
 #include "minerva/error.h"
+#include "structured.h"
 
 namespace minerva::serve {
 
@@ -134,36 +135,53 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
         } catch (const Error& e) {
             throw ApiError(400, std::string("cannot apply the chat template: ") + e.what(), "messages", "invalid_value");
         }
-        r.prompt = tokenize_chat(vocab, text);
+        r.prompts.push_back(tokenize_chat(vocab, text));
+        r.prompt_texts.push_back(text);
     } else {
         const json* p = field(body, "prompt");
         if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
-        const json* one = p;
-        if (p->is_array() && p->size() == 1 && ((*p)[0].is_string() || (*p)[0].is_array())) one = &(*p)[0];
-        if (one->is_string()) {
-            r.prompt_text = one->get<std::string>();
-            r.prompt = vocab.tokenize(r.prompt_text, true, true);
-        } else if (one->is_array() && !one->empty()) {
-            for (size_t k = 0; k < one->size(); ++k) {
-                const json& t = (*one)[k];
-                if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
-                    throw ApiError(400, "'prompt' token " + std::to_string(k) + " is not a token id of this model (0.." +
-                                            std::to_string(vocab.n_tokens() - 1) + ")",
-                                   "prompt", "invalid_value");
-                r.prompt.push_back(t.get<int32_t>());
+        // one prompt (a string or an array of token ids) or an array of several
+        std::vector<const json*> list;
+        const bool many = p->is_array() && !p->empty() && ((*p)[0].is_string() || (*p)[0].is_array());
+        if (many)
+            for (auto& x : *p) list.push_back(&x);
+        else list.push_back(p);
+        if (list.size() > 64) throw ApiError(400, "'prompt' holds more than 64 prompts", "prompt", "invalid_value");
+        for (size_t i = 0; i < list.size(); ++i) {
+            const json* one = list[i];
+            const std::string param = many ? "prompt[" + std::to_string(i) + "]" : "prompt";
+            std::vector<int32_t> ids;
+            std::string text;
+            if (one->is_string()) {
+                text = one->get<std::string>();
+                ids = vocab.tokenize(text, true, true);
+            } else if (one->is_array() && !one->empty()) {
+                for (size_t k = 0; k < one->size(); ++k) {
+                    const json& t = (*one)[k];
+                    if (!t.is_number_integer() || !vocab.valid(t.get<int32_t>()))
+                        throw ApiError(400, "'" + param + "' token " + std::to_string(k) + " is not a token id of this model (0.." +
+                                                std::to_string(vocab.n_tokens() - 1) + ")",
+                                       param, "invalid_value");
+                    ids.push_back(t.get<int32_t>());
+                }
+                text = vocab.detokenize(ids);
+            } else {
+                throw ApiError(400, "'" + param + "' must be a string, an array of token ids, or an array of those", param,
+                               "invalid_type");
             }
-            r.prompt_text = vocab.detokenize(r.prompt);
-        } else {
-            throw ApiError(400, "'prompt' must be a string, an array of token ids, or an array holding one of those", "prompt",
-                           "invalid_type");
+            if (ids.empty()) throw ApiError(400, "'" + param + "' gives no tokens", param, "invalid_value");
+            r.prompts.push_back(std::move(ids));
+            r.prompt_texts.push_back(std::move(text));
         }
     }
-    if (r.prompt.empty()) throw ApiError(400, std::string("'") + prompt_param + "' gives no tokens", prompt_param, "invalid_value");
+    if (r.prompts[0].empty()) throw ApiError(400, std::string("'") + prompt_param + "' gives no tokens", prompt_param, "invalid_value");
 
     // ---- lengths
     auto max_tokens = get_int(body, "max_tokens", 1, 1 << 30);
     if (auto m = get_int(body, "max_completion_tokens", 1, 1 << 30)) max_tokens = m;
-    const int n_prompt = static_cast<int>(r.prompt.size());
+    size_t longest = 0;
+    for (auto& p : r.prompts) longest = std::max(longest, p.size());
+    const int n_prompt = static_cast<int>(longest);
     const char* len_param = field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
     if (n_prompt >= n_ctx || (max_tokens && n_prompt + *max_tokens > n_ctx))
         throw ApiError(400,
@@ -204,6 +222,11 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
             s.logit_bias.emplace_back(id, val.get<float>());
         }
     }
+
+    // ---- structured output (response_format, grammar)
+    s.grammar = parse_structured(body, lm.model->vocab());
+    for (const char* k : {"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"})
+        if (field(body, k)) throw ApiError(400, std::string("'") + k + "' is not supported by this server yet", k, "unsupported_parameter");
 
     // ---- stop, n, stream, logprobs
     if (const json* st = field(body, "stop")) {

@@ -15,7 +15,7 @@ enum class Endpoint { Chat, Completion };
 struct GenRequest {
     Endpoint endpoint = Endpoint::Chat;
     std::string model;
-    std::vector<int32_t> prompt;
+    std::vector<std::vector<int32_t>> prompts;  // chat: one; completions: one per prompt sent
     int n = 1;
     int max_tokens = 0;
     SamplerParams sampling;
@@ -25,7 +25,7 @@ struct GenRequest {
     bool include_usage = false;
     int top_logprobs = -1;  // < 0: no logprobs
     bool echo = false;      // completions: prepend the prompt text
-    std::string prompt_text;
+    std::vector<std::string> prompt_texts;  // completions: the text of each prompt (for echo)
 };
 
 // Parses and validates a request body against a loaded model (for tokenizing, vocabulary range

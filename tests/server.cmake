@@ -24,3 +24,11 @@ if(TARGET minerva_cli)
   add_test(NAME chat_cli_llama2 COMMAND sh -c "${_chat_script}" $<TARGET_FILE:minerva_cli> llama2 "[INST] The cat [/INST]")
   set_tests_properties(chat_cli_chatml chat_cli_llama2 PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()
+
+# Structured output, several prompts and embeddings through the OpenAI Node SDK, validated by ajv.
+if(TARGET minerva-serve AND NODE_EXECUTABLE)
+  add_test(NAME server_structured_output
+    COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/structured.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
+  set_tests_properties(server_structured_output PROPERTIES TIMEOUT 900 SKIP_REGULAR_EXPRESSION "# pass 0\n")
+endif()

@@ -19,7 +19,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr int WS_MAX = 20;
+constexpr int WS_MAX = 16;  // indent after a newline
 
 // A GBNF literal for arbitrary UTF-8 text.
 std::string literal(std::string_view s) {
@@ -131,7 +131,8 @@ private:
         rules_.emplace(name, body);
         return name;
     }
-    std::string ws() { return shared("ws", "[ \\t\\n]{0," + std::to_string(WS_MAX) + "}"); }
+    // Bounded whitespace: one space, or a newline and an indent (pretty-printed JSON).
+    std::string ws() { return shared("ws", "(\" \" | \"\\n\" [ ]{0," + std::to_string(WS_MAX) + "})?"); }
     std::string json_char() {
         return shared("json-char",
                       "[^\"\\\\\\x00-\\x1F] | \"\\\\\" ([\"\\\\/bfnrt] | \"u\" ([0-9a-cA-CeEfF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))");

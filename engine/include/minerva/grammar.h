@@ -61,7 +61,7 @@ private:
 // object schemas), $ref to #, #/$defs/NAME or #/definitions/NAME, nullable. Annotations (title,
 // description, default, examples, $schema, $id, $comment, deprecated, readOnly, writeOnly) are
 // ignored. Any other keyword throws Error("... unsupported JSON Schema keyword 'K' at PATH").
-// Whitespace between tokens is bounded (at most 20 characters). Objects with declared properties
+// Whitespace between tokens is bounded: one space, or a newline and at most 16 spaces. Objects with declared properties
 // get exactly those (required ones always, optional ones may be left out), in declared order.
 std::string json_schema_to_gbnf(std::string_view schema_json);
 

@@ -1,0 +1,230 @@
+// End-to-end tests of structured output in minerva-serve (response_format, grammar, several
+// prompts, embeddings), driven by the official OpenAI Node SDK; every constrained answer is
+// validated with ajv. The models have random or tiny weights: the grammar alone makes the
+// output valid.
+//   node structured.test.mjs PATH/TO/minerva-serve SHARED_DIR
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+
+const SERVE = process.argv[2] || process.env.MINERVA_SERVE;
+const SHARED = process.env.MINERVA_SHARED || process.argv[3];
+const REQUIRE = process.env.MINERVA_REQUIRE_SHARED === '1';
+const STORIES = SHARED ? path.join(SHARED, 'models', 'stories260K-f32.gguf') : '';
+const K3 = SHARED ? path.join(SHARED, 'models', 'tiny-k3-Q8_0.gguf') : '';  // Llama-3 128k vocabulary
+
+const missing = !SERVE || !fs.existsSync(SERVE) ? `minerva-serve not found (${SERVE})`
+  : !SHARED || !fs.existsSync(STORIES) || !fs.existsSync(K3) ? `shared models not found; set MINERVA_SHARED` : '';
+if (missing && REQUIRE) {
+  test('shared data and server binary are present', () => assert.fail(missing + ' but MINERVA_REQUIRE_SHARED=1'));
+}
+const skip = missing ? missing : false;
+
+const ajv = new Ajv({ strict: false, allErrors: true });
+addFormats(ajv);
+
+let server, ai, modelsDir;
+
+function startServer(extra = []) {
+  return new Promise((resolve, reject) => {
+    const args = ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra];
+    const proc = spawn(SERVE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: modelsDir } });
+    let log = '';
+    const timer = setTimeout(() => reject(new Error('minerva-serve did not start:\n' + log)), 60000);
+    const onData = (d) => {
+      log += d.toString();
+      const m = log.match(/listening on http:\/\/[^:]+:(\d+)/);
+      if (m && !proc.port) {
+        proc.port = Number(m[1]);
+        clearTimeout(timer);
+        resolve({ proc, url: `http://127.0.0.1:${proc.port}`, log: () => log });
+      }
+    };
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
+    proc.on('exit', (code) => {
+      if (!proc.port) {
+        clearTimeout(timer);
+        reject(new Error(`minerva-serve exited with ${code}:\n${log}`));
+      }
+    });
+  });
+}
+
+before(async () => {
+  if (skip) return;
+  modelsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'minerva-structured-test-'));
+  fs.symlinkSync(STORIES, path.join(modelsDir, 'stories.gguf'));
+  fs.symlinkSync(K3, path.join(modelsDir, 'k3.gguf'));
+  server = await startServer(['--parallel', '4', '--ctx-size', '2048']);
+  ai = new OpenAI({ baseURL: server.url + '/v1', apiKey: 'none', maxRetries: 0, timeout: 300000 });
+});
+
+after(() => {
+  if (server) server.proc.kill('SIGTERM');
+  if (modelsDir) fs.rmSync(modelsDir, { recursive: true, force: true });
+});
+
+async function expectApiError(promise, status, check = () => {}) {
+  try {
+    await promise;
+  } catch (e) {
+    assert.ok(e instanceof OpenAI.APIError, `expected an APIError, got ${e}`);
+    assert.equal(e.status, status, `status of: ${e.message}`);
+    check(e);
+    return e;
+  }
+  assert.fail(`expected HTTP ${status}, the request succeeded`);
+}
+
+function validate(schema, text, what) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    assert.fail(`${what}: not JSON: ${text}`);
+  }
+  const ok = ajv.validate(schema, value);
+  assert.ok(ok, `${what}: ${ajv.errorsText()} in ${text}`);
+  return value;
+}
+
+const messages = [{ role: 'user', content: 'Describe a person as JSON.' }];
+
+const SCHEMAS = {
+  nested: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 12 },
+      age: { type: 'integer', minimum: 0, maximum: 120 },
+      address: {
+        type: 'object',
+        properties: { city: { type: 'string', maxLength: 10 }, zip: { type: 'string', pattern: '^[0-9]{5}$' } },
+        required: ['city', 'zip'], additionalProperties: false,
+      },
+    },
+    required: ['name', 'age', 'address'], additionalProperties: false,
+  },
+  arrays_enums: {
+    type: 'object',
+    properties: {
+      colors: { type: 'array', items: { enum: ['red', 'green', 'blue'] }, minItems: 1, maxItems: 4 },
+      scores: { type: 'array', items: { type: 'number', minimum: -1, maximum: 1 }, maxItems: 3 },
+      flag: { type: 'boolean' },
+    },
+    required: ['colors', 'scores', 'flag'], additionalProperties: false,
+  },
+  ref_anyof: {
+    $defs: {
+      item: { type: 'object', properties: { id: { type: 'integer', minimum: 1, maximum: 999 }, when: { type: 'string', format: 'date' } }, required: ['id', 'when'], additionalProperties: false },
+    },
+    type: 'object',
+    properties: {
+      first: { $ref: '#/$defs/item' },
+      other: { anyOf: [{ $ref: '#/$defs/item' }, { type: 'null' }, { type: 'string', format: 'uuid' }] },
+    },
+    required: ['first', 'other'], additionalProperties: false,
+  },
+};
+
+test('json_object: any JSON object, finish_reason stop', { skip }, async () => {
+  for (const model of ['stories', 'k3']) {
+    for (const seed of [1, 2]) {
+      const r = await ai.chat.completions.create({
+        model, messages, seed, max_tokens: 1500, response_format: { type: 'json_object' },
+      });
+      const c = r.choices[0];
+      const v = validate({ type: 'object' }, c.message.content, `${model} seed ${seed}`);
+      assert.equal(typeof v, 'object');
+      assert.equal(c.finish_reason, 'stop');
+    }
+  }
+});
+
+test('json_schema: nested objects, arrays, enums, bounds, $ref, anyOf over seeds and n > 1', { skip }, async () => {
+  for (const [name, schema] of Object.entries(SCHEMAS)) {
+    for (const model of ['stories', 'k3']) {
+      for (const seed of [1, 7]) {
+        const r = await ai.chat.completions.create({
+          model, messages, seed, n: 2, max_tokens: 800, temperature: 1.0,
+          response_format: { type: 'json_schema', json_schema: { name, schema, strict: true } },
+        });
+        assert.equal(r.choices.length, 2);
+        for (const c of r.choices) {
+          validate(schema, c.message.content, `${name} ${model} seed ${seed} choice ${c.index}`);
+          assert.equal(c.finish_reason, 'stop', `${name} ${model}: finish_reason`);
+        }
+      }
+    }
+  }
+});
+
+test('json_schema streaming: the deltas reassemble into a valid answer', { skip }, async () => {
+  const schema = SCHEMAS.nested;
+  for (const model of ['stories', 'k3']) {
+    const stream = await ai.chat.completions.create({
+      model, messages, seed: 3, max_tokens: 800, stream: true,
+      response_format: { type: 'json_schema', json_schema: { name: 'person', schema } },
+    });
+    let text = '', finish = null;
+    for await (const chunk of stream) {
+      for (const ch of chunk.choices) {
+        if (ch.delta?.content) text += ch.delta.content;
+        if (ch.finish_reason) finish = ch.finish_reason;
+      }
+    }
+    validate(schema, text, `stream ${model}`);
+    assert.equal(finish, 'stop');
+  }
+});
+
+test('completions: grammar (GBNF) and response_format, several prompts in one request', { skip }, async () => {
+  const r = await ai.completions.create({
+    model: 'k3', prompt: 'Answer:', max_tokens: 20, seed: 5, grammar: 'root ::= ("yes" | "no") "." ',
+  });
+  assert.match(r.choices[0].text, /^(yes|no)\.$/);
+  assert.equal(r.choices[0].finish_reason, 'stop');
+
+  const schema = { type: 'object', properties: { n: { type: 'integer', minimum: 10, maximum: 99 } }, required: ['n'] };
+  const m = await ai.completions.create({
+    model: 'stories', prompt: ['Once upon a time', 'The cat', 'A dog'], n: 2, max_tokens: 200, seed: 9,
+    response_format: { type: 'json_schema', json_schema: { name: 'n', schema } },
+  });
+  assert.equal(m.choices.length, 6);
+  assert.deepEqual(m.choices.map((c) => c.index), [0, 1, 2, 3, 4, 5]);
+  for (const c of m.choices) validate(schema, c.text, `prompt choice ${c.index}`);
+  // token-array prompts
+  const t = await ai.completions.create({ model: 'stories', prompt: [[1, 300, 301], [1, 400]], max_tokens: 4, temperature: 0 });
+  assert.equal(t.choices.length, 2);
+  assert.ok(t.usage.prompt_tokens === 5, `prompt tokens of both prompts: ${t.usage.prompt_tokens}`);
+});
+
+test('400: what cannot be honoured is refused, naming the field or keyword', { skip }, async () => {
+  const base = { model: 'stories', messages, max_tokens: 8 };
+  await expectApiError(ai.chat.completions.create({ ...base, response_format: { type: 'xml' } }), 400,
+    (e) => assert.equal(e.param, 'response_format.type'));
+  await expectApiError(ai.chat.completions.create({
+    ...base, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'array', uniqueItems: true } } },
+  }), 400, (e) => {
+    assert.equal(e.param, 'response_format.json_schema.schema');
+    assert.match(e.message, /uniqueItems/);
+  });
+  await expectApiError(ai.chat.completions.create({
+    ...base, response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'ipv4' } } },
+  }), 400, (e) => assert.match(e.message, /'format'.*ipv4/));
+  await expectApiError(ai.chat.completions.create({ ...base, response_format: { type: 'json_schema' } }), 400,
+    (e) => assert.equal(e.param, 'response_format.json_schema'));
+  await expectApiError(ai.chat.completions.create({ ...base, grammar: 'root ::= undefined_rule' }), 400,
+    (e) => { assert.equal(e.param, 'grammar'); assert.match(e.message, /undefined_rule/); });
+  await expectApiError(ai.chat.completions.create({ ...base, grammar: 'root ::= "a"', response_format: { type: 'json_object' } }), 400,
+    (e) => assert.equal(e.param, 'grammar'));
+  // the server is still healthy
+  const ok = await ai.chat.completions.create({ ...base, response_format: { type: 'text' } });
+  assert.equal(ok.choices.length, 1);
+});
