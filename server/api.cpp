@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "minerva/error.h"
+#include "embeddings.h"
 #include "request.h"
 
 namespace minerva::serve {
@@ -578,6 +579,14 @@ void Api::routes() {
                 });
         };
     };
+    http.Post("/v1/embeddings", guarded([this](const httplib::Request& req, httplib::Response& res) {
+        json body = parse_body(req);
+        auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+        int n_prompt = 0;
+        json out = create_embeddings(body, *lm, n_prompt);
+        note_tokens(res.get_header_value("X-Request-Id"), n_prompt, 0);
+        send_json(res, 200, out);
+    }));
     http.Post("/v1/chat/completions", guarded(generation(Endpoint::Chat)));
     http.Post("/v1/completions", guarded(generation(Endpoint::Completion)));
     http.Options(".*", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });

@@ -127,6 +127,25 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
             if (best < 0 || common > best_common) best = k, best_common = common;
         }
         if (best < 0) break;
+        if (job->embed) {  // evaluated here and now in the free slot's sequence; nothing to decode
+            auto j = job;
+            queue_.pop_front();
+            std::vector<float> e;
+            std::string err;
+            try {
+                e = minerva::embed(session_, j->prompt, j->pooling, true, false, best).pooled;
+            } catch (const std::exception& ex) {
+                err = ex.what();
+            }
+            std::lock_guard lock(j->mu);
+            j->embedding = std::move(e);
+            j->n_prompt = static_cast<int>(j->prompt.size());
+            j->done = true;
+            j->finish_reason = err.empty() ? "stop" : "error";
+            j->error = err;
+            j->cv.notify_all();
+            continue;
+        }
         Slot& s = slots_[static_cast<size_t>(best)];
         s = Slot{};
         s.job = job;

@@ -60,7 +60,7 @@ struct Session::Impl {
     void clear_batch() {
         batch.tokens.clear(), batch.pos.clear(), batch.cells.clear(), batch.span.clear(), batch.out_rows.clear();
     }
-    void run(float* logits_out) { forward(*model, kv, scratch, batch, logits_out); }
+    void run(float* logits_out, float* hidden_out = nullptr) { forward(*model, kv, scratch, batch, logits_out, hidden_out); }
 };
 
 Session::Session(std::shared_ptr<Model> model, const SessionOptions& opts) : impl_(std::make_unique<Impl>()) {
@@ -136,6 +136,33 @@ std::span<const float> Session::eval(std::span<const int32_t> toks, int seq, boo
     std::memcpy(s.last_logits.data() + static_cast<size_t>(seq) * nv, last, nv * sizeof(float));
     s.has_last[static_cast<size_t>(seq)] = 1;
     return {last, nv};
+}
+
+std::vector<float> Session::hidden_states(std::span<const int32_t> toks, int seq) {
+    Impl& s = *impl_;
+    s.check_seq(seq);
+    if (toks.empty()) throw Error("hidden_states: no tokens");
+    s.check_tokens(toks);
+    if (toks.size() > static_cast<size_t>(s.n_ctx))
+        throw Error("hidden_states: " + std::to_string(toks.size()) + " tokens do not fit in n_ctx = " + std::to_string(s.n_ctx));
+    const size_t n_embd = static_cast<size_t>(s.model->info().n_embd);
+    std::vector<float> out(toks.size() * n_embd);
+    clear(seq);
+    try {
+        for (size_t first = 0; first < toks.size(); first += static_cast<size_t>(s.n_batch)) {
+            const size_t n = std::min(toks.size() - first, static_cast<size_t>(s.n_batch));
+            s.clear_batch();
+            for (size_t i = 0; i < n; ++i) s.push(seq, toks[first + i], static_cast<int>(first + i), false);
+            s.run(nullptr, out.data() + first * n_embd);
+            s.tokens[static_cast<size_t>(seq)].insert(s.tokens[static_cast<size_t>(seq)].end(), toks.begin() + static_cast<ptrdiff_t>(first),
+                                                      toks.begin() + static_cast<ptrdiff_t>(first + n));
+        }
+    } catch (...) {
+        clear(seq);
+        throw;
+    }
+    clear(seq);  // the cells hold no generation state worth keeping
+    return out;
 }
 
 void Session::eval_batch(std::span<const BatchItem> items) {

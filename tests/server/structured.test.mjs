@@ -228,3 +228,54 @@ test('400: what cannot be honoured is refused, naming the field or keyword', { s
   const ok = await ai.chat.completions.create({ ...base, response_format: { type: 'text' } });
   assert.equal(ok.choices.length, 1);
 });
+
+test('embeddings: float and base64, strings and token arrays, pooled and L2-normalised', { skip }, async () => {
+  for (const model of ['stories', 'k3']) {
+    const f = await ai.embeddings.create({ model, input: ['Once upon a time', 'The cat sat.', 'Once upon a time'], encoding_format: 'float' });
+    assert.equal(f.object, 'list');
+    assert.equal(f.data.length, 3);
+    assert.deepEqual(f.data.map((d) => d.index), [0, 1, 2]);
+    const dim = f.data[0].embedding.length;
+    assert.ok(dim >= 16, `dimension ${dim}`);
+    for (const d of f.data) {
+      assert.equal(d.object, 'embedding');
+      const norm = Math.sqrt(d.embedding.reduce((s, x) => s + x * x, 0));
+      assert.ok(Math.abs(norm - 1) < 1e-4, `L2 norm ${norm}`);
+    }
+    assert.deepEqual(f.data[0].embedding, f.data[2].embedding, 'same input, same embedding');
+    const cos = f.data[0].embedding.reduce((s, x, i) => s + x * f.data[1].embedding[i], 0);
+    assert.ok(cos < 0.99999, 'different inputs differ');
+    assert.ok(f.usage.prompt_tokens > 6 && f.usage.total_tokens === f.usage.prompt_tokens);
+
+    // The SDK asks for base64 by default and decodes it: the same numbers.
+    const b = await ai.embeddings.create({ model, input: 'Once upon a time' });
+    assert.equal(b.data.length, 1);
+    const bv = Array.from(b.data[0].embedding);
+    for (let i = 0; i < dim; ++i) assert.ok(Math.abs(bv[i] - f.data[0].embedding[i]) < 1e-6, `base64 element ${i}`);
+    const raw = await (await fetch(server.url + '/v1/embeddings', {
+      method: 'POST', body: JSON.stringify({ model, input: 'Once upon a time', encoding_format: 'base64' }),
+    })).json();
+    assert.equal(typeof raw.data[0].embedding, 'string');
+    assert.equal(Buffer.from(raw.data[0].embedding, 'base64').length, dim * 4);
+
+    // token ids, one array or several
+    const tok = await (await fetch(server.url + '/tokenize', {
+      method: 'POST', body: JSON.stringify({ model, content: 'Once upon a time', add_special: true }),
+    })).json();
+    const t = await ai.embeddings.create({ model, input: [tok.tokens, tok.tokens.slice(0, 3)], encoding_format: 'float' });
+    assert.equal(t.data.length, 2);
+    for (let i = 0; i < dim; ++i) assert.ok(Math.abs(t.data[0].embedding[i] - f.data[0].embedding[i]) < 1e-5, 'ids = text');
+    const one = await ai.embeddings.create({ model, input: tok.tokens, encoding_format: 'float' });
+    assert.equal(one.data.length, 1);
+  }
+});
+
+test('embeddings: 400s name the field', { skip }, async () => {
+  await expectApiError(ai.embeddings.create({ model: 'stories', input: 'x', encoding_format: 'int8' }), 400,
+    (e) => assert.equal(e.param, 'encoding_format'));
+  await expectApiError(ai.embeddings.create({ model: 'stories', input: 'x', dimensions: 3 }), 400,
+    (e) => assert.equal(e.param, 'dimensions'));
+  await expectApiError(ai.embeddings.create({ model: 'stories', input: [] }), 400, (e) => assert.equal(e.param, 'input'));
+  await expectApiError(ai.embeddings.create({ model: 'stories', input: [[1, 99999]] }), 400, (e) => assert.equal(e.param, 'input[0]'));
+  await expectApiError(ai.embeddings.create({ model: 'stories', input: 'x', truncate: true }), 400, (e) => assert.equal(e.param, 'truncate'));
+});

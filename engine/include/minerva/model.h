@@ -100,6 +100,12 @@ public:
     // item would run past n_ctx or names a bad sequence or token.
     void eval_batch(std::span<const BatchItem> items);
 
+    // Embeddings: clears sequence seq, evaluates the tokens into it and returns every token's
+    // final hidden state (after the output norm, before the output projection) as
+    // [n_tokens * n_embd]; the sequence is cleared again afterwards. Error when the tokens do
+    // not fit in n_ctx.
+    std::vector<float> hidden_states(std::span<const int32_t> tokens, int seq = 0);
+
     std::span<const float> logits() const;             // from the last eval()
     std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
 
@@ -192,6 +198,23 @@ using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
 // samples up to max_tokens more.
 GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
                         const TokenCallback& on_token = {}, int seq = 0);
+
+// ---- Embeddings
+// How token states become one vector: GGUF `<arch>.pooling_type` 0 none, 1 mean, 2 cls (the
+// first token), 3 last (the last token).
+enum class Pooling { None, Mean, Cls, Last };
+// The pooling the model file asks for (`<arch>.pooling_type`), Mean when it names none. Error for
+// a pooling type Minerva does not implement (4, rank).
+Pooling model_pooling(const Model& model);
+struct Embedding {
+    int n_embd = 0;
+    int n_tokens = 0;
+    std::vector<float> pooled;     // [n_embd], L2-normalised when asked (empty with Pooling::None)
+    std::vector<float> per_token;  // [n_tokens * n_embd] (filled when asked or with Pooling::None)
+};
+// Evaluates the tokens in sequence seq of the session (see Session::hidden_states) and pools them.
+Embedding embed(Session& session, std::span<const int32_t> tokens, Pooling pooling, bool normalize = true,
+                bool keep_per_token = false, int seq = 0);
 
 // Perplexity as llama.cpp's llama-perplexity defines it: the tokens (already with BOS) are cut
 // into tokens.size() / n_ctx chunks of n_ctx (n_ctx = session.n_ctx()); each chunk starts with
