@@ -11,6 +11,7 @@
 #include <string>
 
 #include "minerva/error.h"
+#include "grammar/json_schema.h"
 #include "minerva/grammar.h"
 
 namespace minerva {
@@ -99,10 +100,37 @@ class Converter {
 public:
     explicit Converter(const json& root) : root_(root) {}
 
-    std::string run() {
+    // The rules as GBNF text; with a prefix every rule name gets it (so that several schemas can
+    // live in one grammar) and the start rule is PREFIXroot.
+    std::string run(const std::string& prefix = "") {
         const std::string r = visit(root_, "root", "#");
-        std::string out = "root ::= " + r + "\n";
-        for (auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
+        rules_["root"] = r;
+        std::string out;
+        for (auto& [name, body] : rules_) out += prefix + name + " ::= " + rename(body, prefix) + "\n";
+        return out;
+    }
+    std::string rename(const std::string& body, const std::string& prefix) const {
+        if (prefix.empty()) return body;
+        std::string out;
+        for (size_t i = 0; i < body.size();) {
+            const char c = body[i];
+            if (c == '"' || c == '[') {  // literal or class: copy through its end
+                const char close = c == '"' ? '"' : ']';
+                size_t j = i + 1;
+                while (j < body.size() && body[j] != close) j += body[j] == '\\' ? 2 : 1;
+                out.append(body, i, j + 1 - i);
+                i = j + 1;
+            } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') {
+                size_t j = i;
+                while (j < body.size() && (std::isalnum(static_cast<unsigned char>(body[j])) || body[j] == '-' || body[j] == '_')) ++j;
+                const std::string id = body.substr(i, j - i);
+                out += rules_.count(id) ? prefix + id : id;
+                i = j;
+            } else {
+                out += c;
+                ++i;
+            }
+        }
         return out;
     }
 
@@ -656,6 +684,8 @@ private:
 };
 
 }  // namespace
+
+std::string json_schema_rules(const nlohmann::json& schema, const std::string& prefix) { return Converter(schema).run(prefix); }
 
 std::string json_schema_to_gbnf(std::string_view schema_json) {
     json schema;
