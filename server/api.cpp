@@ -96,7 +96,18 @@ struct Choice {
     bool finished = false;
     bool role_sent = false;
     size_t prompt_index = 0;  // which prompt of the request (completions accept several)
+    std::shared_ptr<ToolCallParser> tools;  // chat with tools: holds back text that may be a call
 };
+
+// OpenAI's message.tool_calls for parsed calls; ids unique within the response.
+json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& id_base, size_t choice) {
+    json out = json::array();
+    for (size_t i = 0; i < calls.size(); ++i)
+        out.push_back({{"id", "call_" + id_base + "_" + std::to_string(choice) + "_" + std::to_string(i)},
+                       {"type", "function"},
+                       {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+    return out;
+}
 
 // Waits until a job has output or is done; cancels all when the client is gone.
 struct Waiter {
@@ -426,7 +437,8 @@ void Api::routes() {
                     j->stop = g.stop;
                     j->top_logprobs = g.top_logprobs;
                     jobs.push_back(j);
-                    choices->push_back(Choice{j, {}, {}, false, false, p});
+                    choices->push_back(Choice{j, {}, {}, false, false, p,
+                                              g.parse_tools ? std::make_shared<ToolCallParser>(g.tool_format) : nullptr});
                 }
             if (!lm->scheduler->submit(jobs))
                 throw ApiError(429, "The server is busy: the request queue of model '" + lm->id + "' is full; retry later", "",
@@ -464,7 +476,19 @@ void Api::routes() {
                     auto& c = (*choices)[k];
                     if (c.job->finish_reason == "error") throw ApiError(500, "generation failed: " + c.job->error);
                     json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}};
-                    if (chat) {
+                    if (chat && c.tools) {
+                        ParsedToolCalls tc = parse_tool_calls(c.text, g.tool_format);
+                        if (!g.parallel_tool_calls && tc.calls.size() > 1) tc.calls.resize(1);
+                        if (tc.calls.empty()) {
+                            ch["message"] = {{"role", "assistant"}, {"content", c.text}};
+                        } else {
+                            ch["message"] = {{"role", "assistant"},
+                                             {"content", tc.content.empty() ? json(nullptr) : json(tc.content)},
+                                             {"tool_calls", tool_calls_json(tc.calls, rid.substr(4), k)}};
+                            ch["finish_reason"] = "tool_calls";
+                        }
+                        ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
+                    } else if (chat) {
                         ch["message"] = {{"role", "assistant"}, {"content", c.text}};
                         ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
                     } else {
@@ -525,6 +549,10 @@ void Api::routes() {
                         }
                         if (!text.empty() || !toks.empty()) {
                             json ch = {{"index", k}, {"finish_reason", nullptr}};
+                            if (c.tools) {  // a call is held back until it is whole
+                                c.text += text;
+                                text = c.tools->push(text);
+                            }
                             if (chat) {
                                 ch["delta"] = {{"content", text}};
                                 ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, toks) : json(nullptr);
@@ -532,9 +560,9 @@ void Api::routes() {
                                 ch["text"] = text;
                                 ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, toks, c.text.size()) : json(nullptr);
                             }
-                            c.text += text;
+                            if (!c.tools) c.text += text;
                             for (auto& t : toks) c.tokens.push_back(t);
-                            out += chunk(json::array({ch}));
+                            if (!c.tools || !text.empty() || g.top_logprobs >= 0) out += chunk(json::array({ch}));
                         }
                         bool done;
                         {
@@ -547,6 +575,29 @@ void Api::routes() {
                                 out += "data: " + dump(error_body(ApiError(500, "generation failed: " + c.job->error))) + "\n\n";
                             } else {
                                 json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}, {"logprobs", nullptr}};
+                                if (c.tools) {
+                                    // the held-back text: calls as OpenAI's tool-call deltas (id and name first,
+                                    // then the arguments in pieces), anything else as content
+                                    ParsedToolCalls tc = c.tools->finish();
+                                    if (!g.parallel_tool_calls && tc.calls.size() > 1) tc.calls.resize(1);
+                                    if (!tc.content.empty())
+                                        out += chunk(json::array({{{"index", k}, {"delta", {{"content", tc.content}}}, {"logprobs", nullptr},
+                                                                   {"finish_reason", nullptr}}}));
+                                    const json calls = tool_calls_json(tc.calls, rid.substr(4), k);
+                                    for (size_t i = 0; i < calls.size(); ++i) {
+                                        json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
+                                                     {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
+                                        out += chunk(json::array({{{"index", k}, {"delta", {{"tool_calls", json::array({head})}}},
+                                                                   {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                        const std::string args = calls[i]["function"]["arguments"];
+                                        for (size_t a = 0; a < args.size(); a += 16) {
+                                            json part = {{"index", i}, {"function", {{"arguments", args.substr(a, 16)}}}};
+                                            out += chunk(json::array({{{"index", k}, {"delta", {{"tool_calls", json::array({part})}}},
+                                                                       {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                        }
+                                    }
+                                    if (!tc.calls.empty()) ch["finish_reason"] = "tool_calls";
+                                }
                                 if (chat) ch["delta"] = json::object();
                                 else ch["text"] = "";
                                 out += chunk(json::array({ch}));

@@ -3,6 +3,7 @@
 // "param" names it.
 #include "request.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "minerva/chat.h"
@@ -114,9 +115,96 @@ static std::vector<ChatMessage> parse_messages(const json& body) {
         ChatMessage cm(role, message_text(m.value("content", json(nullptr)), k));
         if (m.contains("name") && m["name"].is_string()) cm.name = m["name"].get<std::string>();
         if (m.contains("tool_call_id") && m["tool_call_id"].is_string()) cm.tool_call_id = m["tool_call_id"].get<std::string>();
+        if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+            const json& tc = m["tool_calls"];
+            const std::string tp = p + ".tool_calls";
+            if (role != "assistant") throw ApiError(400, "'" + tp + "' is only allowed on assistant messages", tp, "invalid_value");
+            if (!tc.is_array()) throw ApiError(400, "'" + tp + "' must be an array", tp, "invalid_type");
+            for (size_t i = 0; i < tc.size(); ++i) {
+                const json& c = tc[i];
+                const std::string cp = tp + "[" + std::to_string(i) + "]";
+                if (!c.is_object() || !c.contains("function") || !c["function"].is_object() || !c["function"].contains("name") ||
+                    !c["function"]["name"].is_string() || !c["function"].contains("arguments") || !c["function"]["arguments"].is_string())
+                    throw ApiError(400, "'" + cp + "' must be {\"id\", \"type\": \"function\", \"function\": {\"name\", \"arguments\"}}", cp,
+                                   "invalid_value");
+            }
+            cm.tool_calls_json = tc.dump();
+        }
         out.push_back(std::move(cm));
     }
     return out;
+}
+
+// tools, tool_choice, parallel_tool_calls: the tools go to the chat template (or, for templates
+// without tool support, into a system message describing the generic format); "required" or a
+// named function returns the grammar that forces a call.
+static std::shared_ptr<GrammarConstraint> parse_tools(const json& body, LoadedModel& lm, GenRequest& r, std::vector<ChatMessage>& msgs,
+                                                      ChatOptions& opts) {
+    const json* tools = field(body, "tools");
+    const json* choice = field(body, "tool_choice");
+    r.parallel_tool_calls = get_bool(body, "parallel_tool_calls").value_or(true);
+    if (!tools) {
+        if (choice && !(choice->is_string() && *choice == "none"))
+            throw ApiError(400, "'tool_choice' needs 'tools'", "tool_choice", "invalid_value");
+        return nullptr;
+    }
+    if (!tools->is_array()) throw ApiError(400, "'tools' must be an array", "tools", "invalid_type");
+    if (tools->empty()) return nullptr;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < tools->size(); ++i) {
+        const json& t = (*tools)[i];
+        const std::string p = "tools[" + std::to_string(i) + "]";
+        if (!t.is_object() || t.value("type", "") != "function" || !t.contains("function") || !t["function"].is_object())
+            throw ApiError(400, "'" + p + "' must be {\"type\": \"function\", \"function\": {...}}", p, "invalid_value");
+        const json& f = t["function"];
+        for (auto& [k, v] : f.items())
+            if (k != "name" && k != "description" && k != "parameters" && k != "strict")
+                throw ApiError(400, "'" + p + ".function." + k + "' is not supported", p + ".function." + k, "invalid_value");
+        const std::string name = f.contains("name") && f["name"].is_string() ? f["name"].get<std::string>() : "";
+        bool ok = !name.empty() && name.size() <= 64;
+        for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
+        if (!ok) throw ApiError(400, "'" + p + ".function.name' must match ^[a-zA-Z0-9_-]{1,64}$", p + ".function.name", "invalid_value");
+        if (f.contains("parameters") && !f["parameters"].is_null() && !f["parameters"].is_object())
+            throw ApiError(400, "'" + p + ".function.parameters' must be a JSON Schema object", p + ".function.parameters", "invalid_type");
+        names.push_back(name);
+    }
+    std::string mode = "auto";
+    std::vector<std::string> forced;
+    if (choice) {
+        if (choice->is_string()) {
+            mode = choice->get<std::string>();
+            if (mode != "auto" && mode != "none" && mode != "required")
+                throw ApiError(400, "'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\"}}",
+                               "tool_choice", "invalid_value");
+        } else if (choice->is_object() && choice->value("type", "") == "function" && choice->contains("function") &&
+                   (*choice)["function"].is_object() && (*choice)["function"].contains("name") && (*choice)["function"]["name"].is_string()) {
+            const std::string name = (*choice)["function"]["name"].get<std::string>();
+            if (std::find(names.begin(), names.end(), name) == names.end())
+                throw ApiError(400, "'tool_choice' names function '" + name + "', which is not among the tools", "tool_choice", "invalid_value");
+            mode = "required";
+            forced.push_back(name);
+        } else {
+            throw ApiError(400, "'tool_choice' must be 'auto', 'none', 'required' or {\"type\": \"function\", \"function\": {\"name\"}}",
+                           "tool_choice", "invalid_type");
+        }
+    }
+    const std::string& tmpl = lm.chat->source();
+    r.tool_format = template_handles_tools(tmpl) ? detect_tool_format(tmpl) : ToolFormat::Generic;
+    r.parse_tools = mode != "none";
+    const std::string tools_json = tools->dump();
+    if (template_handles_tools(tmpl)) {
+        opts.tools_json = tools_json;
+    } else if (mode != "none") {
+        const std::string prompt = generic_tool_prompt(tools_json, r.parallel_tool_calls);
+        if (!msgs.empty() && msgs[0].role == "system") msgs[0].content += "\n\n" + prompt;
+        else msgs.insert(msgs.begin(), ChatMessage("system", prompt));
+    }
+    if (mode != "required") return nullptr;
+    try {
+        return cached_constraint(tool_call_grammar(r.tool_format, tools_json, forced, r.parallel_tool_calls), lm.model->vocab());
+    } catch (const Error& e) {
+        throw ApiError(400, std::string("cannot force a tool call: ") + e.what(), "tools", "invalid_value");
+    }
 }
 
 GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm) {
@@ -127,11 +215,14 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
     const char* prompt_param = endpoint == Endpoint::Chat ? "messages" : "prompt";
 
     // ---- the prompt
+    std::shared_ptr<GrammarConstraint> tool_grammar;
     if (endpoint == Endpoint::Chat) {
         auto msgs = parse_messages(body);
+        ChatOptions opts = lm.chat_opts;
+        tool_grammar = parse_tools(body, lm, r, msgs, opts);
         std::string text;
         try {
-            text = lm.chat->render(msgs, lm.chat_opts);
+            text = lm.chat->render(msgs, opts);
         } catch (const Error& e) {
             throw ApiError(400, std::string("cannot apply the chat template: ") + e.what(), "messages", "invalid_value");
         }
@@ -225,8 +316,19 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
 
     // ---- structured output (response_format, grammar)
     s.grammar = parse_structured(body, lm.model->vocab());
-    for (const char* k : {"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"})
-        if (field(body, k)) throw ApiError(400, std::string("'") + k + "' is not supported by this server yet", k, "unsupported_parameter");
+    if (tool_grammar) {
+        if (s.grammar)
+            throw ApiError(400, "'tool_choice' forces a tool call, which cannot be combined with 'response_format' or 'grammar'",
+                           "tool_choice", "invalid_value");
+        s.grammar = tool_grammar;
+    }
+    for (const char* k : {"functions", "function_call"})
+        if (field(body, k))
+            throw ApiError(400, std::string("'") + k + "' (the deprecated functions API) is not supported; use 'tools' and 'tool_choice'", k,
+                           "unsupported_parameter");
+    if (endpoint == Endpoint::Completion)
+        for (const char* k : {"tools", "tool_choice", "parallel_tool_calls"})
+            if (field(body, k)) throw ApiError(400, std::string("'") + k + "' is only supported by /v1/chat/completions", k, "invalid_value");
 
     // ---- stop, n, stream, logprobs
     if (const json* st = field(body, "stop")) {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "minerva/tools.h"
 #include "models.h"
 
 namespace minerva::serve {
@@ -26,6 +27,10 @@ struct GenRequest {
     int top_logprobs = -1;  // < 0: no logprobs
     bool echo = false;      // completions: prepend the prompt text
     std::vector<std::string> prompt_texts;  // completions: the text of each prompt (for echo)
+    // chat with tools: parse the model's calls in this format (tool_choice other than "none")
+    bool parse_tools = false;
+    ToolFormat tool_format = ToolFormat::Generic;
+    bool parallel_tool_calls = true;
 };
 
 // Parses and validates a request body against a loaded model (for tokenizing, vocabulary range

@@ -14,6 +14,8 @@ using json = nlohmann::json;
 
 namespace {
 
+constexpr int kMaxParallelCalls = 4;
+
 std::string trim(std::string_view s) {
     size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
     return a == std::string_view::npos ? std::string() : std::string(s.substr(a, b - a + 1));
@@ -306,7 +308,10 @@ std::string tool_call_grammar(ToolFormat fmt, const std::string& tools_json, con
     for (const std::string& n : names)
         if (std::find(found.begin(), found.end(), n) == found.end()) throw Error("no function named '" + n + "' among the tools");
     if (alts.empty()) throw Error("no tools to call");
-    auto rep = [&](const std::string& sep) { return parallel ? " (" + sep + " call)*" : std::string(); };
+    // parallel: at most kMaxParallelCalls calls, so that a model that never stops still ends
+    auto rep = [&](const std::string& sep) {
+        return parallel ? " (" + sep + " call){0," + std::to_string(kMaxParallelCalls - 1) + "}" : std::string();
+    };
     std::string root;
     switch (fmt) {
         case ToolFormat::Hermes:

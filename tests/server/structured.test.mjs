@@ -279,3 +279,111 @@ test('embeddings: 400s name the field', { skip }, async () => {
   await expectApiError(ai.embeddings.create({ model: 'stories', input: [[1, 99999]] }), 400, (e) => assert.equal(e.param, 'input[0]'));
   await expectApiError(ai.embeddings.create({ model: 'stories', input: 'x', truncate: true }), 400, (e) => assert.equal(e.param, 'truncate'));
 });
+
+// ---- tools --------------------------------------------------------------------------------------
+
+const TOOLS = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather in a city', parameters: {
+    type: 'object', properties: { city: { type: 'string', maxLength: 12 }, unit: { enum: ['C', 'F'] }, days: { type: 'integer', minimum: 1, maximum: 7 } },
+    required: ['city', 'unit', 'days'], additionalProperties: false } } },
+  { type: 'function', function: { name: 'get_time', parameters: {
+    type: 'object', properties: { zone: { type: 'string', format: 'uuid' } }, required: ['zone'] } } },
+];
+const PARAMS = Object.fromEntries(TOOLS.map((t) => [t.function.name, t.function.parameters]));
+
+function checkCalls(calls, what, only) {
+  assert.ok(Array.isArray(calls) && calls.length >= 1, `${what}: tool_calls`);
+  for (const c of calls) {
+    assert.equal(c.type, 'function');
+    assert.match(c.id, /^call_/);
+    assert.ok(c.function.name in PARAMS, `${what}: name ${c.function.name}`);
+    if (only) assert.equal(c.function.name, only);
+    validate(PARAMS[c.function.name], c.function.arguments, `${what} arguments`);
+  }
+}
+
+const HERMES_TEMPLATE = `{%- if tools %}<|im_start|>system
+You may call functions: <tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools>
+Call one as <tool_call>{"name": ..., "arguments": ...}</tool_call><|im_end|>
+{% endif %}{%- for m in messages %}{%- if m.role == 'assistant' and m.tool_calls %}<|im_start|>assistant
+{% for tc in m.tool_calls %}<tool_call>
+{"name": "{{ tc.function.name }}", "arguments": {{ tc.function.arguments | tojson }}}
+</tool_call>{% endfor %}<|im_end|>
+{% elif m.role == 'tool' %}<|im_start|>user
+<tool_response>{{ m.content }}</tool_response><|im_end|>
+{% else %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endif %}{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}`;
+
+test('tools: required, named, parallel, streamed deltas, a tool-result round trip (generic and Hermes formats)', { skip }, async () => {
+  const tmpl = path.join(modelsDir, 'hermes.jinja');
+  fs.writeFileSync(tmpl, HERMES_TEMPLATE);
+  const hermes = await startServer(['--parallel', '2', '--ctx-size', '2048', '--chat-template', tmpl]);
+  try {
+    for (const [label, srv] of [['generic', ai], ['hermes', new OpenAI({ baseURL: hermes.url + '/v1', apiKey: 'none', maxRetries: 0, timeout: 300000 })]]) {
+      const base = { model: 'k3', tools: TOOLS, max_tokens: 1200, messages: [{ role: 'user', content: 'Weather in Paris?' }] };
+      for (const seed of [1, 2, 3]) {
+        const r = await srv.chat.completions.create({ ...base, seed, tool_choice: 'required' });
+        const c = r.choices[0];
+        assert.equal(c.finish_reason, 'tool_calls', `${label}: finish_reason`);
+        checkCalls(c.message.tool_calls, `${label} required seed ${seed}`);
+      }
+      const named = await srv.chat.completions.create({ ...base, seed: 4, tool_choice: { type: 'function', function: { name: 'get_time' } } });
+      checkCalls(named.choices[0].message.tool_calls, `${label} named`, 'get_time');
+      const single = await srv.chat.completions.create({ ...base, seed: 5, tool_choice: 'required', parallel_tool_calls: false });
+      assert.equal(single.choices[0].message.tool_calls.length, 1);
+
+      // streamed: id and name first, then argument fragments, reassembled
+      const stream = await srv.chat.completions.create({ ...base, seed: 6, tool_choice: 'required', stream: true });
+      const calls = [];
+      let finish = null, fragments = 0;
+      for await (const chunk of stream) {
+        for (const ch of chunk.choices) {
+          for (const d of ch.delta?.tool_calls || []) {
+            if (!calls[d.index]) calls[d.index] = { id: d.id, type: d.type, function: { name: d.function.name, arguments: '' } };
+            if (d.function?.arguments) { calls[d.index].function.arguments += d.function.arguments; ++fragments; }
+          }
+          if (ch.finish_reason) finish = ch.finish_reason;
+        }
+      }
+      assert.equal(finish, 'tool_calls');
+      assert.ok(fragments >= calls.length);
+      checkCalls(calls, `${label} streamed`);
+
+      // round trip: the call and its result go back into the conversation
+      const call = named.choices[0].message.tool_calls[0];
+      const back = await srv.chat.completions.create({
+        model: 'k3', tools: TOOLS, max_tokens: 16, seed: 7, messages: [
+          { role: 'user', content: 'What time is it?' },
+          { role: 'assistant', content: null, tool_calls: [call] },
+          { role: 'tool', tool_call_id: call.id, content: '12:00' },
+        ],
+      });
+      assert.equal(back.choices.length, 1);
+      assert.ok(['stop', 'length', 'tool_calls'].includes(back.choices[0].finish_reason));
+      const none = await srv.chat.completions.create({ ...base, max_tokens: 16, tool_choice: 'none' });
+      assert.equal(none.choices[0].message.tool_calls, undefined);
+      assert.equal(typeof none.choices[0].message.content, 'string');
+    }
+  } finally {
+    hermes.proc.kill('SIGTERM');
+  }
+});
+
+test('tools: 400s name the field', { skip }, async () => {
+  const base = { model: 'stories', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 };
+  await expectApiError(ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: { type: 'function', function: { name: 'nope' } } }), 400,
+    (e) => { assert.equal(e.param, 'tool_choice'); assert.match(e.message, /nope/); });
+  await expectApiError(ai.chat.completions.create({ ...base, tool_choice: 'required' }), 400, (e) => assert.equal(e.param, 'tool_choice'));
+  await expectApiError(ai.chat.completions.create({ ...base, tools: [{ type: 'function', function: { name: 'bad name!' } }] }), 400,
+    (e) => assert.equal(e.param, 'tools[0].function.name'));
+  await expectApiError(ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: 'sometimes' }), 400, (e) => assert.equal(e.param, 'tool_choice'));
+  await expectApiError(ai.chat.completions.create({ ...base, tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } }), 400,
+    (e) => assert.equal(e.param, 'tool_choice'));
+  await expectApiError(ai.chat.completions.create({ ...base, functions: [{ name: 'f' }] }), 400, (e) => assert.equal(e.param, 'functions'));
+  await expectApiError(ai.chat.completions.create({
+    ...base, tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'string', format: 'ipv6' } } } } }],
+    tool_choice: 'required',
+  }), 400, (e) => assert.match(e.message, /ipv6/));
+});

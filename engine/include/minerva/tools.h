@@ -59,7 +59,7 @@ private:
 };
 
 // GBNF that admits only calls of the named functions (all of `tools` when names is empty) in the
-// format, arguments valid against each function's `parameters` schema; with parallel, one or more
+// format, arguments valid against each function's `parameters` schema; with parallel, one to four
 // calls. tools_json: OpenAI's tools array. Throws Error naming an unsupported schema keyword or
 // an unknown function.
 std::string tool_call_grammar(ToolFormat fmt, const std::string& tools_json, const std::vector<std::string>& names, bool parallel);
