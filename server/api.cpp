@@ -14,6 +14,7 @@
 
 #include "minerva/error.h"
 #include "embeddings.h"
+#include "structured.h"
 #include "request.h"
 
 namespace minerva::serve {
@@ -97,6 +98,7 @@ struct Choice {
     bool role_sent = false;
     size_t prompt_index = 0;  // which prompt of the request (completions accept several)
     std::shared_ptr<ToolCallParser> tools;  // chat with tools: holds back text that may be a call
+    std::shared_ptr<ThinkingSplitter> think;  // thinking models: <think>...</think> -> reasoning
 };
 
 // OpenAI's message.tool_calls for parsed calls; ids unique within the response.
@@ -438,7 +440,8 @@ void Api::routes() {
                     j->top_logprobs = g.top_logprobs;
                     jobs.push_back(j);
                     choices->push_back(Choice{j, {}, {}, false, false, p,
-                                              g.parse_tools ? std::make_shared<ToolCallParser>(g.tool_format) : nullptr});
+                                              g.parse_tools ? std::make_shared<ToolCallParser>(g.tool_format) : nullptr,
+                                              g.split_reasoning ? std::make_shared<ThinkingSplitter>(g.reasoning_opened) : nullptr});
                 }
             if (!lm->scheduler->submit(jobs))
                 throw ApiError(429, "The server is busy: the request queue of model '" + lm->id + "' is full; retry later", "",
@@ -476,11 +479,17 @@ void Api::routes() {
                     auto& c = (*choices)[k];
                     if (c.job->finish_reason == "error") throw ApiError(500, "generation failed: " + c.job->error);
                     json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}};
+                    std::string answer = c.text, reasoning;
+                    if (chat && c.think) {
+                        auto a = c.think->push(c.text), b = c.think->finish();
+                        reasoning = a.reasoning + b.reasoning;
+                        answer = a.content + b.content;
+                    }
                     if (chat && c.tools) {
-                        ParsedToolCalls tc = parse_tool_calls(c.text, g.tool_format);
+                        ParsedToolCalls tc = parse_tool_calls(answer, g.tool_format);
                         if (!g.parallel_tool_calls && tc.calls.size() > 1) tc.calls.resize(1);
                         if (tc.calls.empty()) {
-                            ch["message"] = {{"role", "assistant"}, {"content", c.text}};
+                            ch["message"] = {{"role", "assistant"}, {"content", answer}};
                         } else {
                             ch["message"] = {{"role", "assistant"},
                                              {"content", tc.content.empty() ? json(nullptr) : json(tc.content)},
@@ -489,13 +498,17 @@ void Api::routes() {
                         }
                         ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
                     } else if (chat) {
-                        ch["message"] = {{"role", "assistant"}, {"content", c.text}};
+                        ch["message"] = {{"role", "assistant"}, {"content", answer}};
                         ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
                     } else {
                         const std::string& ptext = g.prompt_texts[c.prompt_index];
                         ch["text"] = g.echo ? ptext + c.text : c.text;
                         ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? ptext.size() : 0)
                                                              : json(nullptr);
+                    }
+                    if (chat && !reasoning.empty()) {
+                        ch["message"]["reasoning_content"] = reasoning;
+                        ch["message"]["reasoning"] = reasoning;
                     }
                     out_choices.push_back(ch);
                     metrics_.latency(c.job->total_seconds);
@@ -549,20 +562,26 @@ void Api::routes() {
                         }
                         if (!text.empty() || !toks.empty()) {
                             json ch = {{"index", k}, {"finish_reason", nullptr}};
-                            if (c.tools) {  // a call is held back until it is whole
-                                c.text += text;
-                                text = c.tools->push(text);
+                            const bool held = c.tools || c.think;
+                            std::string reasoning;
+                            if (held) c.text += text;
+                            if (c.think) {  // thinking goes out as reasoning_content
+                                auto o = c.think->push(text);
+                                reasoning = std::move(o.reasoning);
+                                text = std::move(o.content);
                             }
+                            if (c.tools) text = c.tools->push(text);  // a call is held back until it is whole
                             if (chat) {
                                 ch["delta"] = {{"content", text}};
+                                if (!reasoning.empty()) ch["delta"]["reasoning_content"] = ch["delta"]["reasoning"] = reasoning;
                                 ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, toks) : json(nullptr);
                             } else {
                                 ch["text"] = text;
                                 ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, toks, c.text.size()) : json(nullptr);
                             }
-                            if (!c.tools) c.text += text;
+                            if (!held) c.text += text;
                             for (auto& t : toks) c.tokens.push_back(t);
-                            if (!c.tools || !text.empty() || g.top_logprobs >= 0) out += chunk(json::array({ch}));
+                            if (!held || !text.empty() || !reasoning.empty() || g.top_logprobs >= 0) out += chunk(json::array({ch}));
                         }
                         bool done;
                         {
@@ -575,6 +594,15 @@ void Api::routes() {
                                 out += "data: " + dump(error_body(ApiError(500, "generation failed: " + c.job->error))) + "\n\n";
                             } else {
                                 json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}, {"logprobs", nullptr}};
+                                auto delta = [&](json d) {
+                                    return chunk(json::array({{{"index", k}, {"delta", std::move(d)}, {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                };
+                                if (c.think) {
+                                    auto o = c.think->finish();
+                                    if (!o.reasoning.empty()) out += delta({{"content", ""}, {"reasoning_content", o.reasoning}, {"reasoning", o.reasoning}});
+                                    std::string rest = c.tools ? c.tools->push(o.content) : o.content;
+                                    if (!rest.empty()) out += delta({{"content", rest}});
+                                }
                                 if (c.tools) {
                                     // the held-back text: calls as OpenAI's tool-call deltas (id and name first,
                                     // then the arguments in pieces), anything else as content

@@ -228,6 +228,21 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
         }
         r.prompts.push_back(tokenize_chat(vocab, text));
         r.prompt_texts.push_back(text);
+        // Thinking models: the template knows <think>, or the prompt opens the block itself.
+        std::string format = "separate";
+        if (const json* rf = field(body, "reasoning_format")) {
+            if (!rf->is_string() || (*rf != "separate" && *rf != "inline"))
+                throw ApiError(400, "'reasoning_format' must be 'separate' (reasoning_content) or 'inline' (kept in content)",
+                               "reasoning_format", "invalid_value");
+            format = rf->get<std::string>();
+        }
+        if (field(body, "reasoning_effort"))
+            throw ApiError(400, "'reasoning_effort' is not supported: the model thinks as its chat template lets it", "reasoning_effort",
+                           "unsupported_parameter");
+        const size_t last = text.find_last_not_of(" \t\r\n");
+        r.reasoning_opened = last != std::string::npos && last >= 6 && text.compare(last - 6, 7, "<think>") == 0;
+        const bool thinks = r.reasoning_opened || lm.chat->source().find("<think>") != std::string::npos;
+        r.split_reasoning = thinks && format == "separate";
     } else {
         const json* p = field(body, "prompt");
         if (!p) throw ApiError(400, "'prompt' is required", "prompt", "missing_required_parameter");
@@ -322,12 +337,20 @@ GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm
                            "tool_choice", "invalid_value");
         s.grammar = tool_grammar;
     }
+    if (s.grammar && endpoint == Endpoint::Chat) {
+        // the constraint applies to the answer, after the thinking
+        const std::string& tmpl = lm.chat->source();
+        if (r.reasoning_opened || tmpl.find("<think>") != std::string::npos) {
+            s.grammar_start_after = "</think>";
+            s.grammar_open_tag = r.reasoning_opened ? "" : "<think>";
+        }
+    }
     for (const char* k : {"functions", "function_call"})
         if (field(body, k))
             throw ApiError(400, std::string("'") + k + "' (the deprecated functions API) is not supported; use 'tools' and 'tool_choice'", k,
                            "unsupported_parameter");
     if (endpoint == Endpoint::Completion)
-        for (const char* k : {"tools", "tool_choice", "parallel_tool_calls"})
+        for (const char* k : {"tools", "tool_choice", "parallel_tool_calls", "reasoning_format", "reasoning_effort"})
             if (field(body, k)) throw ApiError(400, std::string("'") + k + "' is only supported by /v1/chat/completions", k, "invalid_value");
 
     // ---- stop, n, stream, logprobs

@@ -31,6 +31,9 @@ struct GenRequest {
     bool parse_tools = false;
     ToolFormat tool_format = ToolFormat::Generic;
     bool parallel_tool_calls = true;
+    // chat with a thinking model: split <think>...</think> into reasoning_content
+    bool split_reasoning = false;
+    bool reasoning_opened = false;  // the prompt ends inside the think block
 };
 
 // Parses and validates a request body against a loaded model (for tokenizing, vocabulary range

@@ -3,6 +3,8 @@
 // cached per vocabulary and grammar text, so repeated schemas reuse their token masks.
 #pragma once
 #include <memory>
+#include <string>
+#include <string_view>
 #include <nlohmann/json.hpp>
 
 #include "minerva/grammar.h"

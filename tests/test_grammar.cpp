@@ -166,6 +166,20 @@ TEST(Gbnf, StartsAfterThinking) {
     EXPECT_TRUE(m.accept('o'));
     EXPECT_TRUE(m.accept('k'));
     EXPECT_TRUE(m.must_end());
+
+    // With the opening tag given, a reply that does not think is constrained from its start.
+    GrammarMatcher direct(c, "</think>", "<think>");
+    EXPECT_TRUE(direct.accept(' '));
+    EXPECT_FALSE(direct.active());
+    EXPECT_TRUE(direct.accept('o'));
+    EXPECT_TRUE(direct.active());
+    EXPECT_TRUE(direct.accept('k'));
+    EXPECT_TRUE(direct.must_end());
+    GrammarMatcher bad(c, "</think>", "<think>");
+    EXPECT_FALSE(bad.accept('x'));
+    GrammarMatcher thinking(c, "</think>", "<think>");
+    for (char ch : std::string("<think>hmm</think> ok")) EXPECT_TRUE(thinking.accept(static_cast<unsigned char>(ch)));
+    EXPECT_TRUE(thinking.must_end());
 }
 
 // ---- JSON Schema

@@ -187,3 +187,34 @@ TEST(ToolCalls, ForcedCallGrammarParsesBack) {
     }
     EXPECT_THROW(tool_call_grammar(ToolFormat::Hermes, tools, {"nope"}, false), Error);
 }
+
+TEST(Thinking, SplitsReasoningWholeAndInPieces) {
+    struct Case {
+        bool opened;
+        std::string text, reasoning, content;
+    };
+    const std::vector<Case> cases = {
+        {false, "<think>\nLet me see.\n</think>\n\nThe answer is 4.", "\nLet me see.\n", "The answer is 4."},
+        {false, "  <think>a</think>b", "a", "b"},
+        {false, "No thinking here.", "", "No thinking here."},
+        {false, "<thin is not a tag", "", "<thin is not a tag"},
+        {true, "reasoning only, cut short", "reasoning only, cut short", ""},
+        {true, "why</think>\n{\"a\": 1}", "why", "{\"a\": 1}"},
+        {false, "<think>x</thinkx></think>y", "x</thinkx>", "y"},
+    };
+    for (const Case& c : cases)
+        for (size_t step : {1u, 2u, 5u, 1000u}) {
+            ThinkingSplitter s(c.opened);
+            std::string r, a;
+            for (size_t i = 0; i < c.text.size(); i += step) {
+                auto o = s.push(std::string_view(c.text).substr(i, step));
+                r += o.reasoning;
+                a += o.content;
+            }
+            auto o = s.finish();
+            r += o.reasoning;
+            a += o.content;
+            EXPECT_EQ(r, c.reasoning) << c.text << " step " << step;
+            EXPECT_EQ(a, c.content) << c.text << " step " << step;
+        }
+}

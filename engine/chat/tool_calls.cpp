@@ -330,4 +330,61 @@ std::string generic_tool_prompt(const std::string& tools_json, bool parallel) {
            "Otherwise reply normally.";
 }
 
+ThinkingSplitter::Out ThinkingSplitter::push(std::string_view piece) {
+    static constexpr std::string_view kOpen = "<think>", kClose = "</think>";
+    Out out;
+    buf_ += piece;
+    for (;;) {
+        if (state_ == State::Undecided) {
+            const size_t first = buf_.find_first_not_of(" \t\r\n");
+            if (first == std::string::npos) return out;
+            const std::string_view head = std::string_view(buf_).substr(first);
+            if (head.size() < kOpen.size() && kOpen.compare(0, head.size(), head) == 0) return out;  // may still open
+            if (head.compare(0, kOpen.size(), kOpen) == 0) {
+                buf_ = std::string(head.substr(kOpen.size()));
+                state_ = State::Think;
+            } else {
+                state_ = State::Answer;
+            }
+        } else if (state_ == State::Think) {
+            const size_t at = buf_.find(kClose);
+            if (at != std::string::npos) {
+                out.reasoning += buf_.substr(0, at);
+                buf_.erase(0, at + kClose.size());
+                state_ = State::AfterThink;
+                continue;
+            }
+            size_t hold = 0;  // a tail that may grow into </think>
+            for (size_t len = std::min(buf_.size(), kClose.size() - 1); len > 0; --len)
+                if (kClose.compare(0, len, std::string_view(buf_).substr(buf_.size() - len)) == 0) {
+                    hold = len;
+                    break;
+                }
+            out.reasoning += buf_.substr(0, buf_.size() - hold);
+            buf_.erase(0, buf_.size() - hold);
+            return out;
+        } else if (state_ == State::AfterThink) {
+            const size_t first = buf_.find_first_not_of(" \t\r\n");
+            if (first == std::string::npos) {
+                buf_.clear();
+                return out;
+            }
+            buf_.erase(0, first);
+            state_ = State::Answer;
+        } else {
+            out.content += buf_;
+            buf_.clear();
+            return out;
+        }
+    }
+}
+
+ThinkingSplitter::Out ThinkingSplitter::finish() {
+    Out out;
+    if (state_ == State::Think) out.reasoning = buf_;
+    else if (state_ != State::AfterThink) out.content = buf_;
+    buf_.clear();
+    return out;
+}
+
 }  // namespace minerva

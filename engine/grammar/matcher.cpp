@@ -56,6 +56,26 @@ struct GrammarConstraint::Impl {
     std::vector<uint8_t> node_byte;                // the byte on the edge into the node
     std::vector<std::string> pieces;  // per token; "" = never grammar text
     std::vector<int32_t> eog;         // end-of-generation tokens
+    std::vector<int32_t> ws_only;     // tokens whose piece is only spaces, tabs and newlines
+    std::string open_tag;             // the tag open_compat was computed for
+    std::vector<int32_t> open_compat; // tokens whose piece (leading whitespace dropped) may begin open_tag
+
+    // Tokens that keep `head + piece` (leading whitespace of the whole dropped) able to be or
+    // begin with tag.
+    std::vector<int32_t> tag_compatible(const std::string& head, const std::string& tag) const {
+        std::vector<int32_t> out;
+        for (int32_t t = 0; t < n_vocab; ++t) {
+            const std::string& p = pieces[size_t(t)];
+            if (p.empty()) continue;
+            std::string text = head + p;
+            const size_t first = text.find_first_not_of(" \t\r\n");
+            if (first == std::string::npos) continue;  // whitespace: ws_only covers it
+            const std::string_view h = std::string_view(text).substr(first);
+            const bool ok = h.size() < tag.size() ? tag.compare(0, h.size(), h) == 0 : h.compare(0, tag.size(), tag) == 0;
+            if (ok) out.push_back(t);
+        }
+        return out;
+    }
 
     std::mutex mu;
     // Stacks: (position of the next element, parent stack). Stack 0 is empty: the grammar is complete.
@@ -318,6 +338,7 @@ std::shared_ptr<GrammarConstraint> GrammarConstraint::create(std::shared_ptr<con
         if (ty == TokenType::CONTROL || ty == TokenType::UNUSED || ty == TokenType::UNKNOWN) continue;
         m.pieces[size_t(t)] = vocab->token_to_piece(t, false);
         if (!m.pieces[size_t(t)].empty()) order.push_back(t);
+        if (!m.pieces[size_t(t)].empty() && m.pieces[size_t(t)].find_first_not_of(" \t\r\n") == std::string::npos) m.ws_only.push_back(t);
     }
     std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
         const std::string &pa = m.pieces[size_t(a)], &pb = m.pieces[size_t(b)];
@@ -340,14 +361,15 @@ GrammarConstraint::~GrammarConstraint() = default;
 const Grammar& GrammarConstraint::grammar() const { return *impl_->grammar; }
 const Vocab& GrammarConstraint::vocab() const { return *impl_->vocab; }
 
-GrammarMatcher::GrammarMatcher(std::shared_ptr<GrammarConstraint> constraint, std::string start_after)
-    : c_(std::move(constraint)), start_after_(std::move(start_after)) {
+GrammarMatcher::GrammarMatcher(std::shared_ptr<GrammarConstraint> constraint, std::string start_after, std::string open_tag)
+    : c_(std::move(constraint)), start_after_(std::move(start_after)), open_tag_(std::move(open_tag)) {
     if (!c_) throw Error("GrammarMatcher: no constraint");
     reset();
 }
 
 void GrammarMatcher::reset() {
     active_ = start_after_.empty();
+    skip_ws_ = false;
     pending_.clear();
     state_ = c_->impl().initial;
     pend_ = 0;
@@ -366,8 +388,39 @@ std::span<const uint64_t> GrammarMatcher::allowed() {
 }
 
 void GrammarMatcher::apply(std::span<float> logits) {
-    if (!active_) return;
+    auto& m = c_->impl();
+    // Tokens allowed besides the grammar's: whitespace before the answer, or (not yet known
+    // whether the reply thinks) tokens that may open the think block.
+    std::vector<int32_t> extra_owned;
+    const std::vector<int32_t>* extra = nullptr;
+    constexpr size_t kMaxLeadingSpace = 16;  // a model that only ever writes whitespace still answers
+    bool with_ws = skip_ws_ && pending_.size() < kMaxLeadingSpace;
+    if (!active_) {
+        if (open_tag_.empty()) return;  // thinking: free text until start_after
+        const size_t first = pending_.find_first_not_of(" \t\r\n");
+        const std::string head = first == std::string::npos ? std::string() : pending_.substr(first);
+        if (head.size() >= open_tag_.size()) return;  // inside the think block
+        std::lock_guard<std::mutex> lock(m.mu);
+        if (head.empty()) {
+            if (m.open_tag != open_tag_) {
+                m.open_compat = m.tag_compatible("", open_tag_);
+                m.open_tag = open_tag_;
+            }
+            extra_owned = m.open_compat;
+            with_ws = pending_.size() < kMaxLeadingSpace;
+        } else {
+            extra_owned = m.tag_compatible(head, open_tag_);
+        }
+        extra = &extra_owned;
+    }
     auto bits = allowed();
+    std::vector<float> keep;
+    if (with_ws)
+        for (int32_t t : m.ws_only)
+            if (static_cast<size_t>(t) < logits.size()) keep.push_back(logits[size_t(t)]);
+    if (extra)
+        for (int32_t t : *extra)
+            if (static_cast<size_t>(t) < logits.size()) keep.push_back(logits[size_t(t)]);
     const size_t n = logits.size();
     if (n != static_cast<size_t>(c_->impl().n_vocab))
         throw Error("GrammarMatcher: got " + std::to_string(n) + " logits for a vocabulary of " + std::to_string(c_->impl().n_vocab));
@@ -384,6 +437,13 @@ void GrammarMatcher::apply(std::span<float> logits) {
         for (size_t i = base; i < end; ++i)
             if (!((word >> (i - base)) & 1)) l[i] = ninf;
     }
+    size_t k = 0;
+    if (with_ws)
+        for (int32_t t : m.ws_only)
+            if (static_cast<size_t>(t) < logits.size()) l[size_t(t)] = keep[k++];
+    if (extra)
+        for (int32_t t : *extra)
+            if (static_cast<size_t>(t) < logits.size()) l[size_t(t)] = keep[k++];
 }
 
 bool GrammarMatcher::accept_text(std::string_view text) {
@@ -403,13 +463,43 @@ bool GrammarMatcher::accept(int32_t token) {
     if (!active_) {
         pending_ += m.vocab->token_to_piece(token, true);
         const size_t at = pending_.find(start_after_);
-        if (at == std::string::npos) return true;
+        if (at == std::string::npos) {
+            if (!open_tag_.empty()) {
+                // not thinking after all: the reply is the answer, held to the grammar from its start
+                const size_t first = pending_.find_first_not_of(" \t\r\n");
+                if (first != std::string::npos) {
+                    const std::string_view head = std::string_view(pending_).substr(first);
+                    const bool may_open = head.size() < open_tag_.size() ? open_tag_.compare(0, head.size(), head) == 0
+                                                                         : head.compare(0, open_tag_.size(), open_tag_) == 0;
+                    if (!may_open) {
+                        active_ = true;
+                        std::string text(head);
+                        pending_.clear();
+                        return accept_text(text);
+                    }
+                }
+            }
+            return true;
+        }
         active_ = true;
+        skip_ws_ = true;
         std::string rest = pending_.substr(at + start_after_.size());
         pending_.clear();
         const size_t first = rest.find_first_not_of(" \t\r\n");
-        rest.erase(0, first == std::string::npos ? rest.size() : first);
-        return accept_text(rest);
+        if (first == std::string::npos) return true;
+        skip_ws_ = false;
+        return accept_text(rest.substr(first));
+    }
+    if (skip_ws_) {
+        const std::string piece = m.vocab->token_to_piece(token, false);
+        const size_t first = piece.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos && !m.vocab->is_eog(token)) {
+            pending_ += piece;  // counts the whitespace allowed before the answer
+            return true;
+        }
+        skip_ws_ = false;
+        pending_.clear();
+        if (first != std::string::npos && first > 0) return accept_text(std::string_view(piece).substr(first));
     }
     if (m.vocab->is_eog(token)) return can_end();
     const std::string& piece = m.pieces[size_t(token)];

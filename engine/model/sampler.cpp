@@ -36,7 +36,7 @@ Sampler::Sampler(const SamplerParams& params, int n_vocab) : params_(params), n_
         if (params.grammar->vocab().n_tokens() != n_vocab)
             throw Error("Sampler: the grammar constraint is bound to a vocabulary of " + std::to_string(params.grammar->vocab().n_tokens()) +
                         " tokens, the model has " + std::to_string(n_vocab));
-        matcher_ = std::make_unique<GrammarMatcher>(params.grammar, params.grammar_start_after);
+        matcher_ = std::make_unique<GrammarMatcher>(params.grammar, params.grammar_start_after, params.grammar_open_tag);
     }
     reset();
 }
@@ -79,17 +79,9 @@ int32_t Sampler::sample(std::span<const float> logits_in) {
     scratch_.assign(logits_in.begin(), logits_in.end());
     std::vector<float>& l = scratch_;
 
-    // Grammar: tokens it cannot continue with are banned outright.
-    if (matcher_ && matcher_->active()) {
-        matcher_->apply(l);
-        bool any = false;
-        for (uint64_t w : matcher_->allowed())
-            if (w) {
-                any = true;
-                break;
-            }
-        if (!any) throw Error("Sampler: the grammar allows no token of this vocabulary here");
-    }
+    // Grammar: tokens it cannot continue with are banned outright (when all are, the draw below
+    // reports it).
+    if (matcher_) matcher_->apply(l);
     // Logit bias: added to the raw logits (-inf bans a token).
     for (auto& [id, bias] : p.logit_bias) l[static_cast<size_t>(id)] += bias;
 

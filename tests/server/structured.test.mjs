@@ -387,3 +387,63 @@ test('tools: 400s name the field', { skip }, async () => {
     tool_choice: 'required',
   }), 400, (e) => assert.match(e.message, /ipv6/));
 });
+
+// ---- reasoning ----------------------------------------------------------------------------------
+
+test('reasoning: <think> goes to reasoning_content (and reasoning); inline keeps it; a schema holds the answer', { skip }, async () => {
+  // R1-style: the prompt opens the think block, so the reply starts inside it.
+  const r1 = path.join(modelsDir, 'r1.jinja');
+  fs.writeFileSync(r1, "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|><think>\n{% endif %}");
+  // Qwen3-style: the template knows <think>, but the reply decides whether to think.
+  const q3 = path.join(modelsDir, 'q3.jinja');
+  fs.writeFileSync(q3, "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}{# models write <think>...</think> first #}");
+  const s1 = await startServer(['--parallel', '1', '--ctx-size', '1024', '--chat-template', r1]);
+  const s2 = await startServer(['--parallel', '1', '--ctx-size', '1024', '--chat-template', q3]);
+  try {
+    const c1 = new OpenAI({ baseURL: s1.url + '/v1', apiKey: 'none', maxRetries: 0 });
+    const base = { model: 'stories', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 12, temperature: 0 };
+    const sep = await c1.chat.completions.create(base);
+    const m = sep.choices[0].message;
+    assert.ok(m.reasoning_content.length > 0, 'reasoning_content');
+    assert.equal(m.reasoning, m.reasoning_content);
+    assert.equal(m.content, '', 'the think block never closed: no answer yet');
+    const inline = await c1.chat.completions.create({ ...base, reasoning_format: 'inline' });
+    assert.equal(inline.choices[0].message.reasoning_content, undefined);
+    assert.equal(inline.choices[0].message.content, m.reasoning_content);
+    let streamed = '';
+    for await (const chunk of await c1.chat.completions.create({ ...base, stream: true })) {
+      for (const ch of chunk.choices) {
+        streamed += ch.delta?.reasoning_content || '';
+        assert.ok(!ch.delta?.content, 'no answer text while thinking');
+      }
+    }
+    assert.equal(streamed, m.reasoning_content);
+    await expectApiError(c1.chat.completions.create({ ...base, reasoning_format: 'hidden' }), 400, (e) => assert.equal(e.param, 'reasoning_format'));
+    await expectApiError(c1.chat.completions.create({ ...base, reasoning_effort: 'low' }), 400, (e) => assert.equal(e.param, 'reasoning_effort'));
+
+    // The model does not open <think>: the grammar holds the answer from its first token.
+    const c2 = new OpenAI({ baseURL: s2.url + '/v1', apiKey: 'none', maxRetries: 0 });
+    const schema = SCHEMAS.nested;
+    // A random model may also open <think> (the first tokens may be '<', '<th', ...); then its
+    // free thinking never closes within max_tokens and there is no answer yet. Every answer given
+    // must validate, and most replies here do not think.
+    let answers = 0;
+    for (const seed of [1, 2, 3, 4]) {
+      const r = await c2.chat.completions.create({
+        model: 'k3', messages: [{ role: 'user', content: 'JSON please' }], seed, max_tokens: 300,
+        response_format: { type: 'json_schema', json_schema: { name: 'p', schema } },
+      });
+      const msg = r.choices[0].message;
+      if (msg.reasoning_content === undefined) {
+        validate(schema, msg.content, `thinking template seed ${seed}`);
+        ++answers;
+      } else if (msg.content !== '') {
+        validate(schema, msg.content, `answer after thinking, seed ${seed}`);
+      }
+    }
+    assert.ok(answers >= 2, `answers without thinking: ${answers}`);
+  } finally {
+    s1.proc.kill('SIGTERM');
+    s2.proc.kill('SIGTERM');
+  }
+});

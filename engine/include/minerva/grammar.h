@@ -86,8 +86,10 @@ private:
 class GrammarMatcher {
 public:
     // With start_after (e.g. "</think>"), the constraint is off until the generated text contains
-    // that string; what follows it is matched against the grammar.
-    explicit GrammarMatcher(std::shared_ptr<GrammarConstraint> constraint, std::string start_after = {});
+    // that string; what follows it (leading whitespace dropped) is matched against the grammar.
+    // With open_tag too (e.g. "<think>"), the wait happens only when the text starts with
+    // open_tag: a reply whose first characters cannot begin it is held to the grammar at once.
+    explicit GrammarMatcher(std::shared_ptr<GrammarConstraint> constraint, std::string start_after = {}, std::string open_tag = {});
 
     // Sets the logits of every token the grammar does not allow to -inf.
     void apply(std::span<float> logits);
@@ -104,9 +106,10 @@ public:
 
 private:
     std::shared_ptr<GrammarConstraint> c_;
-    std::string start_after_;
+    std::string start_after_, open_tag_;
     std::string pending_;  // generated text while waiting for start_after
     bool active_ = true;
+    bool skip_ws_ = false;  // just after start_after: whitespace-only tokens pass before the answer
     uint32_t state_ = 0, pend_ = 0;                     // set of parse stacks, bytes of an unfinished character
     uint32_t mask_state_ = 0, mask_pend_ = 0;           // the state mask_ belongs to
     std::shared_ptr<const std::vector<uint64_t>> mask_;  // kept alive while in use

@@ -136,6 +136,7 @@ struct SamplerParams {
     // nothing more. Shared between streams (its mask cache too).
     std::shared_ptr<GrammarConstraint> grammar;
     std::string grammar_start_after;  // e.g. "</think>": the grammar applies after this text
+    std::string grammar_open_tag;     // e.g. "<think>": wait for start_after only if the reply opens with it
 };
 
 class Sampler {

@@ -68,4 +68,22 @@ std::string tool_call_grammar(ToolFormat fmt, const std::string& tools_json, con
 // not render `tools`.
 std::string generic_tool_prompt(const std::string& tools_json, bool parallel);
 
+// Splits a thinking model's reply into reasoning (inside <think>...</think>) and the answer, as
+// text streams in. opened: the prompt already opened the think block (R1-style templates), so the
+// reply starts inside it. A reply that does not start with <think> is all answer.
+class ThinkingSplitter {
+public:
+    explicit ThinkingSplitter(bool opened) : state_(opened ? State::Think : State::Undecided) {}
+    struct Out {
+        std::string reasoning, content;
+    };
+    Out push(std::string_view piece);
+    Out finish();
+
+private:
+    enum class State { Undecided, Think, AfterThink, Answer };
+    State state_;
+    std::string buf_;
+};
+
 }  // namespace minerva
