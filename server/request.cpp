@@ -1,10 +1,11 @@
 // request.cpp: validation of OpenAI chat/completions parameters and the logprobs formats.
-// Unknown fields are ignored; a known field with the wrong type or out of range is a 400 whose
-// "param" names it.
+// An unknown field, or a known one with the wrong type or out of range, is a 400 whose "param"
+// names it.
 #include "request.h"
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "minerva/chat.h"
 #include "minerva/error.h"
@@ -207,7 +208,27 @@ static std::shared_ptr<GrammarConstraint> parse_tools(const json& body, LoadedMo
     }
 }
 
+// Every field is honoured or refused: anything not listed here is a 400 naming it (docs/server.md
+// lists them). `user` (an end-user id for the provider's abuse monitoring) has nothing to act on.
+static void check_fields(const json& body, Endpoint endpoint) {
+    static const std::set<std::string> common = {"model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
+                                                  "frequency_penalty", "repeat_penalty", "seed", "logit_bias", "stop", "n", "stream",
+                                                  "stream_options", "logprobs", "response_format", "grammar", "user"};
+    static const std::set<std::string> chat = {"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
+                                                "parallel_tool_calls", "reasoning_format", "reasoning_effort", "functions", "function_call"};
+    static const std::set<std::string> completion = {"prompt", "echo", "max_completion_tokens"};
+    for (auto& [k, v] : body.items()) {
+        if (common.count(k) || (endpoint == Endpoint::Chat ? chat : completion).count(k)) continue;
+        static const std::set<std::string> refused_later = {"tools", "tool_choice", "parallel_tool_calls", "reasoning_format",
+                                                             "reasoning_effort", "functions", "function_call"};
+        if (endpoint == Endpoint::Completion && refused_later.count(k)) continue;  // refused below with a precise message
+        throw ApiError(400, "'" + k + "' is not supported by minerva-serve (docs/server.md lists the parameters)", k, "unsupported_parameter");
+    }
+    if (const json* u = field(body, "user"); u && !u->is_string()) throw ApiError(400, "'user' must be a string", "user", "invalid_type");
+}
+
 GenRequest parse_generation(const json& body, Endpoint endpoint, LoadedModel& lm) {
+    check_fields(body, endpoint);
     GenRequest r;
     r.endpoint = endpoint;
     const Vocab& vocab = *lm.model->vocab();

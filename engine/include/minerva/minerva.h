@@ -8,7 +8,9 @@
 #pragma once
 #include "minerva/error.h"
 #include "minerva/gguf.h"
+#include "minerva/grammar.h"
 #include "minerva/model.h"
+#include "minerva/tools.h"
 #include "minerva/types.h"
 #include "minerva/vocab.h"
 
