@@ -52,6 +52,7 @@ async function run(seed, constrained) {
   return { tokens: usage.completion_tokens, seconds: (t1 - first) / 1000, total: (t1 - t0) / 1000 };
 }
 
+process.on('exit', () => proc.kill('SIGTERM'));  // also when a request fails
 await run(100, false);  // warm-up: weights paged in
 await run(100, true);   // schema compiled, masks of the common states cached
 const stats = { free: [0, 0], constrained: [0, 0] };
