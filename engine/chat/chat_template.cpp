@@ -1,5 +1,6 @@
 // chat_template.cpp: minerva/chat.h on top of the Jinja subset (jinja.h).
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -68,12 +69,59 @@ ChatTemplate ChatTemplate::resolve(const std::string& spec, const std::string& m
 const std::string& ChatTemplate::name() const { return impl_->name; }
 const std::string& ChatTemplate::source() const { return impl_->source; }
 
+namespace {
+
+jinja::Value from_json(const nlohmann::json& j) {
+    switch (j.type()) {
+        case nlohmann::json::value_t::null: return jinja::Value::none();
+        case nlohmann::json::value_t::boolean: return jinja::Value(j.get<bool>());
+        case nlohmann::json::value_t::number_integer:
+        case nlohmann::json::value_t::number_unsigned: return jinja::Value(j.get<int64_t>());
+        case nlohmann::json::value_t::number_float: return jinja::Value(j.get<double>());
+        case nlohmann::json::value_t::string: return jinja::Value(j.get<std::string>());
+        case nlohmann::json::value_t::array: {
+            jinja::Array a;
+            for (auto& x : j) a.push_back(from_json(x));
+            return jinja::Value(std::move(a));
+        }
+        case nlohmann::json::value_t::object: {
+            jinja::Object o;
+            for (auto& [k, v] : j.items()) o.emplace_back(k, from_json(v));
+            return jinja::Value(std::move(o));
+        }
+        default: return jinja::Value::none();
+    }
+}
+
+nlohmann::json parse_json(const std::string& text, const char* what) {
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string(what) + " is not valid JSON: " + e.what());
+    }
+}
+
+}  // namespace
+
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, const ChatOptions& opts) const {
     jinja::Array msgs;
     for (const auto& m : messages) {
         jinja::Object o{{"role", jinja::Value(m.role)}, {"content", jinja::Value(m.content)}};
         if (!m.name.empty()) o.emplace_back("name", jinja::Value(m.name));
         if (!m.tool_call_id.empty()) o.emplace_back("tool_call_id", jinja::Value(m.tool_call_id));
+        if (!m.tool_calls_json.empty()) {
+            // Templates read function.arguments both as text and as a mapping (Qwen3 iterates it):
+            // hand them the object when the text is JSON.
+            nlohmann::json calls = parse_json(m.tool_calls_json, "tool_calls");
+            if (calls.is_array())
+                for (auto& c : calls)
+                    if (c.is_object() && c.contains("function") && c["function"].is_object() && c["function"].contains("arguments") &&
+                        c["function"]["arguments"].is_string()) {
+                        auto args = nlohmann::json::parse(c["function"]["arguments"].get<std::string>(), nullptr, false);
+                        if (!args.is_discarded()) c["function"]["arguments"] = args;
+                    }
+            o.emplace_back("tool_calls", from_json(calls));
+        }
         msgs.emplace_back(std::move(o));
     }
     std::time_t now = opts.now ? static_cast<std::time_t>(*opts.now) : std::time(nullptr);
@@ -91,6 +139,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
              return jinja::Value(std::string(buf, n));
          })},
     };
+    if (!opts.tools_json.empty()) globals.emplace_back("tools", from_json(parse_json(opts.tools_json, "tools")));
     try {
         return impl_->tmpl.render(globals);
     } catch (const Error& e) {

@@ -29,6 +29,10 @@ struct MINERVA_API ChatMessage {
     std::string content;  // text (content-part arrays are joined by the caller)
     std::string name;     // optional: tool or participant name ("" = absent)
     std::string tool_call_id;  // optional: for role "tool" ("" = absent)
+    // optional, assistant turns: the calls it made, as OpenAI's JSON array
+    // [{"id", "type": "function", "function": {"name", "arguments"}}] ("" = none). Templates see
+    // it as message.tool_calls, with each function.arguments also parsed into an object.
+    std::string tool_calls_json;
 };
 
 struct MINERVA_API ChatOptions {
@@ -36,6 +40,7 @@ struct MINERVA_API ChatOptions {
     std::string bos_token;              // text of the BOS token, as templates expect
     std::string eos_token;
     std::optional<int64_t> now;         // unix time for strftime_now() (default: the clock)
+    std::string tools_json;             // OpenAI's tools array as JSON text; templates see `tools` ("" = none)
 };
 
 class MINERVA_API ChatTemplate {
