@@ -2,8 +2,9 @@
 // (cpu/ref_ops.h) by normalised error, across shapes: odd sizes, sizes that are not multiples of
 // the workgroup, matrix-vector (n <= 8) and tiled matrix-matrix (n > 8) paths, subgroup and
 // shared-memory reductions, GQA ratios, short and long contexts, split and unsplit decode
-// attention, F32, F16, Q8_0 and Q4_0 KV caches (K and V independently), context shift. Without a Vulkan device the tests are SKIPPED; with
-// MINERVA_REQUIRE_VULKAN=1 (CI) a missing device FAILS them.
+// attention, F32, F16, Q8_0 and Q4_0 KV caches (K and V independently), context shift. Without
+// a Vulkan device the tests are SKIPPED; with MINERVA_REQUIRE_VULKAN=1 (CI) a missing device
+// FAILS them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
