@@ -72,8 +72,7 @@ pack() {
     # Models smallest first while the pack stays within the budget (a model counts at its own
     # size: quantized weights hardly compress).
     local limit=$((budget * 1024 * 1024)) n_models=0 m used
-    tar -C "$stage" -cJf "$out" gpu-check
-    used=$(stat -c %s "$out")
+    used=$(tar -C "$stage" -cf - gpu-check | xz -1 -T0 | wc -c)  # fast, and larger than the final -6
     while read -r m; do
         local stem size
         stem=$(basename "$m" .gguf)
@@ -85,7 +84,7 @@ pack() {
         used=$((used + size))
         n_models=$((n_models + 1))
     done < <(ls -S -r "$shared"/models/*.gguf)
-    tar -C "$stage" -cJf "$out" gpu-check
+    tar -C "$stage" -cf - gpu-check | xz -6 -T0 > "$out"
     [ "$(stat -c %s "$out")" -le "$limit" ] || die "pack: $out is over the budget of $budget MiB"
     echo "gpu-check: packed $(ls "$root/bin" | wc -l) programs, $(ls "$root/lib" | wc -l) libraries, $n_models models:" \
          "$out, $(( $(stat -c %s "$out") / 1024 )) KiB (budget $budget MiB)" >&2
@@ -172,7 +171,7 @@ run() {
             model="$work/$name-$type.gguf"
             if [ ! -f "$model" ]; then
                 # shellcheck disable=SC2086
-                "$ROOT/bin/minerva" -q synth $spec --type $type --vocab-from "$vocab" -t "$threads" "$model.part" \
+                "$ROOT/bin/minerva" synth -q $spec --type $type --vocab-from "$vocab" -t "$threads" "$model.part" \
                     > /dev/null 2> "$work/synth-$name-$type.log" || die "synth $name $type failed: $work/synth-$name-$type.log"
                 mv "$model.part" "$model"
             fi
@@ -212,7 +211,7 @@ run() {
             IFS='|' read -r what name shape ppv tgv gbs <<< "$r"
             printf '%-7s %-40s %-26s %10s %10s %9s %7s%%\n' "$what" "$name" "$shape" "${ppv:+$(printf %.1f "$ppv")}" \
                 "${tgv:+$(printf %.1f "$tgv")}" "$(printf %.1f "${gbs:-0}")" \
-                "$(awk -v g="${gbs:-0}" -v b="$bw" 'BEGIN {printf "%.1f", b > 0 ? 100 * g / b : 0}')"
+                "$(awk -v g="${gbs:-0}" -v b="$bw" 'BEGIN {printf "%.1f", (b > 0 ? 100 * g / b : 0)}')"
         done
     } | tee "$work/table.txt"
     [ $fails = 0 ] || die "$fails parity test program(s) failed: $work/test_vulkan_ops.log, $work/test_reference.log"

@@ -513,7 +513,7 @@ TEST(VulkanOps, KvStoreScatteredRows) {
 }
 
 // Context shift on Vulkan (Backend's default kv_shift: through the host) gives what it gives on
-// the CPU backend: F16 and Q8_0 caches, NORM and NEOX pairings, with frequency factors.
+// the CPU backend: F16, Q8_0 and Q4_0 caches, NORM and NEOX pairings, with frequency factors.
 TEST(VulkanOps, KvShiftMatchesCpu) {
     VK_OR_SKIP(vk);
     auto cpu_be = make_cpu_backend(2);
@@ -521,7 +521,7 @@ TEST(VulkanOps, KvShiftMatchesCpu) {
     const int hd = 64, nkv = 2;
     const int64_t cells = 70, width = int64_t(hd) * nkv, dst = 4, src = 19, n = 45;
     for (bool neox : {false, true})
-        for (DType ct : {DType::F16, DType::Q8_0}) {
+        for (DType ct : {DType::F16, DType::Q8_0, DType::Q4_0}) {
             const RopeParams rp{64, 10000.f, 1.f, neox, 1.f};
             Host ff(DType::F32, {32});
             for (int i = 0; i < 32; ++i) ff.f()[i] = 1.f + 0.5f * static_cast<float>(i % 3);
