@@ -136,7 +136,8 @@ run() {
     driver=$(find_driver)
     {
         echo "gpu-check: loader $(ldd "$ROOT/bin/minerva-bench" | awk '/libvulkan/ {print $3}'), driver: $driver"
-        echo "gpu-check: libraries from $(ldd "$ROOT/bin/minerva-bench" | awk '/=> \// {print $3}' | xargs -n1 dirname | sort -u | paste -sd' ')"
+        echo "gpu-check: libraries not from the pack: $(ldd "$ROOT/bin/minerva-bench" "$ROOT/bin/minerva" |
+            awk -v r="$ROOT/lib/" '/=> \// && index($3, r) != 1 {print $3}' | sort -u | paste -sd' ')"
     } >&2
     "$ROOT/bin/minerva" devices >&2 || die "no Vulkan device found (driver: $driver); set VK_DRIVER_FILES to the GPU's ICD json"
     local threads
