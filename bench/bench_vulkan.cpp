@@ -172,7 +172,6 @@ int cmd_vulkan_kernels(int argc, char** argv) {
                  8.0 * dim * n, 6.0 * dim * n);
         const int64_t width = int64_t(head_dim) * n_head_kv;
         const int64_t cache_ne[4] = {width, ctx + n, 1, 1};
-        Tensor kc = vk->alloc(DType::F16, cache_ne), vc = vk->alloc(DType::F16, cache_ne);
         Tensor k = f32({width, n}), v = f32({width, n});
         std::vector<int32_t> cells(static_cast<size_t>(n)), span(static_cast<size_t>(2 * n));
         for (int64_t i = 0; i < n; ++i) cells[i] = static_cast<int32_t>(ctx + i), span[2 * i] = 0,
@@ -181,15 +180,21 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         Tensor dspan = vk->alloc(DType::I32, std::array<int64_t, 4>{2, n, 1, 1}.data());
         vk->write(dcells, cells.data(), cells.size() * 4);
         vk->write(dspan, span.data(), span.size() * 4);
-        add_rows(timed([&] { vk->kv_store(k, v, kc, vc, dcells); }), "kv_store", std::to_string(width) + ns,
-                 12.0 * width * n, 0);
-        AttentionParams ap{n_head, n_head_kv, head_dim, 0.125f};
-        Tensor ao = f32({head_dim, n_head, n});
-        // Bytes: the K and V cells read (once per KV head) plus q and out; flops: QK and PV.
-        double cells_read = n == 1 ? double(ctx + 1) : double(n) * (ctx + (n + 1) / 2.0) / n * n;
-        add_rows(timed([&] { vk->attention(q, kc, vc, dspan, ao, ap); }), "attention",
-                 "ctx " + std::to_string(ctx) + ns, 2.0 * 2 * width * cells_read / (n == 1 ? 1 : n) + 8.0 * dim * n,
-                 4.0 * head_dim * n_head * cells_read);
+        // The default F16 cache and the 8-bit one (-ctk q8_0 -ctv q8_0): bytes per cached value.
+        for (DType ct : {DType::F16, DType::Q8_0}) {
+            const double cb = ct == DType::F16 ? 2.0 : 34.0 / 32.0;
+            const std::string cs = ct == DType::F16 ? "" : " q8_0";
+            Tensor kc = vk->alloc(ct, cache_ne), vc = vk->alloc(ct, cache_ne);
+            add_rows(timed([&] { vk->kv_store(k, v, kc, vc, dcells); }), "kv_store", std::to_string(width) + ns + cs,
+                     (8.0 + 2 * cb) * width * n, 0);
+            AttentionParams ap{n_head, n_head_kv, head_dim, 0.125f};
+            Tensor ao = f32({head_dim, n_head, n});
+            // Bytes: the K and V cells read (once per KV head) plus q and out; flops: QK and PV.
+            double cells_read = n == 1 ? double(ctx + 1) : double(n) * (ctx + (n + 1) / 2.0) / n * n;
+            add_rows(timed([&] { vk->attention(q, kc, vc, dspan, ao, ap); }), "attention",
+                     "ctx " + std::to_string(ctx) + ns + cs, 2.0 * cb * width * cells_read / (n == 1 ? 1 : n) + 8.0 * dim * n,
+                     4.0 * head_dim * n_head * cells_read);
+        }
     }
 
     // ---- embedding lookup
@@ -212,9 +217,9 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         std::printf("%s\n", j.dump().c_str());
         return 0;
     }
-    std::printf("%-10s %-20s %-22s %12s %10s %10s %8s\n", "op", "variant", "shape", "time (us)", "GB/s", "GFLOP/s", "% bw");
+    std::printf("%-10s %-30s %-22s %12s %10s %10s %8s\n", "op", "variant", "shape", "time (us)", "GB/s", "GFLOP/s", "% bw");
     for (const Row& r : rows)
-        std::printf("%-10s %-20s %-22s %12.1f %10.2f %10.2f %7.1f%%\n", r.op.c_str(), r.variant.c_str(), r.shape.c_str(),
+        std::printf("%-10s %-30s %-22s %12.1f %10.2f %10.2f %7.1f%%\n", r.op.c_str(), r.variant.c_str(), r.shape.c_str(),
                     r.us, r.gbs, r.gflops, bw > 0 ? 100.0 * r.gbs * 1e9 / bw : 0.0);
     std::printf("device copy bandwidth: %.1f GB/s (%s)\n", bw / 1e9, vk->name().c_str());
     return 0;

@@ -10,8 +10,10 @@
 #include <thread>
 
 #include "minerva/error.h"
+#include "embeddings.h"
 #include "http.h"
 #include "json_guard.h"
+#include "structured.h"
 #include "request.h"
 
 namespace minerva::serve {
@@ -60,7 +62,20 @@ struct Choice {
     std::vector<TokenInfo> tokens;
     bool finished = false;
     bool role_sent = false;
+    size_t prompt_index = 0;  // which prompt of the request (completions accept several)
+    std::shared_ptr<ToolCallParser> tools;  // chat with tools: holds back text that may be a call
+    std::shared_ptr<ThinkingSplitter> think;  // thinking models: <think>...</think> -> reasoning
 };
+
+// OpenAI's message.tool_calls for parsed calls; ids unique within the response.
+json tool_calls_json(const std::vector<ToolCall>& calls, const std::string& id_base, size_t choice) {
+    json out = json::array();
+    for (size_t i = 0; i < calls.size(); ++i)
+        out.push_back({{"id", "call_" + id_base + "_" + std::to_string(choice) + "_" + std::to_string(i)},
+                       {"type", "function"},
+                       {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}});
+    return out;
+}
 
 // Waits until a job has output or is done; cancels all when the client is gone.
 struct Waiter {
@@ -108,10 +123,16 @@ struct Waiter {
 };
 
 json usage_json(const std::vector<Choice>& choices) {
-    int prompt = choices.empty() ? 0 : choices[0].job->n_prompt;
-    int completion = 0;
-    for (auto& c : choices) completion += c.job->n_gen;
-    int cached = choices.empty() ? 0 : choices[0].job->n_cached;
+    // prompt tokens count once per prompt, not once per choice
+    int prompt = 0, completion = 0, cached = 0;
+    for (size_t k = 0; k < choices.size(); ++k) {
+        const auto& c = choices[k];
+        if (k == 0 || c.prompt_index != choices[k - 1].prompt_index) {
+            prompt += c.job->n_prompt;
+            cached += c.job->n_cached;
+        }
+        completion += c.job->n_gen;
+    }
     return json{{"prompt_tokens", prompt},
                 {"completion_tokens", completion},
                 {"total_tokens", prompt + completion},
@@ -491,19 +512,22 @@ void Api::routes() {
 
             auto choices = std::make_shared<std::vector<Choice>>();
             std::vector<std::shared_ptr<Job>> jobs;
-            for (int i = 0; i < g.n; ++i) {
-                auto j = std::make_shared<Job>();
-                j->prompt = g.prompt;
-                j->max_tokens = g.max_tokens;
-                j->sampling = g.sampling;
-                if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
-                j->stop = g.stop;
-                j->top_logprobs = g.top_logprobs;
-                j->context_shift = g.context_shift;
-                j->n_keep = g.n_keep;
-                jobs.push_back(j);
-                choices->push_back(Choice{j, {}, {}, false, false});
-            }
+            for (size_t p = 0; p < g.prompts.size(); ++p)
+                for (int i = 0; i < g.n; ++i) {
+                    auto j = std::make_shared<Job>();
+                    j->prompt = g.prompts[p];
+                    j->max_tokens = g.max_tokens;
+                    j->sampling = g.sampling;
+                    if (g.seeded) j->sampling.seed = g.sampling.seed + static_cast<uint64_t>(i);
+                    j->stop = g.stop;
+                    j->top_logprobs = g.top_logprobs;
+                    j->context_shift = g.context_shift;
+                    j->n_keep = g.n_keep;
+                    jobs.push_back(j);
+                    choices->push_back(Choice{j, {}, {}, false, false, p,
+                                              g.parse_tools ? std::make_shared<ToolCallParser>(g.tool_format) : nullptr,
+                                              g.split_reasoning ? std::make_shared<ThinkingSplitter>(g.reasoning_opened) : nullptr});
+                }
             if (!lm->scheduler->submit(jobs))
                 throw ApiError(429, "The server is busy: the request queue of model '" + lm->id + "' is full; retry later", "",
                                "queue_full");
@@ -539,13 +563,36 @@ void Api::routes() {
                     auto& c = (*choices)[k];
                     if (c.job->finish_reason == "error") throw ApiError(500, "generation failed: " + c.job->error);
                     json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}};
-                    if (chat) {
-                        ch["message"] = {{"role", "assistant"}, {"content", c.text}};
+                    std::string answer = c.text, reasoning;
+                    if (chat && c.think) {
+                        auto a = c.think->push(c.text), b = c.think->finish();
+                        reasoning = a.reasoning + b.reasoning;
+                        answer = a.content + b.content;
+                    }
+                    if (chat && c.tools) {
+                        ParsedToolCalls tc = parse_tool_calls(answer, g.tool_format);
+                        if (!g.parallel_tool_calls && tc.calls.size() > 1) tc.calls.resize(1);
+                        if (tc.calls.empty()) {
+                            ch["message"] = {{"role", "assistant"}, {"content", answer}};
+                        } else {
+                            ch["message"] = {{"role", "assistant"},
+                                             {"content", tc.content.empty() ? json(nullptr) : json(tc.content)},
+                                             {"tool_calls", tool_calls_json(tc.calls, rid.substr(4), k)}};
+                            ch["finish_reason"] = "tool_calls";
+                        }
+                        ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
+                    } else if (chat) {
+                        ch["message"] = {{"role", "assistant"}, {"content", answer}};
                         ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, c.tokens) : json(nullptr);
                     } else {
-                        ch["text"] = g.echo ? g.prompt_text + c.text : c.text;
-                        ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? g.prompt_text.size() : 0)
+                        const std::string& ptext = g.prompt_texts[c.prompt_index];
+                        ch["text"] = g.echo ? ptext + c.text : c.text;
+                        ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, c.tokens, g.echo ? ptext.size() : 0)
                                                              : json(nullptr);
+                    }
+                    if (chat && !reasoning.empty()) {
+                        ch["message"]["reasoning_content"] = reasoning;
+                        ch["message"]["reasoning"] = reasoning;
                     }
                     out_choices.push_back(ch);
                     metrics_.latency(c.job->total_seconds);
@@ -599,16 +646,26 @@ void Api::routes() {
                         }
                         if (!text.empty() || !toks.empty()) {
                             json ch = {{"index", k}, {"finish_reason", nullptr}};
+                            const bool held = c.tools || c.think;
+                            std::string reasoning;
+                            if (held) c.text += text;
+                            if (c.think) {  // thinking goes out as reasoning_content
+                                auto o = c.think->push(text);
+                                reasoning = std::move(o.reasoning);
+                                text = std::move(o.content);
+                            }
+                            if (c.tools) text = c.tools->push(text);  // a call is held back until it is whole
                             if (chat) {
                                 ch["delta"] = {{"content", text}};
+                                if (!reasoning.empty()) ch["delta"]["reasoning_content"] = ch["delta"]["reasoning"] = reasoning;
                                 ch["logprobs"] = g.top_logprobs >= 0 ? chat_logprobs(vocab, toks) : json(nullptr);
                             } else {
                                 ch["text"] = text;
                                 ch["logprobs"] = g.top_logprobs >= 0 ? completion_logprobs(vocab, toks, c.text.size()) : json(nullptr);
                             }
-                            c.text += text;
+                            if (!held) c.text += text;
                             for (auto& t : toks) c.tokens.push_back(t);
-                            out += chunk(json::array({ch}));
+                            if (!held || !text.empty() || !reasoning.empty() || g.top_logprobs >= 0) out += chunk(json::array({ch}));
                         }
                         bool done;
                         {
@@ -621,6 +678,38 @@ void Api::routes() {
                                 out += "data: " + dump(error_body(ApiError(500, "generation failed: " + c.job->error))) + "\n\n";
                             } else {
                                 json ch = {{"index", k}, {"finish_reason", finish_reason(*c.job)}, {"logprobs", nullptr}};
+                                auto delta = [&](json d) {
+                                    return chunk(json::array({{{"index", k}, {"delta", std::move(d)}, {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                };
+                                if (c.think) {
+                                    auto o = c.think->finish();
+                                    if (!o.reasoning.empty()) out += delta({{"content", ""}, {"reasoning_content", o.reasoning}, {"reasoning", o.reasoning}});
+                                    std::string rest = c.tools ? c.tools->push(o.content) : o.content;
+                                    if (!rest.empty()) out += delta({{"content", rest}});
+                                }
+                                if (c.tools) {
+                                    // the held-back text: calls as OpenAI's tool-call deltas (id and name first,
+                                    // then the arguments in pieces), anything else as content
+                                    ParsedToolCalls tc = c.tools->finish();
+                                    if (!g.parallel_tool_calls && tc.calls.size() > 1) tc.calls.resize(1);
+                                    if (!tc.content.empty())
+                                        out += chunk(json::array({{{"index", k}, {"delta", {{"content", tc.content}}}, {"logprobs", nullptr},
+                                                                   {"finish_reason", nullptr}}}));
+                                    const json calls = tool_calls_json(tc.calls, rid.substr(4), k);
+                                    for (size_t i = 0; i < calls.size(); ++i) {
+                                        json head = {{"index", i}, {"id", calls[i]["id"]}, {"type", "function"},
+                                                     {"function", {{"name", calls[i]["function"]["name"]}, {"arguments", ""}}}};
+                                        out += chunk(json::array({{{"index", k}, {"delta", {{"tool_calls", json::array({head})}}},
+                                                                   {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                        const std::string args = calls[i]["function"]["arguments"];
+                                        for (size_t a = 0; a < args.size(); a += 16) {
+                                            json part = {{"index", i}, {"function", {{"arguments", args.substr(a, 16)}}}};
+                                            out += chunk(json::array({{{"index", k}, {"delta", {{"tool_calls", json::array({part})}}},
+                                                                       {"logprobs", nullptr}, {"finish_reason", nullptr}}}));
+                                        }
+                                    }
+                                    if (!tc.calls.empty()) ch["finish_reason"] = "tool_calls";
+                                }
                                 if (chat) ch["delta"] = json::object();
                                 else ch["text"] = "";
                                 out += chunk(json::array({ch}));
@@ -653,6 +742,14 @@ void Api::routes() {
                 });
         };
     };
+    http.Post("/v1/embeddings", guarded([this](const http::Request& req, http::Response& res) {
+        json body = parse_body(req);
+        auto lm = pool_.get(pool_.resolve_id(requested_model(body)));
+        int n_prompt = 0;
+        json out = create_embeddings(body, *lm, n_prompt);
+        note_tokens(res.get_header_value("X-Request-Id"), n_prompt, 0);
+        send_json(res, 200, out);
+    }));
     http.Post("/v1/chat/completions", guarded(generation(Endpoint::Chat)));
     http.Post("/v1/completions", guarded(generation(Endpoint::Completion)));
     http.Options(".*", [](const http::Request&, http::Response& res) { res.status = 204; });

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "minerva/tools.h"
 #include "models.h"
 
 namespace minerva::serve {
@@ -15,7 +16,7 @@ enum class Endpoint { Chat, Completion };
 struct GenRequest {
     Endpoint endpoint = Endpoint::Chat;
     std::string model;
-    std::vector<int32_t> prompt;
+    std::vector<std::vector<int32_t>> prompts;  // chat: one; completions: one per prompt sent
     int n = 1;
     int max_tokens = 0;
     SamplerParams sampling;
@@ -25,7 +26,14 @@ struct GenRequest {
     bool include_usage = false;
     int top_logprobs = -1;  // < 0: no logprobs
     bool echo = false;      // completions: prepend the prompt text
-    std::string prompt_text;
+    std::vector<std::string> prompt_texts;  // completions: the text of each prompt (for echo)
+    // chat with tools: parse the model's calls in this format (tool_choice other than "none")
+    bool parse_tools = false;
+    ToolFormat tool_format = ToolFormat::Generic;
+    bool parallel_tool_calls = true;
+    // chat with a thinking model: split <think>...</think> into reasoning_content
+    bool split_reasoning = false;
+    bool reasoning_opened = false;  // the prompt ends inside the think block
     bool context_shift = false;  // the model's server setting (LoadedModel::context_shift)
     int n_keep = 0;              // tokens a context shift keeps at the start
     int dropped_messages = 0;    // chat: oldest turns dropped to fit the context (context_shift)

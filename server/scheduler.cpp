@@ -138,6 +138,25 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
             if (best < 0 || common > best_common) best = k, best_common = common;
         }
         if (best < 0) break;
+        if (job->embed) {  // evaluated here and now in the free slot's sequence; nothing to decode
+            auto j = job;
+            queue_.pop_front();
+            std::vector<float> e;
+            std::string err;
+            try {
+                e = minerva::embed(session_, j->prompt, j->pooling, true, false, best).pooled;
+            } catch (const std::exception& ex) {
+                err = ex.what();
+            }
+            std::lock_guard lock(j->mu);
+            j->embedding = std::move(e);
+            j->n_prompt = static_cast<int>(j->prompt.size());
+            j->done = true;
+            j->finish_reason = err.empty() ? "stop" : "error";
+            j->error = err;
+            j->cv.notify_all();
+            continue;
+        }
         Slot& s = slots_[static_cast<size_t>(best)];
         s = Slot{};
         s.job = job;
@@ -148,7 +167,7 @@ void Scheduler::admit(std::unique_lock<std::mutex>&) {
         const size_t common = static_cast<size_t>(session_.reuse_prefix(best, s.job->prompt));
         s.feed.assign(s.job->prompt.begin() + static_cast<long>(common), s.job->prompt.end());
         s.sampler = std::make_unique<Sampler>(s.job->sampling, session_.n_vocab());
-        for (int32_t t : s.job->prompt) s.sampler->accept(t);  // the penalty window sees the prompt
+        s.sampler->accept_prompt(s.job->prompt);  // the penalty window sees the prompt
         s.decoder = std::make_unique<StreamDecoder>(model_->vocab());
         s.t_admitted = Clock::now();
         {
@@ -235,6 +254,11 @@ bool Scheduler::emit(Slot& s, int32_t tok, std::span<const float> logits) {
         finish(s, "stop");
         return false;
     }
+    // The grammar (response_format, tools) is complete and admits nothing more.
+    if (s.sampler->grammar() && s.sampler->grammar()->must_end()) {
+        finish(s, "stop");
+        return false;
+    }
     if (j.n_gen >= j.max_tokens) {
         finish(s, "length");
         return false;
@@ -292,9 +316,14 @@ void Scheduler::step() {
         Slot& s = slots_[static_cast<size_t>(k)];
         if (!s.job) continue;
         auto logits = session_.last_logits(k);
-        int32_t tok = s.sampler->sample(logits);
-        ++produced;
-        if (emit(s, tok, logits)) s.feed.assign(1, tok);
+        try {
+            int32_t tok = s.sampler->sample(logits);
+            ++produced;
+            if (emit(s, tok, logits)) s.feed.assign(1, tok);
+        } catch (const Error& e) {  // a grammar with no way on for this vocabulary
+            session_.clear(k);
+            finish(s, "error", e.what());
+        }
     }
     int64_t used = 0;
     for (int k = 0; k < n_slots_; ++k) used += session_.n_past(k);

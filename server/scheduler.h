@@ -34,6 +34,9 @@ struct Job {
     SamplerParams sampling;
     std::vector<std::string> stop;
     int top_logprobs = -1;  // < 0: no logprobs; 0: the chosen token's only
+    bool embed = false;     // an embedding: the prompt is evaluated and pooled, nothing generated
+    Pooling pooling = Pooling::Mean;
+    std::vector<float> embedding;  // output of an embedding job ([n_embd], L2-normalised)
     // Context shift: when the slot's context fills while generating, drop the oldest half of the
     // tokens after the first n_keep and go on (otherwise finish with "length").
     bool context_shift = false;

@@ -5,7 +5,8 @@
 // partial (max, sum, unnormalised output) and attention_reduce.comp combines them.
 // Per chunk of WG cells: invocation j scores cell j (q.k over head_dim), then every invocation
 // updates the dims it owns (d = tid + WG*i) with the chunk's probabilities. With softcap > 0 a
-// score s becomes softcap * tanh(s / softcap) before the softmax (Gemma 2).
+// score s becomes softcap * tanh(s / softcap) before the softmax (Gemma 2). K and V rows are
+// read in their cache types (K_<TYPE>, V_<TYPE>: F32, F16, Q8_0, Q4_0) by kv_cache.glsl.
 #include "common.glsl"
 #ifdef NARROW
 // CPU devices (lavapipe): one SIMD vector per workgroup, so barriers are cheap and each chunk's
@@ -19,13 +20,8 @@ layout(local_size_x = 8) in;
 layout(local_size_x = 64) in;
 #endif
 layout(std430, set = 0, binding = 0) readonly buffer Q { float qs[]; };
-#ifdef KV_F16
-layout(std430, set = 0, binding = 1) readonly buffer KC { uint kc[]; };
-layout(std430, set = 0, binding = 2) readonly buffer VC { uint vc[]; };
-#else
-layout(std430, set = 0, binding = 1) readonly buffer KC { float kc[]; };
-layout(std430, set = 0, binding = 2) readonly buffer VC { float vc[]; };
-#endif
+layout(std430, set = 0, binding = 1) readonly buffer KC { uint kc[]; };  // K_<TYPE> rows
+layout(std430, set = 0, binding = 2) readonly buffer VC { uint vc[]; };  // V_<TYPE> rows
 layout(std430, set = 0, binding = 3) readonly buffer S { int span[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer O { float outs[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer P { float part[]; };
@@ -45,30 +41,13 @@ const float NEG_BIG = -1.0e30;
 
 float cap_score(float s) { return pc.softcap > 0.0 ? pc.softcap * tanh_safe(s / pc.softcap) : s; }
 
-float k_dot(uint cell, uint kvh) {
-    float s = 0.0;
-#ifdef KV_F16
-    uint base = pc.off[1] + (cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim) / 2u;
-    for (uint d = 0; d < pc.head_dim; d += 2u) {
-        vec2 kk = unpackHalf2x16(kc[base + d / 2u]);
-        s += q_sh[d] * kk.x + q_sh[d + 1u] * kk.y;
-    }
+#ifdef NARROW_SG
+uint g_qb;  // the query row, read from global memory (no shared copy, so no barrier)
+#define Q_AT(d) (qs[g_qb + (d)] * pc.scale)
 #else
-    uint base = pc.off[1] + cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim;
-    for (uint d = 0; d < pc.head_dim; ++d) s += q_sh[d] * kc[base + d];
+#define Q_AT(d) q_sh[d]
 #endif
-    return s;
-}
-
-float v_at(uint cell, uint kvh, uint d) {
-    uint e = cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim + d;
-#ifdef KV_F16
-    vec2 vv = unpackHalf2x16(vc[pc.off[2] + e / 2u]);
-    return (d & 1u) == 0u ? vv.x : vv.y;
-#else
-    return vc[pc.off[2] + e];
-#endif
-}
+#include "kv_cache.glsl"
 
 #ifdef NARROW_SG
 // CPU devices with subgroups: the workgroup is one subgroup, so the chunk's max, sum and each
@@ -80,7 +59,7 @@ void main() {
     uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, s = gl_WorkGroupID.z;
     uint tid = gl_LocalInvocationID.x;
     uint kvh = h / (pc.n_head / pc.n_head_kv);
-    uint qb = pc.off[0] + (t * pc.n_head + h) * pc.head_dim;
+    g_qb = pc.off[0] + (t * pc.n_head + h) * pc.head_dim;
 
     int first = span[pc.off[3] + 2u * t], len = span[pc.off[3] + 2u * t + 1u];
     uint cell0 = uint(max(first, 0));
@@ -96,17 +75,7 @@ void main() {
         float sc = NEG_BIG;
         if (tid < cnt) {
             uint cell = c0 + tid;
-            sc = 0.0;
-#ifdef KV_F16
-            uint base = pc.off[1] + (cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim) / 2u;
-            for (uint d = 0; d < pc.head_dim; d += 2u) {
-                vec2 kk = unpackHalf2x16(kc[base + d / 2u]);
-                sc += (qs[qb + d] * pc.scale) * kk.x + (qs[qb + d + 1u] * pc.scale) * kk.y;
-            }
-#else
-            uint base = pc.off[1] + cell * pc.n_head_kv * pc.head_dim + kvh * pc.head_dim;
-            for (uint d = 0; d < pc.head_dim; ++d) sc += (qs[qb + d] * pc.scale) * kc[base + d];
-#endif
+            sc = k_dot(cell, kvh);
             sc = cap_score(sc);
         }
         float m_new = max(m_run, subgroupMax(sc));

@@ -66,3 +66,11 @@ if(TARGET minerva-serve AND NODE_EXECUTABLE)
     WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
   set_tests_properties(server_webui_chromium PROPERTIES TIMEOUT 300 SKIP_REGULAR_EXPRESSION "# pass 0\n")
 endif()
+
+# Structured output, several prompts and embeddings through the OpenAI Node SDK, validated by ajv.
+if(TARGET minerva-serve AND NODE_EXECUTABLE)
+  add_test(NAME server_structured_output
+    COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/structured.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
+    WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
+  set_tests_properties(server_structured_output PROPERTIES TIMEOUT 900 SKIP_REGULAR_EXPRESSION "# pass 0\n")
+endif()

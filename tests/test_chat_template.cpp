@@ -372,11 +372,11 @@ LoadedCase load_case(const std::string& name) {
         ChatMessage msg(m["role"].get<std::string>(), m["content"].get<std::string>());
         if (m.contains("tool_call_id")) msg.tool_call_id = m["tool_call_id"].get<std::string>();
         if (m.contains("reasoning_content")) msg.reasoning_content = m["reasoning_content"].get<std::string>();
-        if (m.contains("tool_calls")) msg.tool_calls = m["tool_calls"].dump();
+        if (m.contains("tool_calls")) msg.tool_calls_json = m["tool_calls"].dump();
         c.messages.push_back(std::move(msg));
     }
     c.opts = opts(j["bos_token"].get<std::string>(), j["eos_token"].get<std::string>(), j["add_generation_prompt"].get<bool>());
-    if (j.contains("tools")) c.opts.tools = j["tools"].dump();
+    if (j.contains("tools")) c.opts.tools_json = j["tools"].dump();
     if (j.contains("enable_thinking")) c.opts.enable_thinking = j["enable_thinking"].get<bool>();
     return c;
 }
@@ -563,14 +563,14 @@ TEST(ChatTemplateBuiltin, FamilyNamesAndToolErrors) {
     };
     auto tmpl = ChatTemplate::builtin("qwen3");
     auto o = c.opts;
-    o.tools = "[{\"type\": ";
+    o.tools_json = "[{\"type\": ";
     expect_error([&] { tmpl.render(c.messages, o); }, "tools is not valid JSON");
-    o.tools = "{\"type\": \"function\"}";
+    o.tools_json = "{\"type\": \"function\"}";
     expect_error([&] { tmpl.render(c.messages, o); }, "tools must be a JSON array, got object");
-    o.tools = std::string(1000, '[') + std::string(1000, ']');
+    o.tools_json = std::string(1000, '[') + std::string(1000, ']');
     expect_error([&] { tmpl.render(c.messages, o); }, "nested more than 128 levels");
     auto msgs = c.messages;
-    msgs[2].tool_calls = "not json";
+    msgs[2].tool_calls_json = "not json";
     expect_error([&] { tmpl.render(msgs, c.opts); }, "messages[2].tool_calls is not valid JSON");
     // Without tools, the Qwen templates take their plain branch (no "# Tools" section).
     EXPECT_EQ(tmpl.render(load_case("plain.json").messages, load_case("plain.json").opts).find("# Tools"), std::string::npos);

@@ -2,8 +2,9 @@
 // (cpu/ref_ops.h) by normalised error, across shapes: odd sizes, sizes that are not multiples of
 // the workgroup, matrix-vector (n <= 8) and tiled matrix-matrix (n > 8) paths, subgroup and
 // shared-memory reductions, GQA ratios, short and long contexts, split and unsplit decode
-// attention, F16 and F32 KV caches. Without a Vulkan device the tests are SKIPPED; with
-// MINERVA_REQUIRE_VULKAN=1 (CI) a missing device FAILS them.
+// attention, F32, F16, Q8_0 and Q4_0 KV caches (K and V independently), context shift. Without
+// a Vulkan device the tests are SKIPPED; with MINERVA_REQUIRE_VULKAN=1 (CI) a missing device
+// FAILS them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,10 +18,12 @@
 #include <vector>
 
 #include "backend.h"
+#include "common.h"
 #include "cpu/fp16.h"
 #include "cpu/ref_ops.h"
 #include "minerva/devices.h"
 #include "minerva/error.h"
+#include "minerva/minerva.h"
 #include "vulkan/vk_backend.h"
 
 namespace minerva {
@@ -316,9 +319,45 @@ TEST(VulkanOps, RopeNeoxAttnFactor) {
                     }
 }
 
+// A Vulkan cache after kv_store against the reference's: F16/F32 byte for byte; quantized caches
+// block by block, each value within one quantization step of the reference's (the scale is
+// rounded to f16 and x / d rounded to an integer on both sides, so a value on a rounding boundary
+// may land one step away), with nearly every block byte-identical.
+void expect_cache_matches(vk::VulkanBackend* vk, const Tensor& dev, const Host& ref, const std::string& what) {
+    std::vector<uint8_t> got(ref.t.nbytes());
+    vk->read(dev, got.data(), got.size());
+    if (ref.t.type == DType::F16 || ref.t.type == DType::F32) {
+        EXPECT_EQ(0, std::memcmp(got.data(), ref.t.host, got.size())) << what;
+        return;
+    }
+    const auto& info = dtype_info(ref.t.type);
+    const int64_t n_blocks = ref.t.n_elements() / info.block_elems;
+    Tensor g = ref.t;
+    g.host = got.data();
+    int64_t same = 0;
+    double worst = 0;  // largest difference in steps of the reference block's scale
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const uint8_t* rb = static_cast<const uint8_t*>(ref.t.host) + b * info.block_bytes;
+        same += std::memcmp(got.data() + b * info.block_bytes, rb, info.block_bytes) == 0;
+        uint16_t dh;
+        std::memcpy(&dh, rb, 2);
+        const double d = std::fabs(cpu::fp16_to_f32(dh));
+        for (int64_t j = 0; j < info.block_elems; ++j) {
+            const int64_t e = b * info.block_elems + j, cell = e / ref.t.ne[0], i = e % ref.t.ne[0];
+            const double diff = std::fabs(cpu::cache_at(g, cell, i) - cpu::cache_at(ref.t, cell, i));
+            worst = std::max(worst, d > 0 ? diff / d : diff * 1e30);
+        }
+    }
+    EXPECT_LE(worst, 1.0 + 1e-3) << what << ": a value more than one quantization step from the reference";
+    EXPECT_GE(static_cast<double>(same), 0.99 * static_cast<double>(n_blocks))
+        << what << ": " << n_blocks - same << " of " << n_blocks << " blocks differ from the reference";
+}
+
 // Fills caches through kv_store on both sides and compares attention for one configuration.
-void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_head_kv, int head_dim, int n_cells,
-                    int n_tok, int n_past, uint32_t split, float softcap = 0.f) {
+// K and V caches of their own types; attention then reads the reference's cache bytes, so a
+// quantized value one rounding step away cannot blur the comparison.
+void attention_case(vk::VulkanBackend* vk, DType k_type, DType v_type, int n_head, int n_head_kv, int head_dim,
+                    int n_cells, int n_tok, int n_past, uint32_t split, float softcap = 0.f) {
     std::mt19937 rng(n_head * 131 + n_head_kv * 7 + head_dim + n_cells + n_tok + n_past);
     const int64_t width = int64_t(head_dim) * n_head_kv;
     const int n_total = n_past + n_tok;
@@ -326,15 +365,16 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
     fill_normal(k, rng);
     fill_normal(v, rng);
     for (int i = 0; i < n_total; ++i) rows.i32()[i] = i;
-    Host kc(cache_type, {width, n_cells}), vc(cache_type, {width, n_cells});
+    Host kc(k_type, {width, n_cells}), vc(v_type, {width, n_cells});
     cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
     Tensor dk = to_device(vk, k), dv = to_device(vk, v), dr = to_device(vk, rows);
-    Tensor dkc = vk->alloc(cache_type, kc.t.ne), dvc = vk->alloc(cache_type, vc.t.ne);
+    Tensor dkc = vk->alloc(k_type, kc.t.ne), dvc = vk->alloc(v_type, vc.t.ne);
     vk->kv_store(dk, dv, dkc, dvc, dr);
-    // The caches themselves must match (f16 rounding identical on both sides).
-    std::vector<uint8_t> got_kc(kc.t.nbytes());
-    vk->read(dkc, got_kc.data(), got_kc.size());
-    EXPECT_EQ(0, std::memcmp(got_kc.data(), kc.t.host, got_kc.size())) << "k cache after kv_store";
+    const std::string types = std::string(dtype_name(k_type)) + "/" + std::string(dtype_name(v_type));
+    expect_cache_matches(vk, dkc, kc, "k cache after kv_store " + types);
+    expect_cache_matches(vk, dvc, vc, "v cache after kv_store " + types);
+    vk->write(dkc, kc.t.host, kc.t.nbytes());
+    vk->write(dvc, vc.t.host, vc.t.nbytes());
 
     // Queries of the last n_tok tokens, each attending causally to cells 0..its position.
     Host q(DType::F32, {head_dim, n_head, n_tok}), span(DType::I32, {2, n_tok}), ref(DType::F32, {head_dim, n_head, n_tok});
@@ -363,7 +403,7 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
         vk->set_attention_split(0);
         auto got = from_device(vk, dout);
         EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
-            << dtype_name(cache_type) << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
+            << types << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
             << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split << " softcap " << softcap << " shapes "
             << (variant == 0 ? "gpu" : variant == 1 ? "cpu+subgroup" : "cpu");
     }
@@ -374,20 +414,20 @@ void attention_case(vk::VulkanBackend* vk, DType cache_type, int n_head, int n_h
 TEST(VulkanOps, AttentionDecode) {
     VK_OR_SKIP(vk);
     for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, 4, 4, 64, 16, 1, 0, 0);      // first token
-        attention_case(vk, ct, 8, 2, 64, 300, 1, 200, 0);   // GQA 4, auto split
-        attention_case(vk, ct, 6, 1, 128, 1100, 1, 1030, 0); // MQA, long context
-        attention_case(vk, ct, 4, 2, 96, 200, 1, 150, 7);   // forced uneven split
-        attention_case(vk, ct, 4, 2, 32, 70, 3, 60, 5);     // small batch, split
+        attention_case(vk, ct, ct, 4, 4, 64, 16, 1, 0, 0);      // first token
+        attention_case(vk, ct, ct, 8, 2, 64, 300, 1, 200, 0);   // GQA 4, auto split
+        attention_case(vk, ct, ct, 6, 1, 128, 1100, 1, 1030, 0); // MQA, long context
+        attention_case(vk, ct, ct, 4, 2, 96, 200, 1, 150, 7);   // forced uneven split
+        attention_case(vk, ct, ct, 4, 2, 32, 70, 3, 60, 5);     // small batch, split
     }
 }
 
 TEST(VulkanOps, AttentionPrefill) {
     VK_OR_SKIP(vk);
     for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, 4, 2, 64, 64, 37, 0, 1);     // causal prefill from empty
-        attention_case(vk, ct, 8, 1, 128, 300, 20, 180, 1); // prefill after a long past, MQA
-        attention_case(vk, ct, 2, 2, 256, 40, 9, 3, 1);     // head_dim 256
+        attention_case(vk, ct, ct, 4, 2, 64, 64, 37, 0, 1);     // causal prefill from empty
+        attention_case(vk, ct, ct, 8, 1, 128, 300, 20, 180, 1); // prefill after a long past, MQA
+        attention_case(vk, ct, ct, 2, 2, 256, 40, 9, 3, 1);     // head_dim 256
     }
 }
 
@@ -396,31 +436,162 @@ TEST(VulkanOps, AttentionPrefill) {
 TEST(VulkanOps, AttentionSoftcap) {
     VK_OR_SKIP(vk);
     for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, 4, 4, 64, 40, 1, 30, 0, 5.f);      // decode, unsplit
-        attention_case(vk, ct, 8, 2, 128, 600, 1, 520, 0, 5.f);   // GQA 4, auto split
-        attention_case(vk, ct, 8, 1, 256, 300, 1, 200, 3, 8.f);   // GQA 8, head_dim 256, forced split
-        attention_case(vk, ct, 4, 2, 256, 64, 5, 40, 1, 5.f);     // small batch
-        attention_case(vk, ct, 8, 4, 128, 80, 37, 0, 1, 3.f);     // prefill from empty
-        attention_case(vk, ct, 16, 2, 64, 120, 20, 60, 1, 50.f);  // Gemma 2's cap, GQA 8
+        attention_case(vk, ct, ct, 4, 4, 64, 40, 1, 30, 0, 5.f);      // decode, unsplit
+        attention_case(vk, ct, ct, 8, 2, 128, 600, 1, 520, 0, 5.f);   // GQA 4, auto split
+        attention_case(vk, ct, ct, 8, 1, 256, 300, 1, 200, 3, 8.f);   // GQA 8, head_dim 256, forced split
+        attention_case(vk, ct, ct, 4, 2, 256, 64, 5, 40, 1, 5.f);     // small batch
+        attention_case(vk, ct, ct, 8, 4, 128, 80, 37, 0, 1, 3.f);     // prefill from empty
+        attention_case(vk, ct, ct, 16, 2, 64, 120, 20, 60, 1, 50.f);  // Gemma 2's cap, GQA 8
     }
+}
+
+// Quantized KV caches (llama.cpp's -ctk/-ctv q8_0, q4_0), K and V each in its own type, paired
+// with every other cache type: head_dim 64/128/256, GQA 1 to 8, decode (split and unsplit),
+// small batches and prefill, with and without a softcap, in every shader variant.
+TEST(VulkanOps, AttentionQuantizedCaches) {
+    VK_OR_SKIP(vk);
+    const DType types[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
+    for (DType kt : types)
+        for (DType vt : types) {
+            if (kt != DType::Q8_0 && kt != DType::Q4_0 && vt != DType::Q8_0 && vt != DType::Q4_0) continue;
+            attention_case(vk, kt, vt, 8, 2, 128, 600, 1, 520, 0);       // decode, GQA 4, auto split
+            attention_case(vk, kt, vt, 4, 2, 64, 64, 37, 0, 1);          // causal prefill from empty
+            attention_case(vk, kt, vt, 8, 1, 256, 90, 5, 60, 3, 8.f);    // GQA 8, head_dim 256, split, softcap
+        }
+    attention_case(vk, DType::Q8_0, DType::Q8_0, 6, 1, 64, 1100, 1, 1030, 0);  // MQA, long context
+    attention_case(vk, DType::Q4_0, DType::Q4_0, 4, 4, 32, 40, 9, 3, 1);       // head_dim 32: one block a head
+    // Quantized caches need whole blocks per head.
+    Host q(DType::F32, {48, 2, 1}), span(DType::I32, {2, 1});
+    Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, q.t.ne);
+    const int64_t ne[4] = {96, 4, 1, 1};
+    Tensor dkc = vk->alloc(DType::Q8_0, ne), dvc = vk->alloc(DType::F16, ne);
+    EXPECT_THROW(vk->attention(dq, dkc, dvc, ds, dout, AttentionParams{2, 2, 48, 0.1f, 0.f}), Error);
 }
 
 TEST(VulkanOps, KvStoreScatteredRows) {
     VK_OR_SKIP(vk);
+    EXPECT_TRUE(vk->supports_kv_type(DType::Q8_0) && vk->supports_kv_type(DType::Q4_0) &&
+                vk->supports_kv_type(DType::F16) && vk->supports_kv_type(DType::F32));
+    EXPECT_FALSE(vk->supports_kv_type(DType::Q4_K));
     std::mt19937 rng(5);
-    for (DType ct : {DType::F16, DType::F32}) {
-        Host k(DType::F32, {96, 3}), v(DType::F32, {96, 3}), rows(DType::I32, {3}), kc(ct, {96, 10}), vc(ct, {96, 10});
-        fill_normal(k, rng);
-        fill_normal(v, rng);
-        rows.i32()[0] = 9, rows.i32()[1] = 0, rows.i32()[2] = 4;
-        cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
-        Tensor dkc = vk->alloc(ct, kc.t.ne), dvc = vk->alloc(ct, vc.t.ne);
-        vk->kv_store(to_device(vk, k), to_device(vk, v), dkc, dvc, to_device(vk, rows));
-        std::vector<uint8_t> a(kc.t.nbytes()), b(vc.t.nbytes());
-        vk->read(dkc, a.data(), a.size());
-        vk->read(dvc, b.data(), b.size());
-        EXPECT_EQ(0, std::memcmp(a.data(), kc.t.host, a.size())) << dtype_name(ct);
-        EXPECT_EQ(0, std::memcmp(b.data(), vc.t.host, b.size())) << dtype_name(ct);
+    const DType types[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
+    // Width 96: three 32-value blocks a row, so Q8_0/Q4_0 blocks (34/18 bytes) start at odd half
+    // words and share 32-bit words with their neighbours, of the same row and of the next.
+    for (DType kt : types)
+        for (DType vt : types)
+            for (int64_t width : {96, 256}) {
+                Host k(DType::F32, {width, 5}), v(DType::F32, {width, 5}), rows(DType::I32, {5}), kc(kt, {width, 10}),
+                    vc(vt, {width, 10});
+                fill_normal(k, rng);
+                fill_normal(v, rng, 3.f);
+                for (int64_t i = 0; i < 32; ++i) k.f()[width + i] = 0.f;  // an all-zero block: scale 0
+                for (int64_t i = 0; i < 32; ++i) v.f()[2 * width + 32 + i] = (i % 2 ? -1.f : 1.f) * 0.5f;  // ties
+                rows.i32()[0] = 9, rows.i32()[1] = 0, rows.i32()[2] = 4, rows.i32()[3] = 5, rows.i32()[4] = 3;
+                cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
+                // Cells kv_store does not write keep what they held.
+                std::vector<uint8_t> kc0(kc.t.nbytes()), vc0(vc.t.nbytes());
+                for (auto& b : kc0) b = static_cast<uint8_t>(rng());
+                for (auto& b : vc0) b = static_cast<uint8_t>(rng());
+                const int untouched[] = {1, 2, 6, 7, 8};
+                for (int c : untouched) {
+                    std::memcpy(kc.t.data<uint8_t>() + c * kc.t.row_size(), kc0.data() + c * kc.t.row_size(), kc.t.row_size());
+                    std::memcpy(vc.t.data<uint8_t>() + c * vc.t.row_size(), vc0.data() + c * vc.t.row_size(), vc.t.row_size());
+                }
+                Tensor dkc = vk->alloc(kt, kc.t.ne), dvc = vk->alloc(vt, vc.t.ne);
+                vk->write(dkc, kc0.data(), kc0.size());
+                vk->write(dvc, vc0.data(), vc0.size());
+                vk->kv_store(to_device(vk, k), to_device(vk, v), dkc, dvc, to_device(vk, rows));
+                const std::string what = std::string(dtype_name(kt)) + "/" + std::string(dtype_name(vt)) + " width " + std::to_string(width);
+                expect_cache_matches(vk, dkc, kc, "k " + what);
+                expect_cache_matches(vk, dvc, vc, "v " + what);
+            }
+    // A quantized row must be whole blocks.
+    Host k(DType::F32, {48, 1}), rows(DType::I32, {1});
+    const int64_t ne[4] = {48, 4, 1, 1};
+    Tensor dk = to_device(vk, k), dr = to_device(vk, rows), dkc = vk->alloc(DType::Q8_0, ne), dvc = vk->alloc(DType::F16, ne);
+    EXPECT_THROW(vk->kv_store(dk, dk, dkc, dvc, dr), Error);
+}
+
+// Context shift on Vulkan (Backend's default kv_shift: through the host) gives what it gives on
+// the CPU backend: F16, Q8_0 and Q4_0 caches, NORM and NEOX pairings, with frequency factors.
+TEST(VulkanOps, KvShiftMatchesCpu) {
+    VK_OR_SKIP(vk);
+    auto cpu_be = make_cpu_backend(2);
+    std::mt19937 rng(21);
+    const int hd = 64, nkv = 2;
+    const int64_t cells = 70, width = int64_t(hd) * nkv, dst = 4, src = 19, n = 45;
+    for (bool neox : {false, true})
+        for (DType ct : {DType::F16, DType::Q8_0, DType::Q4_0}) {
+            const RopeParams rp{64, 10000.f, 1.f, neox, 1.f};
+            Host ff(DType::F32, {32});
+            for (int i = 0; i < 32; ++i) ff.f()[i] = 1.f + 0.5f * static_cast<float>(i % 3);
+            Host k(DType::F32, {width, cells}), v(DType::F32, {width, cells}), rows(DType::I32, {cells});
+            fill_normal(k, rng);
+            fill_normal(v, rng);
+            for (int64_t i = 0; i < cells; ++i) rows.i32()[i] = static_cast<int32_t>(i);
+            Host kc(ct, {width, cells}), vc(ct, {width, cells});
+            cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
+            Tensor dkc = to_device(vk, kc), dvc = to_device(vk, vc), dff = to_device(vk, ff);
+            const std::vector<uint8_t> k_before = kc.bytes;
+            cpu_be->kv_shift(kc.t, vc.t, dst, src, n, static_cast<int>(dst - src), hd, rp, &ff.t);
+            vk->kv_shift(dkc, dvc, dst, src, n, static_cast<int>(dst - src), hd, rp, &dff);
+            const std::string what = std::string(dtype_name(ct)) + (neox ? " neox" : " norm");
+            EXPECT_NE(0, std::memcmp(k_before.data(), kc.t.host, kc.t.nbytes())) << what << ": the shift moved nothing";
+            std::vector<uint8_t> gk(kc.t.nbytes()), gv(vc.t.nbytes());
+            vk->read(dkc, gk.data(), gk.size());
+            vk->read(dvc, gv.data(), gv.size());
+            EXPECT_EQ(0, std::memcmp(gk.data(), kc.t.host, gk.size())) << what << ": k cache";
+            EXPECT_EQ(0, std::memcmp(gv.data(), vc.t.host, gv.size())) << what << ": v cache";
+        }
+}
+
+// A Vulkan Session::shift followed by eval equals the CPU backend's after the same shift, with
+// F16 and Q8_0 caches: the shifted cells, the re-rotated keys and the eval after them.
+TEST(VulkanSession, ShiftThenEvalMatchesCpu) {
+    VK_OR_SKIP(vk);
+    MINERVA_SHARED_FILE(path, "models/tiny-k-F16.gguf");  // small enough for bench/gpu-check.sh to carry
+    std::vector<std::shared_ptr<Model>> models;
+    for (const char* dev : {"cpu", "vulkan"}) {
+        ModelOptions mo;
+        mo.device = dev;
+        mo.n_threads = 2;
+        models.push_back(Model::load(path, mo));
+    }
+    ASSERT_EQ(models[1]->info().head_dim % 32, 0);
+    const int n_vocab = models[0]->info().n_vocab;
+    std::vector<int32_t> abc;
+    for (int i = 0; i < 40; ++i) abc.push_back(static_cast<int32_t>(3 + (i * 37) % (n_vocab - 3)));
+    const int32_t next = 11;
+    const int n_keep = 6, n_discard = 21;
+    for (KvType kv : {KvType::F16, KvType::Q8_0}) {
+        std::vector<std::vector<float>> logits;
+        for (auto& model : models) {
+            SessionOptions so;
+            so.n_ctx = 64;
+            so.kv_type_k = so.kv_type_v = kv;
+            Session s(model, so);
+            s.eval(abc);
+            s.shift(0, n_keep, n_discard);
+            ASSERT_EQ(s.n_past(), static_cast<int>(abc.size()) - n_discard);
+            auto l = s.eval(std::span<const int32_t>(&next, 1));
+            logits.emplace_back(l.begin(), l.end());
+        }
+        double d = 0, scale = 1;
+        for (size_t i = 0; i < logits[0].size(); ++i) {
+            scale = std::max(scale, static_cast<double>(std::fabs(logits[0][i])));
+            d = std::max(d, static_cast<double>(std::fabs(logits[1][i] - logits[0][i])));
+        }
+        EXPECT_LT(d / scale, 2e-3) << (kv == KvType::F16 ? "f16" : "q8_0") << " cache: vulkan vs cpu after the shift";
+        // The shift matters at that tolerance: without it the next token's logits are far off.
+        SessionOptions so;
+        so.n_ctx = 64;
+        so.kv_type_k = so.kv_type_v = kv;
+        Session unshifted(models[1], so);
+        unshifted.eval(abc);
+        auto l = unshifted.eval(std::span<const int32_t>(&next, 1));
+        double u = 0;
+        for (size_t i = 0; i < logits[0].size(); ++i) u = std::max(u, static_cast<double>(std::fabs(l[i] - logits[0][i])));
+        EXPECT_GT(u / scale, 2e-2) << "the shift changed nothing";
     }
 }
 

@@ -265,8 +265,9 @@ minerva_status minerva_session_embed(minerva_session* session, const int32_t* to
         if (capacity < n_embd)
             return fail(MINERVA_ERR_BUFFER_TOO_SMALL, "minerva_session_embed: the embedding has " + std::to_string(n_embd) +
                                                           " floats, the buffer " + std::to_string(capacity));
-        auto e = session->session->embed(std::span<const int32_t>(tokens, n_tokens));
-        std::memcpy(embedding, e.data(), e.size() * sizeof(float));
+        minerva::Session& cs = *session->session;
+        const auto e = minerva::embed(cs, std::span<const int32_t>(tokens, n_tokens), minerva::model_pooling(cs.model()));
+        std::memcpy(embedding, e.pooled.data(), e.pooled.size() * sizeof(float));
         return MINERVA_OK;
     });
 }

@@ -1,6 +1,7 @@
 // chat_template.cpp: minerva/chat.h on top of the Jinja subset (jinja.h).
 #include <cstdint>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <fstream>
 #include <sstream>
 
@@ -115,10 +116,34 @@ jinja::Value json_array(const std::string& text, const std::string& what) {
     }
 }
 
+// OpenAI's tool_calls array. Templates read function.arguments both as text and as a mapping
+// (Qwen3 iterates it): a string that is JSON is handed over as the object it encodes.
+jinja::Value tool_calls_value(const std::string& text, const std::string& what) {
+    nlohmann::ordered_json calls;
+    try {
+        calls = nlohmann::ordered_json::parse(text);
+    } catch (const std::exception& e) {
+        throw Error(what + " is not valid JSON: " + e.what());
+    }
+    if (!calls.is_array()) throw Error(what + " must be a JSON array, got " + std::string(calls.type_name()));
+    for (auto& c : calls)
+        if (c.is_object() && c.contains("function") && c["function"].is_object() && c["function"].contains("arguments") &&
+            c["function"]["arguments"].is_string()) {
+            auto args = nlohmann::ordered_json::parse(c["function"]["arguments"].get<std::string>(), nullptr, false);
+            if (!args.is_discarded()) c["function"]["arguments"] = args;
+        }
+    try {
+        return from_json(calls);
+    } catch (const Error& e) {
+        throw Error(what + ": " + e.what());
+    }
+}
+
 }  // namespace
 
 const std::string& ChatTemplate::name() const { return impl_->name; }
 const std::string& ChatTemplate::source() const { return impl_->source; }
+
 
 std::string ChatTemplate::render(std::span<const ChatMessage> messages, const ChatOptions& opts) const {
     jinja::Array msgs;
@@ -127,8 +152,8 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
         if (!m.name.empty()) o.emplace_back("name", jinja::Value(m.name));
         if (!m.tool_call_id.empty()) o.emplace_back("tool_call_id", jinja::Value(m.tool_call_id));
         if (!m.reasoning_content.empty()) o.emplace_back("reasoning_content", jinja::Value(m.reasoning_content));
-        if (!m.tool_calls.empty())
-            o.emplace_back("tool_calls", json_array(m.tool_calls, "messages[" + std::to_string(msgs.size()) + "].tool_calls"));
+        if (!m.tool_calls_json.empty())
+            o.emplace_back("tool_calls", tool_calls_value(m.tool_calls_json, "messages[" + std::to_string(msgs.size()) + "].tool_calls"));
         msgs.emplace_back(std::move(o));
     }
     std::time_t now = opts.now ? static_cast<std::time_t>(*opts.now) : std::time(nullptr);
@@ -146,7 +171,7 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages, const Ch
              return jinja::Value(std::string(buf, n));
          })},
     };
-    if (!opts.tools.empty()) globals.emplace_back("tools", json_array(opts.tools, "tools"));
+    if (!opts.tools_json.empty()) globals.emplace_back("tools", json_array(opts.tools_json, "tools"));
     if (opts.enable_thinking) globals.emplace_back("enable_thinking", jinja::Value(*opts.enable_thinking));
     try {
         return impl_->tmpl.render(globals);

@@ -140,8 +140,10 @@ MINERVA_API void minerva_session_clear(minerva_session* session);
 MINERVA_API minerva_status minerva_session_eval(minerva_session* session, const int32_t* tokens, size_t n_tokens,
                                                   const float** logits);
 
-/* A text embedding: clears the context, evaluates tokens and writes the mean of the final
- * hidden states, scaled to unit length, to embedding ([n_embd]; capacity >= n_embd). */
+/* A text embedding: evaluates tokens (the session's context is cleared before and after) and
+ * writes their final hidden states pooled as the model file asks (<arch>.pooling_type: mean,
+ * first or last token; mean when absent), scaled to unit length, to embedding ([n_embd];
+ * capacity >= n_embd). */
 MINERVA_API minerva_status minerva_session_embed(minerva_session* session, const int32_t* tokens, size_t n_tokens,
                                                    float* embedding, size_t capacity);
 

@@ -111,7 +111,7 @@ void shift_kv_cache(const LlamaModel& m, const KvCache& kv, int64_t first, int n
 }
 
 void forward(const LlamaModel& m, const KvCache& kv, const ForwardScratch& s, ForwardBatch& batch,
-             float* logits_out) {
+             float* logits_out, float* hidden_out) {
     const ModelInfo& h = m.info();
     const ForwardParams& fp = m.params();
     const LlamaWeights& w = m.weights();
@@ -228,6 +228,10 @@ void forward(const LlamaModel& m, const KvCache& kv, const ForwardScratch& s, Fo
 
     // Final norm, then logits only for the rows asked for, n_out_max rows per output matmul.
     be.rms_norm(x, w.output_norm, xb, h.rms_eps);
+    if (hidden_out) {  // embeddings: every token's normed final hidden state
+        be.submit();
+        be.read(xb, hidden_out, static_cast<size_t>(n) * static_cast<size_t>(h.n_embd) * sizeof(float));
+    }
     const size_t n_out = batch.out_rows.size();
     const size_t row_bytes = static_cast<size_t>(h.n_vocab) * sizeof(float);
     for (size_t first = 0; first < n_out; first += static_cast<size_t>(s.n_out_max)) {

@@ -59,7 +59,7 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
 
     Sampler sampler(params.sampling, session.n_vocab());
     // The penalty window looks at the prompt too, as llama.cpp's does.
-    for (int32_t t : prompt) sampler.accept(t);
+    sampler.accept_prompt(prompt);
 
     StreamDecoder decoder(model.vocab());
     size_t emitted = 0;  // bytes of res.text already passed to the callback
@@ -79,6 +79,11 @@ GenerateResult generate(Session& session, std::span<const int32_t> prompt, const
         }
         sampler.accept(tok);
         res.tokens.push_back(tok);
+        // The grammar is complete and admits nothing more: the answer is whole.
+        if (sampler.grammar() && sampler.grammar()->must_end()) {
+            res.finish_reason = "stop";
+            finished = true;
+        }
         const size_t search_from = res.text.size();
         res.text += decoder.push(tok);
 

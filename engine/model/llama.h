@@ -159,8 +159,9 @@ KvCache alloc_kv_cache(const LlamaModel& m, int n_ctx, int n_seq, KvType type_k,
 void shift_kv_cache(const LlamaModel& m, const KvCache& kv, int64_t first, int n_keep, int n_discard, int n_past);
 
 // Runs the model over the batch and writes the logits of its out_rows, in order, to
-// logits_out ([out_rows.size() * n_vocab]).
+// logits_out ([out_rows.size() * n_vocab]). With hidden_out, the final hidden state of every
+// token (after the output norm, before the output projection) goes there ([n * n_embd]).
 void forward(const LlamaModel& m, const KvCache& kv, const ForwardScratch& s, ForwardBatch& b,
-             float* logits_out);
+             float* logits_out, float* hidden_out = nullptr);
 
 }  // namespace minerva

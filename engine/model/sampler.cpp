@@ -32,11 +32,18 @@ Sampler::Sampler(const SamplerParams& params, int n_vocab) : params_(params), n_
         throw Error("Sampler: invalid parameters (need top_p >= 0, min_p <= 1, repeat_penalty > 0, finite temperature)");
     for (auto& [id, bias] : params.logit_bias)
         if (id < 0 || id >= n_vocab) throw Error("Sampler: logit_bias token " + std::to_string(id) + " is out of range");
+    if (params.grammar) {
+        if (params.grammar->vocab().n_tokens() != n_vocab)
+            throw Error("Sampler: the grammar constraint is bound to a vocabulary of " + std::to_string(params.grammar->vocab().n_tokens()) +
+                        " tokens, the model has " + std::to_string(n_vocab));
+        matcher_ = std::make_unique<GrammarMatcher>(params.grammar, params.grammar_start_after, params.grammar_open_tag);
+    }
     reset();
 }
 
 void Sampler::reset() {
     history_.clear();
+    if (matcher_) matcher_->reset();
     uint64_t seed = params_.seed;
     if (seed == 0xFFFFFFFFFFFFFFFFull) seed = (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
     uint64_t x = seed;
@@ -57,7 +64,13 @@ uint64_t Sampler::next_u64() {
 
 double Sampler::next_unit() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
 
-void Sampler::accept(int32_t token) { history_.push_back(token); }
+void Sampler::accept(int32_t token) {
+    if (matcher_ && !matcher_->accept(token))
+        throw Error("Sampler: token " + std::to_string(token) + " is not allowed by the grammar here");
+    history_.push_back(token);
+}
+
+void Sampler::accept_prompt(std::span<const int32_t> tokens) { history_.insert(history_.end(), tokens.begin(), tokens.end()); }
 
 int32_t Sampler::sample(std::span<const float> logits_in) {
     if (logits_in.size() != static_cast<size_t>(n_vocab_))
@@ -66,6 +79,9 @@ int32_t Sampler::sample(std::span<const float> logits_in) {
     scratch_.assign(logits_in.begin(), logits_in.end());
     std::vector<float>& l = scratch_;
 
+    // Grammar: tokens it cannot continue with are banned outright (when all are, the draw below
+    // reports it).
+    if (matcher_) matcher_->apply(l);
     // Logit bias: added to the raw logits (-inf bans a token).
     for (auto& [id, bias] : p.logit_bias) l[static_cast<size_t>(id)] += bias;
 
@@ -93,7 +109,9 @@ int32_t Sampler::sample(std::span<const float> logits_in) {
 
     // Greedy: the largest logit (the lowest id on ties).
     if (p.temperature <= 0.f) {
-        return static_cast<int32_t>(std::max_element(l.begin(), l.end()) - l.begin());
+        const auto best = std::max_element(l.begin(), l.end());
+        if (*best == -std::numeric_limits<float>::infinity()) throw Error("Sampler: every token is banned (all logits are -inf)");
+        return static_cast<int32_t>(best - l.begin());
     }
 
     // Candidates sorted by logit, best first (only as many as top-k keeps).

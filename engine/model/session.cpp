@@ -64,10 +64,7 @@ struct Session::Impl {
     // hidden_out (optional): the final-normed hidden states of the batch's tokens, [n_embd, n].
     void run(float* logits_out, float* hidden_out = nullptr) {
         std::lock_guard lock(model->forward_mutex());  // Sessions of one Model take turns (model.h)
-        forward(*model, kv, scratch, batch, logits_out);
-        if (hidden_out)
-            model->backend().read(scratch.xb, hidden_out,
-                                  batch.tokens.size() * static_cast<size_t>(model->info().n_embd) * sizeof(float));
+        forward(*model, kv, scratch, batch, logits_out, hidden_out);
     }
 };
 
@@ -144,6 +141,33 @@ std::span<const float> Session::eval(std::span<const int32_t> toks, int seq, boo
     std::memcpy(s.last_logits.data() + static_cast<size_t>(seq) * nv, last, nv * sizeof(float));
     s.has_last[static_cast<size_t>(seq)] = 1;
     return {last, nv};
+}
+
+std::vector<float> Session::hidden_states(std::span<const int32_t> toks, int seq) {
+    Impl& s = *impl_;
+    s.check_seq(seq);
+    if (toks.empty()) throw Error("hidden_states: no tokens");
+    s.check_tokens(toks);
+    if (toks.size() > static_cast<size_t>(s.n_ctx))
+        throw Error("hidden_states: " + std::to_string(toks.size()) + " tokens do not fit in n_ctx = " + std::to_string(s.n_ctx));
+    const size_t n_embd = static_cast<size_t>(s.model->info().n_embd);
+    std::vector<float> out(toks.size() * n_embd);
+    clear(seq);
+    try {
+        for (size_t first = 0; first < toks.size(); first += static_cast<size_t>(s.n_batch)) {
+            const size_t n = std::min(toks.size() - first, static_cast<size_t>(s.n_batch));
+            s.clear_batch();
+            for (size_t i = 0; i < n; ++i) s.push(seq, toks[first + i], static_cast<int>(first + i), false);
+            s.run(nullptr, out.data() + first * n_embd);
+            s.tokens[static_cast<size_t>(seq)].insert(s.tokens[static_cast<size_t>(seq)].end(), toks.begin() + static_cast<ptrdiff_t>(first),
+                                                      toks.begin() + static_cast<ptrdiff_t>(first + n));
+        }
+    } catch (...) {
+        clear(seq);
+        throw;
+    }
+    clear(seq);  // the cells hold no generation state worth keeping
+    return out;
 }
 
 void Session::eval_batch(std::span<const BatchItem> items) {
@@ -270,37 +294,6 @@ int Session::reuse_prefix(int seq, std::span<const int32_t> prompt) {
     common = std::min(common, prompt.size() - 1);
     truncate(seq, static_cast<int>(common));
     return static_cast<int>(common);
-}
-
-std::vector<float> Session::embed(std::span<const int32_t> toks, int seq) {
-    Impl& s = *impl_;
-    s.check_seq(seq);
-    if (toks.empty()) throw Error("embed: no tokens");
-    s.check_tokens(toks);
-    clear(seq);
-    s.check_room(seq, toks.size());
-    const size_t n_embd = static_cast<size_t>(s.model->info().n_embd);
-    std::vector<double> sum(n_embd, 0.0);
-    std::vector<float> hidden;
-    std::vector<int32_t>& held = s.tokens[static_cast<size_t>(seq)];
-    for (size_t first = 0; first < toks.size(); first += static_cast<size_t>(s.n_batch)) {
-        const size_t n = std::min(toks.size() - first, static_cast<size_t>(s.n_batch));
-        s.clear_batch();
-        for (size_t i = 0; i < n; ++i) s.push(seq, toks[first + i], static_cast<int>(held.size() + i), false);
-        hidden.resize(n * n_embd);
-        s.run(nullptr, hidden.data());
-        for (size_t i = 0; i < n; ++i)
-            for (size_t j = 0; j < n_embd; ++j) sum[j] += hidden[i * n_embd + j];
-        held.insert(held.end(), toks.begin() + static_cast<ptrdiff_t>(first),
-                    toks.begin() + static_cast<ptrdiff_t>(first + n));
-    }
-    // mean over the tokens, then unit length (cosine similarity is then a dot product)
-    double norm = 0;
-    for (double v : sum) norm += v * v;
-    norm = std::sqrt(norm);
-    std::vector<float> out(n_embd);
-    for (size_t j = 0; j < n_embd; ++j) out[j] = norm > 0 ? static_cast<float>(sum[j] / norm) : 0.f;
-    return out;
 }
 
 void Session::clear(int seq) { truncate(seq, 0); }

@@ -338,6 +338,14 @@ void matmul_id(Context& c, const Tensor& w, const Tensor& x, const Tensor& ids, 
     const int64_t k = ids.ne[0], n = ids.n_rows(), n_in = w.ne[0], m = w.ne[1], n_expert = w.ne[2];
     const bool per_slot = x.n_rows() == k * n && x.ne[1] == k;
     const int32_t* id = ids.data<int32_t>();
+    // One token (decode): every chosen expert's rows in one pass of the threads.
+    if (n == 1) {
+        int64_t cols[64];
+        if (k <= 64) {
+            for (int64_t j = 0; j < k; ++j) cols[j] = per_slot ? j : 0;
+            if (matvec_experts(c, w, x.data<float>(), cols, id, k, out.data<float>())) return;
+        }
+    }
     std::vector<int32_t>& pairs = c.moe_pairs;
     pairs.resize(static_cast<size_t>(k * n));
     for (int64_t i = 0; i < k * n; ++i) pairs[static_cast<size_t>(i)] = static_cast<int32_t>(i);

@@ -74,6 +74,10 @@ void scale(Context& c, const Tensor& x, float s);
 void softcap(Context& c, const Tensor& x, float cap);
 void moe_route(Context& c, const Tensor& logits, const Tensor& ids, const Tensor& weights);
 void matmul_id(Context& c, const Tensor& w, const Tensor& x, const Tensor& ids, const Tensor& out);
+// matmul_id's decode path (matmul.cpp): out + p*m = W_expert[p] x[:, col[p]] for every pair in
+// one pass of the threads; false when the weight type has no row kernel.
+bool matvec_experts(Context& c, const Tensor& w, const float* x, const int64_t* col, const int32_t* expert, int64_t n_pairs,
+                    float* out);
 void moe_sum(Context& c, const Tensor& y, const Tensor& weights, const Tensor& out);
 void gather_rows(Context& c, const Tensor& x, const Tensor& rows, const Tensor& out);
 

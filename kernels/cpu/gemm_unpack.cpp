@@ -1,5 +1,7 @@
 // kernels/cpu/gemm_unpack.cpp: the GEMM's column quantization and the scalar staging of weight
 // rows (gemm.h, gemm_layout.h). Built with the baseline flags: nothing here needs AVX-512.
+#include <immintrin.h>
+
 #include <cstring>
 
 #include "cpu/cpu_features.h"
@@ -79,10 +81,19 @@ void gemm_stage_row(DType t, const GemmLayout& L, const uint8_t* src, uint8_t* u
                 uint32_t qh = 0;
                 if (five) std::memcpy(&qh, blk + (has_min ? 4 : 2), 4);
                 const uint8_t* qs = blk + (has_min ? 4 : 2) + (five ? 4 : 0);
-                for (int j = 0; j < 16; ++j) {
-                    u[32 * b + j] = static_cast<uint8_t>((qs[j] & 15) | (five ? ((qh >> j) & 1) << 4 : 0));
-                    u[32 * b + j + 16] = static_cast<uint8_t>((qs[j] >> 4) | (five ? ((qh >> (j + 16)) & 1) << 4 : 0));
+                // Elements 0..15 are the low nibbles, 16..31 the high ones; Q5's bit j of qh is
+                // bit 4 of element j (spread to bytes by a shuffle, tested by a per-byte mask).
+                const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)), m4 = _mm_set1_epi8(15);
+                __m256i v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m4), _mm_and_si128(q, m4));
+                if (five) {
+                    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int32_t>(qh)),
+                                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+                    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+                    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+                    v = _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
                 }
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(u + 32 * b), v);
                 *lane_f(tile, L.d, b, r) = fp16_to_f32(dh);
                 *lane_f(tile, L.m, b, r) = has_min ? fp16_to_f32(mh) : 0.f;
             }

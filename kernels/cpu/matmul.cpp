@@ -197,4 +197,39 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     });
 }
 
+// Decode of a mixture of experts: n_pairs matrix-vector products out_p = W_{expert[p]} x_{col[p]}
+// (W [k, m, E]) as ONE pass over the concatenated rows of the chosen experts, so the threads
+// split all of them at once instead of synchronising once per expert. Returns false for types
+// without a row kernel (the caller then groups the pairs through matmul()).
+bool matvec_experts(Context& c, const Tensor& w, const float* x, const int64_t* col, const int32_t* expert, int64_t n_pairs,
+                    float* out) {
+    const int64_t k = w.ne[0], m = w.ne[1];
+    DotKernel kern = find_dot_kernel(w.type);
+    if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};
+    if (!kern.fn) return false;
+    const size_t rs = w.row_size(), expert_bytes = rs * static_cast<size_t>(m);
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    // One activation per distinct column (the gate and up projections share one per token).
+    const size_t act_stride = kern.act == ActKind::F32 ? static_cast<size_t>(k) * 4 : act_bytes(kern.act, k);
+    char* acts = static_cast<char*>(c.shared.get(act_stride * static_cast<size_t>(n_pairs)));
+    for (int64_t p = 0; p < n_pairs; ++p) {
+        const float* xp = x + col[p] * k;
+        if (kern.act == ActKind::F32) std::memcpy(acts + static_cast<size_t>(p) * act_stride, xp, static_cast<size_t>(k) * 4);
+        else quantize_column(kern, xp, k, acts + static_cast<size_t>(p) * act_stride);
+    }
+    c.pool.parallel_for_spans(n_pairs * m, kChunkRows, [&](int64_t r0, int64_t r1, int) {
+        while (r0 < r1) {
+            const int64_t p = r0 / m, r = r0 % m, end = std::min(r1, (p + 1) * m);
+            const uint8_t* wexp = wp + expert_bytes * static_cast<size_t>(expert[p]);
+            const void* act = acts + static_cast<size_t>(p) * act_stride;
+            for (int64_t i = r; i < end - p * m; i += 4) {
+                const int nr = static_cast<int>(std::min<int64_t>(4, end - p * m - i));
+                kern.fn(k, wexp + rs * static_cast<size_t>(i), rs, nr, act, out + p * m + i);
+            }
+            r0 = end;
+        }
+    });
+    return true;
+}
+
 }  // namespace minerva::cpu::fast

@@ -40,6 +40,27 @@ static bool has_weight_shader(DType t) {
     }
 }
 
+// KV cache types of kv_store.comp and attention.comp (kv_cache.glsl): the code kv_store takes and
+// the name part of the attention variants; -1 for a type neither reads.
+static int kv_type_code(DType t) {
+    switch (t) {
+        case DType::F32: return 0;
+        case DType::F16: return 1;
+        case DType::Q8_0: return 2;
+        case DType::Q4_0: return 3;
+        default: return -1;
+    }
+}
+static const char* kv_type_part(DType t) {
+    switch (t) {
+        case DType::F32: return "f32";
+        case DType::F16: return "f16";
+        case DType::Q8_0: return "q8_0";
+        case DType::Q4_0: return "q4_0";
+        default: return "";
+    }
+}
+
 // ---------------------------------------------------------------- construction
 
 VulkanBackend::VulkanBackend(std::unique_ptr<Context> ctx) : ctx_(std::move(ctx)) {
@@ -684,17 +705,24 @@ void VulkanBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& kc,
     check_tensor(vc, "kv_store", "v_cache");
     check_tensor(rows, "kv_store", "rows");
     int64_t n_tok = k.n_rows();
-    require(k.type == DType::F32 && v.type == DType::F32 && kc.type == vc.type &&
-                (kc.type == DType::F16 || kc.type == DType::F32) && kc.ne[0] == k.ne[0] && vc.ne[0] == k.ne[0] &&
-                v.n_elements() == k.n_elements() && k.ne[0] % 2 == 0 && rows.n_elements() >= n_tok,
-            "kv_store", "shapes k " + shape_str(k) + " cache " + shape_str(kc) + " (" + std::string(dtype_name(kc.type)) + ")");
+    // Quantized rows are whole 32-value blocks (which then never straddle a head: head_dim % 32 == 0).
+    auto row_ok = [](const Tensor& c) {
+        return kv_type_code(c.type) >= 0 && (kv_type_code(c.type) < 2 || c.ne[0] % 32 == 0);
+    };
+    require(k.type == DType::F32 && v.type == DType::F32 && row_ok(kc) && row_ok(vc) && kc.ne[0] == k.ne[0] &&
+                vc.ne[0] == k.ne[0] && v.n_elements() == k.n_elements() && k.ne[0] % 2 == 0 && rows.n_elements() >= n_tok,
+            "kv_store", "shapes k " + shape_str(k) + " caches " + shape_str(kc) + " (" + std::string(dtype_name(kc.type)) +
+                            ") / " + shape_str(vc) + " (" + std::string(dtype_name(vc.type)) +
+                            "); cache types F32, F16, Q8_0, Q4_0 (quantized rows a multiple of 32)");
     PcKvStore pc{};
     pc.width = static_cast<uint32_t>(k.ne[0]);
     pc.n_tokens = static_cast<uint32_t>(n_tok);
     pc.n_cells = static_cast<uint32_t>(std::min(kc.n_rows(), vc.n_rows()));
-    uint64_t threads = uint64_t(pc.width / 2) * pc.n_tokens;
-    dispatch(kc.type == DType::F16 ? "kv_store_f16" : "kv_store_f32",
-             {{&k, false}, {&v, false}, {&kc, true}, {&vc, true}, {&rows, false}}, &pc, sizeof pc, ceil_div(threads, 64));
+    pc.k_type = static_cast<uint32_t>(kv_type_code(kc.type));
+    pc.v_type = static_cast<uint32_t>(kv_type_code(vc.type));
+    uint64_t threads = 2 * uint64_t(ceil_div(pc.width, 32)) * pc.n_tokens;
+    dispatch("kv_store", {{&k, false}, {&v, false}, {&kc, true}, {&vc, true}, {&rows, false}}, &pc, sizeof pc,
+             ceil_div(threads, 64));
 }
 
 void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& span,
@@ -707,12 +735,15 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     int64_t n_tok = q.ne[2] * q.ne[3];
     require(p.head_dim > 0 && p.head_dim <= 256 && p.head_dim % 2 == 0 && p.n_head_kv > 0 &&
                 p.n_head % p.n_head_kv == 0 && q.ne[0] == p.head_dim && q.ne[1] == p.n_head &&
-                kc.ne[0] == int64_t(p.head_dim) * p.n_head_kv && vc.ne[0] == kc.ne[0] && kc.type == vc.type &&
-                (kc.type == DType::F16 || kc.type == DType::F32) && out.n_elements() == q.n_elements() &&
+                kc.ne[0] == int64_t(p.head_dim) * p.n_head_kv && vc.ne[0] == kc.ne[0] && kv_type_code(kc.type) >= 0 &&
+                kv_type_code(vc.type) >= 0 &&
+                ((kv_type_code(kc.type) < 2 && kv_type_code(vc.type) < 2) || p.head_dim % 32 == 0) &&
+                out.n_elements() == q.n_elements() &&
                 span.type == DType::I32 && span.n_elements() >= 2 * n_tok,
             "attention", "shapes q " + shape_str(q) + " cache " + shape_str(kc) + " head_dim " +
                              std::to_string(p.head_dim) + " heads " + std::to_string(p.n_head) + "/" +
-                             std::to_string(p.n_head_kv) + " (head_dim <= 256)");
+                             std::to_string(p.n_head_kv) + " caches " + std::string(dtype_name(kc.type)) + "/" + std::string(dtype_name(vc.type)) +
+                             " (head_dim <= 256; F32, F16, Q8_0, Q4_0 caches, head_dim % 32 == 0 for quantized ones)");
     PcAttention pc{};
     pc.head_dim = static_cast<uint32_t>(p.head_dim);
     pc.n_head = static_cast<uint32_t>(p.n_head);
@@ -726,7 +757,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     if (forced_split_) n_split = forced_split_;
     else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
     pc.n_split = n_split;
-    std::string variant = kc.type == DType::F16 ? "attention_f16" : "attention_f32";
+    std::string variant = std::string("attention_") + kv_type_part(kc.type) + "_" + kv_type_part(vc.type);
     if (cpu_shapes_) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
         variant += "_narrow";
         if (use_subgroups_ && ctx_->phys.subgroup_ballot && ctx_->phys.subgroup_size >= 8) variant += "_sg";

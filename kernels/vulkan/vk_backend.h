@@ -43,6 +43,10 @@ public:
     void rms_norm(const Tensor& x, const Tensor& w, const Tensor& out, float eps) override;
     void matmul(const Tensor& w, const Tensor& x, const Tensor& out) override;
     void rope(const Tensor& x, const Tensor& pos, const RopeParams& p, const Tensor* freq_factors) override;
+    // F32, F16, Q8_0 and Q4_0 caches, K and V independently (kv_store.comp, attention.comp).
+    bool supports_kv_type(DType t) const override {
+        return t == DType::F32 || t == DType::F16 || t == DType::Q8_0 || t == DType::Q4_0;
+    }
     void kv_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
                   const Tensor& rows) override;
     void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& span,

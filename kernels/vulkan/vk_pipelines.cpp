@@ -32,7 +32,7 @@ static const PushTableEntry k_push_table[] = {
     {"get_rows_", sizeof(PcGetRows)},
     {"rms_norm", sizeof(PcRmsNorm)},
     {"rope", sizeof(PcRope)},
-    {"kv_store_", sizeof(PcKvStore)},
+    {"kv_store", sizeof(PcKvStore)},
     {"attention_reduce", sizeof(PcAttentionReduce)},
     {"attention_", sizeof(PcAttention)},
     {"swiglu", sizeof(PcElementwise)},

@@ -48,6 +48,7 @@ struct PcRope {  // rope.comp
 struct PcKvStore {  // kv_store.comp
     uint32_t off[8];
     uint32_t width, n_tokens, n_cells;
+    uint32_t k_type, v_type;  // 0 F32, 1 F16, 2 Q8_0, 3 Q4_0
 };
 struct PcAttention {  // attention.comp
     uint32_t off[8];

@@ -359,8 +359,12 @@ test('400: invalid JSON, invalid parameters, context_length_exceeded', { skip },
     (e) => assert.equal(e.code, 'context_length_exceeded'));
   await expectApiError(ai.completions.create({ model: MODEL, prompt: 'x '.repeat(5000), max_tokens: 4 }), 400,
     (e) => assert.equal(e.code, 'context_length_exceeded'));
-  // unknown fields are ignored
-  const ok = await ai.chat.completions.create({ model: MODEL, messages: msgs, max_tokens: 2, some_future_field: { a: 1 } });
+  // a field the server does not implement is refused, named (never silently ignored)
+  await expectApiError(ai.chat.completions.create({ model: MODEL, messages: msgs, max_tokens: 2, some_future_field: { a: 1 } }), 400,
+    (e) => { assert.equal(e.param, 'some_future_field'); assert.equal(e.code, 'unsupported_parameter'); });
+  await expectApiError(ai.completions.create({ model: MODEL, prompt: 'x', max_tokens: 2, suffix: 'y' }), 400,
+    (e) => assert.equal(e.param, 'suffix'));
+  const ok = await ai.chat.completions.create({ model: MODEL, messages: msgs, max_tokens: 2, user: 'u-1' });
   assert.equal(ok.choices.length, 1);
 });
 

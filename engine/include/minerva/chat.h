@@ -32,12 +32,11 @@ struct MINERVA_API ChatMessage {
     // optional, role "assistant": the model's reasoning, apart from content (Qwen3's <think>
     // part; "" = absent, the template then looks for <think>...</think> in content).
     std::string reasoning_content;
-    // optional, role "assistant": the calls it made, a JSON array as OpenAI's tool_calls
-    // ([{"id": ..., "type": "function", "function": {"name": ..., "arguments": ...}}]), given to
-    // the template as Jinja lists and dicts in the same key order ("" = absent). Templates
-    // differ in what they expect "arguments" to be (Qwen2.5 applies tojson: an object; Qwen3
-    // takes a string as it is); it is passed as given.
-    std::string tool_calls;
+    // optional, assistant turns: the calls it made, as OpenAI's JSON array
+    // [{"id", "type": "function", "function": {"name", "arguments"}}] ("" = none). Templates see
+    // it as message.tool_calls (keys in the given order), with each function.arguments that is
+    // a JSON string also parsed into an object.
+    std::string tool_calls_json;
 };
 
 struct MINERVA_API ChatOptions {
@@ -48,7 +47,7 @@ struct MINERVA_API ChatOptions {
     // The tools the model may call: a JSON array of OpenAI tool definitions
     // ([{"type": "function", "function": {"name": ..., "description": ..., "parameters": ...}}]),
     // the template's `tools` (in the same key order). "" = no tools (`tools` undefined).
-    std::string tools;
+    std::string tools_json;
     // The template's `enable_thinking` (Qwen3: false closes an empty <think></think> block so
     // the model answers directly); nullopt leaves it undefined (the template's default).
     std::optional<bool> enable_thinking;

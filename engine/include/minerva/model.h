@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "minerva/grammar.h"
 #include "minerva/types.h"
 #include "minerva/vocab.h"
 
@@ -118,13 +119,14 @@ public:
     // item would run past n_ctx or names a bad sequence or token.
     void eval_batch(std::span<const BatchItem> items);
 
+    // Embeddings: clears sequence seq, evaluates the tokens into it and returns every token's
+    // final hidden state (after the output norm, before the output projection) as
+    // [n_tokens * n_embd]; the sequence is cleared again afterwards. Error when the tokens do
+    // not fit in n_ctx.
+    std::vector<float> hidden_states(std::span<const int32_t> tokens, int seq = 0);
+
     std::span<const float> logits() const;             // from the last eval()
     std::span<const float> last_logits(int seq) const;  // of the last token evaluated for seq
-
-    // A text embedding: clears sequence seq, evaluates tokens into it and returns the mean of the
-    // final-normalised hidden states over the tokens, scaled to unit length ([n_embd]). Error for
-    // no tokens, a bad id, or more tokens than n_ctx.
-    std::vector<float> embed(std::span<const int32_t> tokens, int seq = 0);
 
     void truncate(int seq, int n_keep);  // forget cells n_keep.. of seq (prefix reuse)
     // Context shift: forgets cells n_keep .. n_keep + n_discard - 1 of seq and moves the later
@@ -160,16 +162,28 @@ struct MINERVA_API SamplerParams {
     int penalty_last_n = 64;   // window of recent tokens the penalties look at; -1 = all
     uint64_t seed = 0xFFFFFFFFFFFFFFFFull;  // default: random
     std::vector<std::pair<int32_t, float>> logit_bias;
+    // Grammar constraint (minerva/grammar.h): tokens the grammar cannot continue with are masked
+    // before anything else; generate() stops with "stop" once the grammar is complete and admits
+    // nothing more. Shared between streams (its mask cache too).
+    std::shared_ptr<GrammarConstraint> grammar;
+    std::string grammar_start_after;  // e.g. "</think>": the grammar applies after this text
+    std::string grammar_open_tag;     // e.g. "<think>": wait for start_after only if the reply opens with it
 };
 
 class MINERVA_API Sampler {
 public:
     Sampler(const SamplerParams& params, int n_vocab);
-    // Picks the next token from raw logits (after penalties over the accepted history).
+    // Picks the next token from raw logits (after the grammar mask and penalties over the
+    // accepted history). Error when the grammar allows no token.
     int32_t sample(std::span<const float> logits);
-    void accept(int32_t token);  // adds to the penalty history
+    // A generated token: adds it to the penalty history and advances the grammar (Error when the
+    // grammar does not allow it).
+    void accept(int32_t token);
+    // Prompt tokens: penalty history only.
+    void accept_prompt(std::span<const int32_t> tokens);
     void reset();
     const SamplerParams& params() const { return params_; }
+    GrammarMatcher* grammar() { return matcher_.get(); }  // null without a grammar
 
 private:
     uint64_t next_u64();   // xoshiro256**
@@ -183,6 +197,7 @@ private:
     std::vector<float> scratch_;
     std::vector<double> probs_;
     std::vector<int32_t> window_;
+    std::unique_ptr<GrammarMatcher> matcher_;
 };
 
 // log-softmax of raw logits; the k most likely tokens as (id, logprob), best first.
@@ -220,6 +235,23 @@ using TokenCallback = std::function<bool(int32_t token, std::string_view text)>;
 // removed is not evaluated again) and samples up to max_tokens more.
 MINERVA_API GenerateResult generate(Session& session, std::span<const int32_t> prompt, const GenerateParams& params,
                         const TokenCallback& on_token = {}, int seq = 0);
+
+// ---- Embeddings
+// How token states become one vector: GGUF `<arch>.pooling_type` 0 none, 1 mean, 2 cls (the
+// first token), 3 last (the last token).
+enum class Pooling { None, Mean, Cls, Last };
+// The pooling the model file asks for (`<arch>.pooling_type`), Mean when it names none. Error for
+// a pooling type Minerva does not implement (4, rank).
+MINERVA_API Pooling model_pooling(const Model& model);
+struct MINERVA_API Embedding {
+    int n_embd = 0;
+    int n_tokens = 0;
+    std::vector<float> pooled;     // [n_embd], L2-normalised when asked (empty with Pooling::None)
+    std::vector<float> per_token;  // [n_tokens * n_embd] (filled when asked or with Pooling::None)
+};
+// Evaluates the tokens in sequence seq of the session (see Session::hidden_states) and pools them.
+MINERVA_API Embedding embed(Session& session, std::span<const int32_t> tokens, Pooling pooling, bool normalize = true,
+                bool keep_per_token = false, int seq = 0);
 
 // Perplexity as llama.cpp's llama-perplexity defines it: the tokens (already with BOS) are cut
 // into tokens.size() / n_ctx chunks of n_ctx (n_ctx = session.n_ctx()); each chunk starts with
