@@ -11,12 +11,13 @@ if(TARGET minerva-serve AND NODE_EXECUTABLE)
   add_test(NAME server_robustness
     COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/robustness.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
     WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
-  set_tests_properties(server_robustness PROPERTIES TIMEOUT 300 SKIP_REGULAR_EXPRESSION "# pass 0\n")
+  # Timing bounds (deadlines, "answered at once"): run alone so a parallel test cannot starve it.
+  set_tests_properties(server_robustness PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE SKIP_REGULAR_EXPRESSION "# pass 0\n")
   # three replicas behind HAProxy (scripts/install-deps.sh installs it), one restarted mid-run
   add_test(NAME server_haproxy
     COMMAND ${NODE_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/server/haproxy.test.mjs $<TARGET_FILE:minerva-serve> $ENV{MINERVA_SHARED}
     WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/server)
-  set_tests_properties(server_haproxy PROPERTIES TIMEOUT 180 SKIP_REGULAR_EXPRESSION "# pass 0\n")
+  set_tests_properties(server_haproxy PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE SKIP_REGULAR_EXPRESSION "# pass 0\n")
 endif()
 
 # `minerva chat` end to end: a turn on stdin is rendered with the chosen template, tokenized and
