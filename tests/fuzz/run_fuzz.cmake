@@ -6,38 +6,13 @@
 # 3. fuzzes for SECONDS from the committed corpus plus freshly generated seeds.
 # Any sanitizer report, crash, leak, timeout or oversized allocation fails the test.
 cmake_minimum_required(VERSION 3.25)
-foreach(v SRC BIN CLANGXX SECONDS)
-  if(NOT DEFINED ${v})
-    message(FATAL_ERROR "run_fuzz.cmake: -D${v}=... is required")
-  endif()
-endforeach()
-
-get_filename_component(SRC ${SRC} ABSOLUTE)
-get_filename_component(BIN ${BIN} ABSOLUTE)
-
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message("${out}\n${err}")
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
-  endif()
-  set(last_output "${out}${err}" PARENT_SCOPE)
-endfunction()
-
-find_program(NINJA ninja)
-if(NINJA)
-  set(gen -G Ninja)
-endif()
-run(${CMAKE_COMMAND} -S ${SRC}/tests/fuzz -B ${BIN} ${gen} -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_BUILD_TYPE=)
+include(${CMAKE_CURRENT_LIST_DIR}/fuzz_common.cmake)
 run(${CMAKE_COMMAND} --build ${BIN})
 
 file(REMOVE_RECURSE ${BIN}/cases ${BIN}/seeds ${BIN}/work)
 file(MAKE_DIRECTORY ${BIN}/work)
 run(${BIN}/gguf_cases --write-cases ${BIN}/cases)
 run(${BIN}/gguf_cases --write-corpus ${BIN}/seeds)
-
-set(ENV{ASAN_OPTIONS} "detect_leaks=1:abort_on_error=0:allocator_may_return_null=0")
-set(ENV{UBSAN_OPTIONS} "print_stacktrace=1:halt_on_error=1")
 
 # Every malformed kind once under ASan/UBSan: one process, one file per argument.
 file(GLOB cases ${BIN}/cases/*.gguf)

@@ -3,32 +3,9 @@
 # Builds the HTTP parser's libFuzzer target (ASan + UBSan) with clang in BIN, runs it once over
 # the committed seeds, then fuzzes for SECONDS. Any finding fails the test.
 cmake_minimum_required(VERSION 3.25)
-foreach(v SRC BIN CLANGXX SECONDS)
-  if(NOT DEFINED ${v})
-    message(FATAL_ERROR "run_http_fuzz.cmake: -D${v}=... is required")
-  endif()
-endforeach()
-get_filename_component(SRC ${SRC} ABSOLUTE)
-get_filename_component(BIN ${BIN} ABSOLUTE)
-
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message("${out}\n${err}")
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}")
-  endif()
-  set(last_output "${out}${err}" PARENT_SCOPE)
-endfunction()
-
-find_program(NINJA ninja)
-if(NINJA)
-  set(gen -G Ninja)
-endif()
-run(${CMAKE_COMMAND} -S ${SRC}/tests/fuzz -B ${BIN} ${gen} -DCMAKE_CXX_COMPILER=${CLANGXX} -DCMAKE_BUILD_TYPE=)
+include(${CMAKE_CURRENT_LIST_DIR}/fuzz_common.cmake)
 run(${CMAKE_COMMAND} --build ${BIN} --target fuzz_http)
 
-set(ENV{ASAN_OPTIONS} "detect_leaks=1:abort_on_error=0:allocator_may_return_null=0")
-set(ENV{UBSAN_OPTIONS} "print_stacktrace=1:halt_on_error=1")
 file(GLOB seeds ${SRC}/tests/fuzz/http_corpus/*)
 run(${BIN}/fuzz_http -timeout=10 ${seeds})
 file(REMOVE_RECURSE ${BIN}/http_work)
