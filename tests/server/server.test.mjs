@@ -4,11 +4,11 @@
 // MINERVA_REQUIRE_SHARED=1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
+import { launch } from './serve.mjs';
 
 const SERVE = process.argv[2] || process.env.MINERVA_SERVE;
 const SHARED = process.env.MINERVA_SHARED || process.argv[3];
@@ -28,31 +28,10 @@ const skip = missing ? missing : false;
 const servers = [];
 let modelsDir;
 
-function startServer(extra = []) {
-  return new Promise((resolve, reject) => {
-    const args = ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra];
-    const proc = spawn(SERVE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: modelsDir } });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('minerva-serve did not start:\n' + log)), 60000);
-    const onData = (d) => {
-      log += d.toString();
-      const m = log.match(/listening on http:\/\/[^:]+:(\d+)/);
-      if (m && !proc.port) {
-        proc.port = Number(m[1]);
-        clearTimeout(timer);
-        resolve({ proc, port: proc.port, url: `http://127.0.0.1:${proc.port}`, log: () => log });
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => {
-      if (!proc.port) {
-        clearTimeout(timer);
-        reject(new Error(`minerva-serve exited with ${code}:\n${log}`));
-      }
-    });
-    servers.push(proc);
-  });
+async function startServer(extra = []) {
+  const server = launch(SERVE, ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra], modelsDir);
+  server.then((s) => servers.push(s.proc), () => {});
+  return server;
 }
 
 function client(server, apiKey = 'none') {

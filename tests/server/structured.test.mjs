@@ -5,13 +5,13 @@
 //   node structured.test.mjs PATH/TO/minerva-serve SHARED_DIR
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
+import { launch } from './serve.mjs';
 
 const SERVE = process.argv[2] || process.env.MINERVA_SERVE;
 const SHARED = process.env.MINERVA_SHARED || process.argv[3];
@@ -32,29 +32,7 @@ addFormats(ajv);
 let server, ai, modelsDir;
 
 function startServer(extra = []) {
-  return new Promise((resolve, reject) => {
-    const args = ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra];
-    const proc = spawn(SERVE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: modelsDir } });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('minerva-serve did not start:\n' + log)), 60000);
-    const onData = (d) => {
-      log += d.toString();
-      const m = log.match(/listening on http:\/\/[^:]+:(\d+)/);
-      if (m && !proc.port) {
-        proc.port = Number(m[1]);
-        clearTimeout(timer);
-        resolve({ proc, url: `http://127.0.0.1:${proc.port}`, log: () => log });
-      }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => {
-      if (!proc.port) {
-        clearTimeout(timer);
-        reject(new Error(`minerva-serve exited with ${code}:\n${log}`));
-      }
-    });
-  });
+  return launch(SERVE, ['--port', '0', '--models-dir', modelsDir, '--threads', '1', ...extra], modelsDir);
 }
 
 before(async () => {

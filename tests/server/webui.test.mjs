@@ -4,10 +4,10 @@
 // conversation across a reload. Usage: node webui.test.mjs MINERVA_SERVE [SHARED_DIR]
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { launch } from './serve.mjs';
 
 const SERVE = process.argv[2] || process.env.MINERVA_SERVE;
 const SHARED = process.env.MINERVA_SHARED || process.argv[3];
@@ -28,22 +28,11 @@ const skip = missing || false;
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
 
-function startServer(modelsDir) {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(SERVE, ['--port', '0', '--models-dir', modelsDir, '--threads', '1', '--device', 'cpu', '-c', '2048'],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: modelsDir } });
-    let log = '';
-    const timer = setTimeout(() => reject(new Error('minerva-serve did not start:\n' + log)), 60000);
-    const onData = (d) => {
-      log += d.toString();
-      const m = log.match(/listening on http:\/\/[^:]+:(\d+)/);
-      if (m && !proc.port) { proc.port = Number(m[1]); clearTimeout(timer); resolve({ proc, url: `http://127.0.0.1:${proc.port}` }); }
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.on('exit', (code) => { if (!proc.port) { clearTimeout(timer); reject(new Error(`minerva-serve exited ${code}:\n${log}`)); } });
-    cleanup.push(async () => { proc.kill('SIGTERM'); });
-  });
+async function startServer(modelsDir) {
+  const server = await launch(SERVE, ['--port', '0', '--models-dir', modelsDir, '--threads', '1', '--device', 'cpu', '-c', '2048'],
+                              modelsDir);
+  cleanup.push(async () => { server.proc.kill('SIGTERM'); });
+  return server;
 }
 
 test('chat page: models, streamed reply, stop, conversation kept', { skip, timeout: 180000 }, async () => {
