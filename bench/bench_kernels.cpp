@@ -127,12 +127,15 @@ Tensor host_tensor(DType type, std::initializer_list<int64_t> ne, void* p) {
 }
 
 int cmd_kernels(int argc, char** argv) {
-    cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-n|--prefill"}, {"--json", "-h|--help"});
+    cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-n|--prefill", "--shapes"},
+                   {"--json", "--matvec-only", "-h|--help"});
     if (args.has("--help")) {
         std::printf(
-            "usage: minerva-bench kernels [-t N] [--types Q4_0,Q8_0,...] [--reps R] [-n PREFILL_TOKENS] [--json]\n"
+            "usage: minerva-bench kernels [-t N] [--types Q4_0,Q8_0,...] [--reps R] [-n PREFILL_TOKENS]\n"
+            "                             [--shapes KxM,...] [--matvec-only] [--json]\n"
             "Times the CPU backend's matvec (decode) and matmul (prefill) per weight type at TinyLlama-1.1B\n"
-            "shapes, and the other ops, next to the measured memory bandwidth.\n");
+            "shapes (or the given KxM shapes: K the row length, M the rows), and the other ops, next to the\n"
+            "measured memory bandwidth. --matvec-only times the matvecs alone.\n");
         return 0;
     }
     const int n_threads = static_cast<int>(args.get_int("-t", 0));
@@ -158,14 +161,34 @@ int cmd_kernels(int argc, char** argv) {
     const double bw = measure_bandwidth(n_threads);
     std::fprintf(stderr, "%s; memory bandwidth (streaming read): %.1f GB/s\n", be->name().c_str(), bw);
 
-    struct Shape { int64_t k, m; const char* what; };
-    const Shape shapes[] = {{2048, 2048, "attn_q/attn_output"}, {2048, 5632, "ffn_gate/ffn_up"},
-                            {5632, 2048, "ffn_down"},            {2048, 32000, "output"}};
+    struct Shape { int64_t k, m; };
+    std::vector<Shape> shapes = {{2048, 2048}, {2048, 5632}, {5632, 2048}, {2048, 32000}};  // attn_q/o, gate/up, down, output
+    if (args.has("--shapes")) {
+        shapes.clear();
+        const std::string list = args.get("--shapes", "");
+        size_t s = 0;
+        while (s <= list.size()) {
+            const size_t e = list.find(',', s);
+            const std::string one = list.substr(s, e == std::string::npos ? std::string::npos : e - s);
+            long long k = 0, m = 0;
+            char x = 0, extra = 0;
+            if (std::sscanf(one.c_str(), "%lld%c%lld%c", &k, &x, &m, &extra) != 3 || x != 'x' || k <= 0 || m <= 0 || k > (1 << 20) || m > (1 << 24))
+                throw Error("--shapes: '" + one + "' is not KxM (e.g. 1024x3072)");
+            shapes.push_back({k, m});
+            if (e == std::string::npos) break;
+            s = e + 1;
+        }
+    }
+    const bool matvec_only = args.has("--matvec-only");
+    std::vector<int64_t> attn_ctx = {512, 2048, 8192};
+    std::vector<DType> kv_types = {DType::F16, DType::Q8_0};
+    int64_t max_k = 1, max_m = 1;
+    for (const Shape& s : shapes) max_k = std::max(max_k, s.k), max_m = std::max(max_m, s.m);
     std::vector<Row> rows;
     std::mt19937 rng(42);
-    std::vector<float> xv(static_cast<size_t>(5632 * n_prefill));
+    std::vector<float> xv(static_cast<size_t>(std::max<int64_t>(max_k, 5632) * n_prefill));  // also the other ops' inputs
     for (auto& v : xv) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
-    std::vector<float> ov(static_cast<size_t>(32000 * n_prefill));
+    std::vector<float> ov(static_cast<size_t>(max_m * n_prefill));
 
     for (DType t : types) {
         for (const Shape& s : shapes) {
@@ -187,6 +210,7 @@ int cmd_kernels(int argc, char** argv) {
             const int r1 = std::max(reps, copies);
             const double t1 = median_time(r1, [&](int i) { be->matmul(w[static_cast<size_t>(i % copies)], x1, o1); });
             rows.push_back({"matvec", std::string(dtype_name(t)), shape, t1 * 1e3, static_cast<double>(wbytes) / t1 / 1e9, flops1 / t1 / 1e9});
+            if (matvec_only) continue;
 
             const Tensor xn = host_tensor(DType::F32, {s.k, n_prefill}, xv.data());
             const Tensor on = host_tensor(DType::F32, {s.m, n_prefill}, ov.data());
@@ -198,8 +222,8 @@ int cmd_kernels(int argc, char** argv) {
     }
 
     // The other ops of a TinyLlama layer (dim 2048, 32 heads, 4 KV heads, head_dim 64, ffn 5632).
-    {
-        const int64_t dim = 2048, hd = 64, nh = 32, nkv = 4, ff = 5632, ctx = 512;
+    if (!matvec_only) {
+        const int64_t dim = 2048, hd = 64, nh = 32, ff = 5632;
         auto alloc = [&](DType t, std::initializer_list<int64_t> ne) {
             int64_t a[4] = {1, 1, 1, 1};
             int i = 0;
@@ -223,24 +247,52 @@ int cmd_kernels(int argc, char** argv) {
         be->write(q, xv.data(), static_cast<size_t>(hd * nh) * 4);
         t = median_time(reps * 10, [&](int) { be->rope(q, pos, RopeParams{static_cast<int>(hd), 10000.f, 1.f}, nullptr); });
         rows.push_back({"rope", "F32", "64x32", t * 1e3, 2.0 * hd * nh * 4 / t / 1e9, 6.0 * hd * nh / t / 1e9});
-        for (DType kvt : {DType::F16, DType::F32}) {
-            Tensor kc = alloc(kvt, {hd * nkv, ctx}), vc = alloc(kvt, {hd * nkv, ctx}), o = alloc(DType::F32, {hd, nh, 1});
-            std::vector<uint8_t> fill(kc.nbytes());
-            for (size_t i = 0; i < fill.size(); i += 2) {
-                const uint16_t h = kvt == DType::F16 ? cpu::f32_to_fp16(static_cast<float>(rng() % 200) * 0.01f - 1.f) : 0;
-                std::memcpy(fill.data() + i, &h, 2);
+    }
+    // Attention of the same layer shape: decode (one token) at several context lengths, and a
+    // causal prefill of 128 tokens on top of the rest of the context, per cache type. The cache
+    // holds random values; its bytes are what the op must read.
+    if (!matvec_only) {
+        const int64_t hd = 64, nh = 32, nkv = 4, ctx_max = attn_ctx.back(), n_pf = 128;
+        auto alloc = [&](DType t, std::initializer_list<int64_t> ne) {
+            int64_t a[4] = {1, 1, 1, 1};
+            int i = 0;
+            for (int64_t v : ne) a[i++] = v;
+            return be->alloc(t, a);
+        };
+        Tensor q = alloc(DType::F32, {hd, nh, n_pf}), o = alloc(DType::F32, {hd, nh, n_pf});
+        std::vector<float> qv(static_cast<size_t>(hd * nh * n_pf));
+        for (auto& v : qv) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
+        be->write(q, qv.data(), qv.size() * 4);
+        std::vector<float> kv(static_cast<size_t>(hd * nkv * ctx_max));
+        for (auto& v : kv) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
+        for (DType kvt : kv_types) {
+            Tensor kc = alloc(kvt, {hd * nkv, ctx_max}), vc = alloc(kvt, {hd * nkv, ctx_max});
+            {
+                Tensor src = alloc(DType::F32, {hd * nkv, ctx_max}), cells = alloc(DType::I32, {ctx_max});
+                std::vector<int32_t> idx(static_cast<size_t>(ctx_max));
+                for (int64_t i = 0; i < ctx_max; ++i) idx[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+                be->write(src, kv.data(), kv.size() * 4);
+                be->write(cells, idx.data(), idx.size() * 4);
+                be->kv_store(src, src, kc, vc, cells);
             }
-            be->write(kc, fill.data(), fill.size());
-            be->write(vc, fill.data(), fill.size());
-            for (int64_t len : {int64_t{128}, ctx}) {
-                Tensor span = alloc(DType::I32, {2, 1});
-                const int32_t sp[2] = {0, static_cast<int32_t>(len)};
-                be->write(span, sp, 8);
-                const AttentionParams ap{static_cast<int>(nh), static_cast<int>(nkv), static_cast<int>(hd), 0.125f};
-                t = median_time(reps * 4, [&](int) { be->attention(q, kc, vc, span, o, ap); });
-                const double bytes = 2.0 * static_cast<double>(len) * static_cast<double>(hd * nkv) * (kvt == DType::F16 ? 2 : 4);
-                rows.push_back({"attention ctx=" + std::to_string(len), std::string(dtype_name(kvt)), "32/4x64", t * 1e3,
-                                bytes / t / 1e9, 4.0 * static_cast<double>(len) * hd * nh / t / 1e9});
+            const double row_bytes = static_cast<double>(kc.row_size()) * 2;  // K and V of one cell
+            const AttentionParams ap{static_cast<int>(nh), static_cast<int>(nkv), static_cast<int>(hd), 0.125f};
+            for (int64_t len : attn_ctx) {
+                for (int64_t n_tok : {int64_t{1}, n_pf}) {
+                    if (n_tok > len) continue;
+                    Tensor span = alloc(DType::I32, {2, n_tok});
+                    std::vector<int32_t> sp(static_cast<size_t>(2 * n_tok));
+                    for (int64_t t = 0; t < n_tok; ++t) sp[2 * t] = 0, sp[2 * t + 1] = static_cast<int32_t>(len - n_tok + t + 1);  // causal
+                    be->write(span, sp.data(), sp.size() * 4);
+                    Tensor qn = q, on = o;
+                    qn.ne[2] = on.ne[2] = n_tok;
+                    const int r = n_tok == 1 ? reps * 4 : std::max(3, reps / 3);
+                    const double t = median_time(r, [&](int) { be->attention(qn, kc, vc, span, on, ap); });
+                    double pairs = 0;  // (token, cell) pairs attended
+                    for (int64_t i = 0; i < n_tok; ++i) pairs += static_cast<double>(sp[2 * i + 1]);
+                    rows.push_back({(n_tok == 1 ? "attn decode ctx=" : "attn pp128 ctx=") + std::to_string(len), std::string(dtype_name(kvt)),
+                                    "32/4x64", t * 1e3, static_cast<double>(len) * row_bytes / t / 1e9, 4.0 * pairs * hd * nh / t / 1e9});
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 // tests/test_attention.cpp: the fused CPU attention against the scalar reference across head
-// sizes 64/128/256, GQA ratios, caches of F16 and F32, causal prefill tiles, decode at contexts up
-// to 16k (split over threads and merged), sliding-window spans and softcapping.
+// sizes 32-256 (the register-blocked AVX-512 sizes and one it does not block, 48), GQA ratios,
+// F16, F32, Q8_0 and Q4_0 caches, causal prefill tiles, decode at contexts up to 16k (split over
+// threads and merged), sliding-window spans and softcapping.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -108,7 +109,8 @@ protected:
 TEST_P(FusedAttention, PrefillAndDecodeAcrossShapes) {
     std::mt19937 rng(11);
     struct Shape { int n_head, n_head_kv, head_dim; };
-    for (const Shape s : {Shape{4, 4, 64}, Shape{8, 2, 64}, Shape{16, 1, 64}, Shape{8, 4, 128}, Shape{8, 1, 128}, Shape{4, 2, 256}})
+    for (const Shape s : {Shape{4, 4, 64}, Shape{8, 2, 64}, Shape{16, 1, 64}, Shape{8, 4, 128}, Shape{8, 1, 128}, Shape{4, 2, 256},
+                          Shape{4, 4, 32}, Shape{6, 3, 80}, Shape{4, 2, 96}, Shape{2, 1, 112}, Shape{2, 2, 48}})
         for (DType ct : {DType::F16, DType::F32})
             for (auto [past, tokens] : {std::pair<int64_t, int64_t>{0, 1}, {0, 19}, {37, 8}, {500, 1}, {300, 33}})
                 for (int threads : {1, 2}) {
@@ -121,7 +123,7 @@ TEST_P(FusedAttention, PrefillAndDecodeAcrossShapes) {
 TEST_P(FusedAttention, QuantizedCaches) {
     std::mt19937 rng(15);
     for (DType ct : {DType::Q8_0, DType::Q4_0})
-        for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 2, 64}, {4, 1, 128}, {4, 4, 256}})
+        for (auto [nh, nkv, hd] : {std::tuple<int, int, int>{8, 2, 64}, {4, 1, 128}, {4, 4, 256}, {4, 2, 96}, {2, 2, 32}})
             for (auto [past, tokens] : {std::pair<int64_t, int64_t>{0, 17}, {700, 1}})
                 for (int threads : {1, 2}) {
                     const Case c{nh, nkv, hd, ct, past, tokens, 0, 0.f};

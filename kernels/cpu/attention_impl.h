@@ -20,6 +20,12 @@ constexpr int kTileQ = 8;       // query tokens per tile (prefill): K/V rows are
 constexpr int kBlock = 64;      // cache cells per online-softmax step (scores stay in L1)
 constexpr int64_t kMinSplit = 256;  // fewest cells one part of a split decode takes
 
+// Scratch floats one work item needs (either implementation): a block of K or V rows as f32,
+// the rows' scores of a block and their rescale factors.
+inline size_t buf_floats(int64_t head_dim, int64_t rows) {
+    return static_cast<size_t>(kBlock * head_dim + rows * (kBlock + 1) + 16);
+}
+
 // The running state of one query row: max score and sum of exp (the output sums are beside it).
 struct RowState {
     float m, l;
@@ -56,7 +62,7 @@ inline void load_row(const Tensor& cache, int64_t cell, int64_t off, int64_t n, 
 // over cells [lo, hi) of the tile's union span, as an online softmax over blocks of kBlock
 // cells: scores live in a block-sized buffer, never a context-sized one. Each K/V row is
 // converted to f32 once and used by every query row of the tile (GQA heads and tokens alike).
-// Writes (m, l) per row and acc [rows][hd] (unnormalised). buf holds hd + 16 + rows * kBlock floats.
+// Writes (m, l) per row and acc [rows][hd] (unnormalised). buf holds buf_floats(hd, rows) floats.
 template <class V>
 void attend_part(const Tensor& q, const Tensor& kc, const Tensor& vc, const int32_t* span, const AttentionParams& p,
                  const fast::AttnTile& tile, int64_t g, int64_t lo, int64_t hi, float* buf, RowState* st, float* acc) {

@@ -199,7 +199,7 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
         n_split = std::clamp<int64_t>((want + n_items - 1) / n_items, 1, std::max<int64_t>(1, max_len / attn::kMinSplit));
 
     const int64_t rows_max = static_cast<int64_t>(attn::kTileQ) * group;
-    const size_t buf_floats = static_cast<size_t>(hd + 16 + rows_max * attn::kBlock);
+    const size_t buf_floats = attn::buf_floats(hd, rows_max);
     const auto attend = features().avx512 ? attn::attend_part_avx512 : attn::attend_part<Avx2>;
     const size_t part_floats = static_cast<size_t>(rows_max * (hd + 2));
     const size_t per_thread = (buf_floats + part_floats) * 4;
