@@ -128,14 +128,15 @@ Tensor host_tensor(DType type, std::initializer_list<int64_t> ne, void* p) {
 
 int cmd_kernels(int argc, char** argv) {
     cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-n|--prefill", "--shapes"},
-                   {"--json", "--matvec-only", "-h|--help"});
+                   {"--json", "--matvec-only", "--hot", "-h|--help"});
     if (args.has("--help")) {
         std::printf(
             "usage: minerva-bench kernels [-t N] [--types Q4_0,Q8_0,...] [--reps R] [-n PREFILL_TOKENS]\n"
-            "                             [--shapes KxM,...] [--matvec-only] [--json]\n"
+            "                             [--shapes KxM,...] [--matvec-only] [--hot] [--json]\n"
             "Times the CPU backend's matvec (decode) and matmul (prefill) per weight type at TinyLlama-1.1B\n"
             "shapes (or the given KxM shapes: K the row length, M the rows), and the other ops, next to the\n"
-            "measured memory bandwidth. --matvec-only times the matvecs alone.\n");
+            "measured memory bandwidth. --matvec-only times the matvecs alone; --hot reuses one copy of\n"
+            "each matrix (it stays in cache when small: the kernels' compute speed).\n");
         return 0;
     }
     const int n_threads = static_cast<int>(args.get_int("-t", 0));
@@ -179,7 +180,7 @@ int cmd_kernels(int argc, char** argv) {
             s = e + 1;
         }
     }
-    const bool matvec_only = args.has("--matvec-only");
+    const bool matvec_only = args.has("--matvec-only"), hot = args.has("--hot");
     std::vector<int64_t> attn_ctx = {512, 2048, 8192};
     std::vector<DType> kv_types = {DType::F16, DType::Q8_0};
     int64_t max_k = 1, max_m = 1;
@@ -194,7 +195,7 @@ int cmd_kernels(int argc, char** argv) {
         for (const Shape& s : shapes) {
             const size_t wbytes = row_bytes(t, s.k) * static_cast<size_t>(s.m);
             // enough copies that one pass over them (>= 256 MB) cannot stay in any cache
-            const int copies = static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / wbytes + 1));
+            const int copies = hot ? 1 : static_cast<int>(std::max<size_t>(1, (size_t{256} << 20) / wbytes + 1));
             AlignedBuf buf(wbytes * static_cast<size_t>(copies));
             fill_weights(t, buf.p, wbytes, s.k * s.m, rng);
             for (int c = 1; c < copies; ++c) std::memcpy(buf.p + c * wbytes, buf.p, wbytes);

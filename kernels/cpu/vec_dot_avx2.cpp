@@ -9,6 +9,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/qact.h"
+#include "cpu/prefetch.h"
 #include "cpu/vec_dot.h"
 
 namespace minerva::cpu {
@@ -45,6 +46,7 @@ inline __m256i bits_to_bytes(uint32_t qh) {
 template <int R, typename Unpack>
 inline void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* out, size_t block_bytes,
                      Unpack unpack) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const int64_t nb = k / 32;
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -56,8 +58,7 @@ inline void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, fl
         const float dx = p.dx[8 * h];
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * block_bytes;
-            // prefetch the next row group (short row streams: see vec_dot_avx512.cpp)
-            _mm_prefetch(reinterpret_cast<const char*>(blk + R * ws), _MM_HINT_T0);
+            prefetch_block<1>(blk, near, far);  // short row streams: see prefetch.h
             uint16_t dh;
             std::memcpy(&dh, blk, 2);
             const __m256i s = _mm256_add_epi32(unpack(blk, x), bias);
@@ -131,6 +132,7 @@ inline int min_dot(const uint8_t mn[8], __m256i pair_sums) {
 
 template <int R, bool Five>
 void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const int64_t nb = k / 256;
     const size_t bb = Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     __m256 acc[R];
@@ -143,7 +145,7 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
             _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), _mm256_set1_epi16(1));
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * bb;
-            for (size_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk + R * ws + o), _MM_HINT_T0);
+            prefetch_block(blk, bb, near, far);
             uint16_t dh, mh;
             std::memcpy(&dh, blk, 2);
             std::memcpy(&mh, blk + 2, 2);
@@ -189,6 +191,7 @@ void q45k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act
 
 template <int R>
 void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const int64_t nb = k / 256;
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
@@ -207,8 +210,7 @@ void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* 
         const __m256i bs = _mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums));
         for (int r = 0; r < R; ++r) {
             const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
-            for (size_t o = 0; o < sizeof(BlockQ6_K); o += 64)
-                _mm_prefetch(reinterpret_cast<const char*>(blk) + R * ws + o, _MM_HINT_T0);
+            prefetch_block<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk), near, far);
             const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
             // -32 * sum_s sc_s * bsum_s: the offset of the unsigned 6-bit quants
             __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_cvtepi8_epi16(S), bs), 5);

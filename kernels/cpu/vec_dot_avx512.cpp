@@ -13,6 +13,7 @@
 #include "cpu/cpu_features.h"
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
+#include "cpu/prefetch.h"
 #include "cpu/qact.h"
 #include "cpu/vec_dot.h"
 
@@ -35,12 +36,6 @@ inline float hsum256(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-// Prefetches [p, p + n) into L1 (see q32_rows for why the kernels prefetch).
-template <size_t N>
-inline void prefetch_span(const uint8_t* p) {
-    for (size_t o = 0; o < N; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
 }
 
 inline uint16_t half_at(const uint8_t* p) {
@@ -116,6 +111,7 @@ inline __m512 block_scales(const uint8_t* blk, int64_t n) {
 
 template <int R, typename U, bool Vnni>
 void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* out) {
+    const size_t near = R * ws, far = prefetch_far(near);
     constexpr int G = U::bytes <= 18 ? 8 : 4;  // blocks whose scales one block_scales call fetches
     const int64_t nb = k / 32, np = nb / 2;
     __m512 acc[R], sc[R];
@@ -131,10 +127,8 @@ void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, float* ou
         const __m512 dx = _mm512_load_ps(ap.dx);
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(2 * p) * U::bytes;
-            // The rows are short streams (a few hundred bytes) that the hardware prefetcher
-            // barely ramps up on: fetch the same place in the next group of R rows (the
-            // caller's rows are contiguous), which is where this loop goes next.
-            prefetch_span<2 * U::bytes>(blk + R * ws);
+            // The rows are short streams: see prefetch.h.
+            prefetch_block<2 * U::bytes>(blk, near, far);
             const __m512i s = dpbusd<Vnni>(bias, U::pair(blk), x);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(_mm512_permutexvar_ps(pick, sc[r]), dx), acc[r]);
         }
@@ -242,6 +236,7 @@ inline __m512 oct4_column(const Oct4Row& w, const Q8Oct& ap, __m512i ie0, __m512
 // columns they are 25x the weight bytes).
 template <int NC, int R>
 void q4_0_oct_block(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, size_t a_stride, float* out, size_t out_stride) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const Oct4Idx& ix = oct4_idx();
     const __m512i ie0 = _mm512_load_si512(ix.e0), ie1 = _mm512_load_si512(ix.e1);
     const int64_t nb = k / 32, ng = (nb + 7) / 8;
@@ -252,7 +247,7 @@ void q4_0_oct_block(int64_t k, const uint8_t* w, size_t ws, const Q8Oct* a, size
         Oct4Row wr[R];
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(g) * GB;
-            prefetch_span<GB>(blk + R * ws);  // the next row group, as in q32_rows
+            prefetch_block<GB>(blk, near, far);
             wr[r] = oct4_unpack(blk, nb - 8 * g, ix);
         }
         for (int j = 0; j < NC; ++j) {
@@ -341,6 +336,7 @@ inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
 // (vpdpwssd); the mins term stays a vector and is folded in by one fma per super-block.
 template <int R, bool Five, bool Vnni>
 void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* out) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const int64_t nb = k / 256;
     const size_t bb = Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     __m512 acc[R];
@@ -358,7 +354,7 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
             _mm256_madd_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(x.bsums)), _mm256_set1_epi16(1));
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * bb;
-            prefetch_span<Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K)>(blk + R * ws);
+            prefetch_block<Five ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K)>(blk, near, far);
             uint8_t scm[16];
             k4_unpack(blk + 4, scm, scm + 8);
             const __m256i s16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scm)));  // sc[8], mn[8]
@@ -458,6 +454,7 @@ inline void q4k_column(const Q4KRow& w, const Q8KBlock& x, __m512& acc, __m256& 
 // NC columns (1 for decode), R rows at a time.
 template <int NC, int R, bool Vnni>
 void q4k_nib_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const Q4KIdx& ix = q4k_idx();
     const int64_t nb = k / 256;
     __m512 acc[R][NC];
@@ -467,7 +464,7 @@ void q4k_nib_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, si
     for (int64_t b = 0; b < nb; ++b) {
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + r * ws + static_cast<size_t>(b) * sizeof(BlockQ4_K);
-            prefetch_span<sizeof(BlockQ4_K)>(blk + R * ws);
+            prefetch_block<sizeof(BlockQ4_K)>(blk, near, far);
             const Q4KRow wr = q4k_unpack(blk, ix);
             for (int j = 0; j < NC; ++j) q4k_column<Vnni>(wr, a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)], acc[r][j], accm[r][j]);
         }
@@ -556,6 +553,7 @@ inline __m512 q6k_column(const Q6KRow& w, const Q8KBlock& x, __m512 acc) {
 // NC columns (1 for decode), R rows at a time.
 template <int NC, int R, bool Vnni>
 void q6k_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, size_t a_stride, float* out, size_t out_stride) {
+    const size_t near = R * ws, far = prefetch_far(near);
     const int64_t nb = k / 256;
     __m512 acc[R][NC];
     for (int r = 0; r < R; ++r)
@@ -563,7 +561,7 @@ void q6k_block(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, size_t
     for (int64_t b = 0; b < nb; ++b) {
         for (int r = 0; r < R; ++r) {
             const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + r * ws) + b;
-            prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + R * ws);
+            prefetch_block<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk), near, far);
             const Q6KRow wr = q6k_unpack(blk);
             for (int j = 0; j < NC; ++j) acc[r][j] = q6k_column<Vnni>(wr, a[static_cast<size_t>(j) * a_stride + static_cast<size_t>(b)], acc[r][j]);
         }
@@ -613,6 +611,7 @@ inline float scalar_at(const uint8_t* p, int64_t i) {
 
 template <DType T, int R>
 void float_rows(int64_t k, const uint8_t* w, size_t ws, const float* x, float* out) {
+    const size_t near = R * ws, far = prefetch_far(near);
     constexpr size_t es = T == DType::F32 ? 4 : 2;
     __m512 acc[R][2];
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -621,7 +620,7 @@ void float_rows(int64_t k, const uint8_t* w, size_t ws, const float* x, float* o
         const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);
         for (int r = 0; r < R; ++r) {
             const uint8_t* p = w + r * ws + i * es;
-            prefetch_span<32 * es>(p + R * ws);
+            prefetch_block<32 * es>(p, near, far);
             acc[r][0] = _mm512_fmadd_ps(load16<T>(p), x0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(load16<T>(p + 16 * es), x1, acc[r][1]);
         }
