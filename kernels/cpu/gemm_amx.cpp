@@ -2,6 +2,10 @@
 // a tile-ops interface with two implementations: HwTiles (the AMX instructions; this file is
 // built with -mamx-tile -mamx-int8 and the AVX-512 flags) and EmuTiles (amx_tiles.h's scalar
 // emulation, for the tests on CPUs without AMX).
+// GCC 12's AVX-512 intrinsics start from self-initialised "undefined" vectors, which its
+// -Wmaybe-uninitialized flags once inlined (as in gemm_avx512.cpp).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #include <algorithm>
