@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -134,6 +135,40 @@ TEST(TileEmulator, RefusesWhatTheCpuRefuses) {
     EXPECT_THROW(e.load(7, buf, 64), std::logic_error);
     e.release();
     EXPECT_THROW(e.load(0, buf, 64), std::logic_error);  // tilerelease drops the configuration
+}
+
+// ---- detection ---------------------------------------------------------------------------------
+
+// CPUID's AMX bits, decoded by cpu_features.cpp, against what Linux decoded from the same CPUID
+// (/proc/cpuinfo flags amx_tile, amx_int8); and a test cannot switch AMX on where it is absent
+// (that would be SIGILL, not a failed test).
+TEST(AmxDetection, AgreesWithTheKernelAndCannotBeForced) {
+    FILE* f = std::fopen("/proc/cpuinfo", "r");
+    if (f) {
+        std::string flags;
+        char line[8192];
+        while (std::fgets(line, sizeof line, f))
+            if (std::strncmp(line, "flags", 5) == 0) {
+                flags = line;
+                break;
+            }
+        std::fclose(f);
+        const bool listed = flags.find(" amx_tile") != std::string::npos && flags.find(" amx_int8") != std::string::npos;
+        const std::string status = amx_status();
+        if (listed) {
+            // Usable, or a reason other than the CPU (the kernel refusing the tile state).
+            EXPECT_TRUE(detected_features().amx || status != "AMX not available on this CPU") << status;
+        } else {
+            EXPECT_FALSE(detected_features().amx);
+            EXPECT_EQ(status, "AMX not available on this CPU");
+        }
+    }
+    const Features before = features();
+    Features want = detected_features();
+    want.amx = true;
+    set_features(want);
+    EXPECT_EQ(features().amx, detected_features().amx);
+    set_features(before);
 }
 
 // ---- the GEMM --------------------------------------------------------------------------------
