@@ -43,6 +43,7 @@ public:
     void dpbusd(int dst, int a, int b) { dot(dst, a, b, false, true, "tdpbusd"); }
     void dpbuud(int dst, int a, int b) { dot(dst, a, b, false, false, "tdpbuud"); }
 
+    bool configured() const { return configured_; }
     int rows(int t) const { return tiles_[t].rows; }
     int colsb(int t) const { return tiles_[t].colsb; }
 

@@ -71,7 +71,7 @@ struct HwTiles {
 #endif
 
 struct EmuTiles {
-    TileEmulator e;
+    TileEmulator& e;
     void config(const TileConfig& c) { e.load_config(c); }
     void release() { e.release(); }
     template <int T>
@@ -273,7 +273,14 @@ void gemm_tile_amx(DType t, int64_t k, const void* tile, int nr, const uint8_t* 
 
 void gemm_tile_amx_emulated(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t cs, int nc, float* out,
                             int64_t ldo) {
-    EmuTiles tl;
+    // As on the CPU, the tile state belongs to the thread and outlives a call: each call must
+    // find it released (by the previous call's tilerelease) and load its own configuration.
+    thread_local TileEmulator emu;
+    if (emu.configured()) {
+        emu.release();
+        throw std::logic_error("AMX emulation: a previous call on this thread left the tiles configured (no tilerelease)");
+    }
+    EmuTiles tl{emu};
     amx_tile(tl, t, k, tile, nr, cols, cs, nc, out, ldo);
 }
 
