@@ -22,6 +22,8 @@
 #include "backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/fp16.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_amx.h"
 #include "cpu/thread_pool.h"
 #include "minerva/error.h"
 #include "tools/cli.h"
@@ -174,6 +176,70 @@ Tensor host_tensor(DType type, std::initializer_list<int64_t> ne, void* p) {
     return t;
 }
 
+// The AMX GEMM against the VNNI GEMM (the same matmul, features switched in-process, rounds
+// alternating) at n columns, with int8 TOPS (2 ops per multiply-add) against the tile unit's
+// peak measured here: back-to-back TDPBSSD on every thread at once. Where AMX is missing the
+// reason is reported instead.
+struct AmxReport {
+    std::string skipped;  // why there are no rows
+    double peak_tops = 0;
+    struct Line {
+        std::string type, shape;
+        double vnni_ms = 0, amx_ms = 0, tops = 0;
+    };
+    std::vector<Line> lines;
+};
+
+AmxReport amx_vs_vnni(Backend& be, const std::vector<DType>& types, int n_threads, int64_t n, const float* xv, float* ov,
+                      std::mt19937& rng) {
+    AmxReport rep;
+    const cpu::Features detected = cpu::detected_features();
+    if (!cpu::amx_compiled()) rep.skipped = "this build has no AMX intrinsics";
+    else if (!detected.amx) rep.skipped = cpu::amx_status();
+    if (!rep.skipped.empty()) return rep;
+    {
+        const int threads = cpu::ThreadPool(n_threads).size();
+        std::vector<double> per(static_cast<size_t>(threads));
+        std::vector<std::thread> ts;
+        for (int i = 0; i < threads; ++i) ts.emplace_back([&per, i] { per[static_cast<size_t>(i)] = cpu::amx_peak_ops_per_second(0.3); });
+        for (auto& t : ts) t.join();
+        for (double p : per) rep.peak_tops += p / 1e12;
+    }
+    cpu::Features vnni = detected;
+    vnni.amx = false;
+    const cpu::Features saved = cpu::features();
+    const int64_t shapes[][2] = {{2048, 2048}, {2048, 5632}, {5632, 2048}, {2048, 32000}};
+    for (DType t : types) {
+        if (!cpu::gemm_supported(t)) continue;
+        for (const auto& s : shapes) {
+            const int64_t k = s[0], m = s[1];
+            const size_t wbytes = row_bytes(t, k) * static_cast<size_t>(m);
+            AlignedBuf buf(wbytes);
+            fill_weights(t, buf.p, wbytes, k * m, rng);
+            const int64_t ne[4] = {k, m, 1, 1};
+            const Tensor w = be.upload_weight(t, ne, buf.p, "w");
+            const Tensor x = host_tensor(DType::F32, {k, n}, const_cast<float*>(xv));
+            const Tensor o = host_tensor(DType::F32, {m, n}, ov);
+            std::vector<double> tv, ta;
+            for (int round = 0; round < 4; ++round) {  // round 0 warms up (scratch growth)
+                for (int which = 0; which < 2; ++which) {
+                    cpu::set_features(which ? detected : vnni);
+                    const auto t0 = Clock::now();
+                    be.matmul(w, x, o);
+                    if (round) (which ? ta : tv).push_back(seconds_since(t0));
+                }
+            }
+            std::sort(tv.begin(), tv.end());
+            std::sort(ta.begin(), ta.end());
+            const double ops = 2.0 * static_cast<double>(k) * static_cast<double>(m) * static_cast<double>(n);
+            rep.lines.push_back({std::string(dtype_name(t)), std::to_string(k) + "x" + std::to_string(m), tv[1] * 1e3, ta[1] * 1e3,
+                                 ops / ta[1] / 1e12});
+        }
+    }
+    cpu::set_features(saved);
+    return rep;
+}
+
 int cmd_kernels(int argc, char** argv) {
     cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-n|--prefill", "--shapes"},
                    {"--json", "--matvec-only", "--hot", "-h|--help"});
@@ -184,7 +250,9 @@ int cmd_kernels(int argc, char** argv) {
             "Times the CPU backend's matvec (decode) and matmul (prefill) per weight type at TinyLlama-1.1B\n"
             "shapes (or the given KxM shapes: K the row length, M the rows), and the other ops, next to the\n"
             "measured memory bandwidth. --matvec-only times the matvecs alone; --hot reuses one copy of\n"
-            "each matrix (it stays in cache when small: the kernels' compute speed).\n");
+            "each matrix (it stays in cache when small: the kernels' compute speed). On CPUs with AMX, the\n"
+            "AMX GEMM against the VNNI GEMM at n = PREFILL_TOKENS, in TOPS against the measured tile-unit\n"
+            "peak (MINERVA_CPU=avx512 keeps every matmul on VNNI).\n");
         return 0;
     }
     const int n_threads = static_cast<int>(args.get_int("-t", 0));
@@ -271,6 +339,10 @@ int cmd_kernels(int argc, char** argv) {
         }
     }
 
+    AmxReport amx;
+    if (matvec_only) amx.skipped = "not timed with --matvec-only";
+    else amx = amx_vs_vnni(*be, types, n_threads, n_prefill, xv.data(), ov.data(), rng);
+
     // The other ops of a TinyLlama layer (dim 2048, 32 heads, 4 KV heads, head_dim 64, ffn 5632).
     if (!matvec_only) {
         const int64_t dim = 2048, hd = 64, nh = 32, ff = 5632;
@@ -355,6 +427,13 @@ int cmd_kernels(int argc, char** argv) {
         j["threads"] = n_threads;
         for (const Row& r : rows)
             j["ops"].push_back({{"op", r.op}, {"type", r.type}, {"shape", r.shape}, {"ms", r.ms}, {"gbs", r.gbs}, {"gflops", r.gflops}});
+        if (!amx.skipped.empty()) j["amx"] = {{"skipped", amx.skipped}};
+        else {
+            j["amx"]["peak_tops"] = amx.peak_tops;
+            for (const auto& l : amx.lines)
+                j["amx"]["gemm"].push_back({{"type", l.type}, {"shape", l.shape}, {"n", n_prefill}, {"vnni_ms", l.vnni_ms},
+                                            {"amx_ms", l.amx_ms}, {"amx_tops", l.tops}});
+        }
         std::printf("%s\n", j.dump().c_str());
     } else {
         std::printf("%s, memory bandwidth %.1f GB/s, f32 FMA peak %.1f GFLOP/s\n", be->name().c_str(), bw, peak_flops);
@@ -362,6 +441,16 @@ int cmd_kernels(int argc, char** argv) {
         for (const Row& r : rows)
             std::printf("%-20s %-5s %-11s %10.4f %9.1f %6.0f%% %9.1f %6.0f%%\n", r.op.c_str(), r.type.c_str(), r.shape.c_str(), r.ms, r.gbs,
                         100.0 * r.gbs / bw, r.gflops, 100.0 * r.gflops / peak_flops);
+        if (!amx.skipped.empty()) {
+            std::printf("AMX GEMM: skipped (%s)\n", amx.skipped.c_str());
+        } else {
+            std::printf("AMX GEMM, n=%lld, against the VNNI GEMM; tile-unit peak %.1f TOPS (int8, TDPBSSD on every thread)\n",
+                        static_cast<long long>(n_prefill), amx.peak_tops);
+            std::printf("%-5s %-11s %10s %10s %9s %7s %9s\n", "type", "shape (kxm)", "VNNI ms", "AMX ms", "AMX TOPS", "%peak", "AMX/VNNI");
+            for (const auto& l : amx.lines)
+                std::printf("%-5s %-11s %10.3f %10.3f %9.2f %6.1f%% %8.2fx\n", l.type.c_str(), l.shape.c_str(), l.vnni_ms, l.amx_ms,
+                            l.tops, 100.0 * l.tops / amx.peak_tops, l.vnni_ms / l.amx_ms);
+        }
     }
     return 0;
 }

@@ -1,7 +1,8 @@
 // tests/test_cpu_ops.cpp: every fast CPU op (through make_cpu_backend) against the scalar
 // reference (cpu/ref_ops.h) by normalised error, across weight types, shapes (odd sizes, block
 // multiples and non-multiples, n = 1 and n > 1), thread counts and instruction-set paths
-// (AVX2, AVX-512 without and with VNNI where the machine has them).
+// (AVX2, AVX-512 without and with VNNI where the machine has them, the AMX GEMM on the tile
+// emulator, and on AMX tiles where the machine has them).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -119,12 +120,20 @@ std::vector<std::pair<std::string, Features>> isa_paths() {
     const Features d = detected_features();
     std::vector<std::pair<std::string, Features>> v = {{"avx2", Features{true, false, false, false}}};
     if (d.avx512) v.push_back({"avx512", Features{true, true, false, d.avx512_bf16}});
+    Features vnni = d;  // the VNNI GEMM even on AMX machines
+    vnni.amx = false;
     if (d.avx512_vnni) {
-        Features no_vbmi = d;
+        Features no_vbmi = vnni;
         no_vbmi.avx512_vbmi = false;
         v.push_back({"avx512-vnni", no_vbmi});
     }
-    if (d.avx512_vnni && d.avx512_vbmi) v.push_back({"avx512-vnni-vbmi", d});
+    if (d.avx512_vnni && d.avx512_vbmi) v.push_back({"avx512-vnni-vbmi", vnni});
+    if (d.avx512_vnni) {  // the AMX GEMM on the tile emulator (test_gemm_amx.cpp), and on the tiles where they exist
+        Features emulated = vnni;
+        emulated.amx_emulated = true;
+        v.push_back({"amx-emulated", emulated});
+    }
+    if (d.amx) v.push_back({"amx", d});
     return v;
 }
 

@@ -25,7 +25,9 @@ public:
     explicit CpuBackend(int n_threads) : ctx_(n_threads) {}
 
     std::string name() const override {
-        return "cpu (" + std::string(cpu::features().avx512 ? "AVX-512" : "AVX2") + ", " + std::to_string(ctx_.n_threads()) +
+        const cpu::Features& f = cpu::features();
+        const std::string isa = std::string(f.avx512 ? "AVX-512" : "AVX2") + (f.amx ? " + AMX" : f.amx_emulated ? " + AMX (emulated)" : "");
+        return "cpu (" + isa + ", " + std::to_string(ctx_.n_threads()) +
                (ctx_.n_threads() == 1 ? " thread)" : " threads)");
     }
 

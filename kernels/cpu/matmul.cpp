@@ -17,6 +17,8 @@
 // the GEMM for every n. OpenBLAS sgemm on dequantized tiles is kept as an option
 // (MINERVA_PREFILL=blas); it is much slower than the GEMM here (docs/performance.md), so it is
 // not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
+// On CPUs with AMX the GEMM's tiles run on the tile unit (gemm_amx.h: same layout, same
+// result bit for bit); MINERVA_CPU=avx512 keeps them on VNNI.
 // Batches of 2-8 columns of the types with a multi-column row kernel (vec_dot.h: Q4_0 with
 // VBMI, Q4_K and Q6_K on AVX-512) use that instead of the GEMM: each row is unpacked once for
 // all the columns, and each column gets exactly its decode arithmetic.
@@ -31,6 +33,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fast_ops.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_amx.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/vec_dot.h"
@@ -102,12 +105,15 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
         });
     }
     for (auto& s : c.per_thread) s.get(scratch);  // grow before the parallel region
+    // On AMX CPUs the tiles go through the tile unit (gemm_amx.h: same layout, same result).
+    const GemmTileFn amx = n >= kGemmMinColumns ? gemm_amx_tile_fn() : nullptr;
+    const GemmTileFn tile_fn = amx ? amx : gemm_tile;
     c.pool.parallel_for(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
         uint8_t* tile = static_cast<uint8_t*>(c.per_thread[static_cast<size_t>(ith)].get(scratch));
         for (int64_t r = r0; r < r1; r += kGemmTileRows) {
             const int nr = static_cast<int>(std::min<int64_t>(kGemmTileRows, r1 - r));
             gemm_unpack_tile(w.type, wp + rs * static_cast<size_t>(r), rs, nr, k, tile, tile + ts);
-            gemm_tile(w.type, k, tile, nr, cols, cs, static_cast<int>(n), out.data<float>() + r, m);
+            tile_fn(w.type, k, tile, nr, cols, cs, static_cast<int>(n), out.data<float>() + r, m);
         }
     });
 }
