@@ -31,6 +31,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fast_ops.h"
 #include "cpu/gemm.h"
+#include "cpu/multi.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/vec_dot.h"
@@ -112,6 +113,27 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     });
 }
 
+// Batched decode of 2..16 columns through the small-batch kernels (multi.h): the columns are
+// packed once (threads split the quantization blocks), then the threads take spans of rows.
+void matmul_cols(Context& c, const ColsKernel& ck, const Tensor& w, const Tensor& x, const Tensor& out) {
+    const int64_t k = w.ne[0], m = w.ne[1];
+    const int n = static_cast<int>(x.n_rows());
+    const size_t rs = w.row_size();
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    void* act = c.shared.get(ck.act_bytes(k, n));
+    const int64_t nq = k / ck.block;
+    c.pool.parallel_for(nq, std::max<int64_t>(1, 1024 / ck.block), [&](int64_t b0, int64_t b1, int) {
+        ck.pack(x.data<float>(), k, n, b0, b1, act);
+    });
+    float* op = out.data<float>();
+    c.pool.parallel_for_spans(m, kChunkRows, [&](int64_t r0, int64_t r1, int) {
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+            ck.rows(k, wp + rs * static_cast<size_t>(r), rs, nr, act, n, op + r, static_cast<size_t>(m));
+        }
+    });
+}
+
 bool use_blas(int64_t n) {
     static const int mode = [] {
         const char* e = std::getenv("MINERVA_PREFILL");
@@ -145,6 +167,10 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const float* xp = x.data<float>();
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
+    if (n >= 2 && n <= kColsMax && !per_column_forced()) {
+        const ColsKernel ck = find_cols_kernel(w.type, k, static_cast<int>(n));
+        if (ck.rows) return matmul_cols(c, ck, w, x, out);
+    }
     DotKernel kern = find_dot_kernel(w.type);
     if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill and batched decode, and also decode of the types without a row

@@ -1,0 +1,606 @@
+// kernels/cpu/multi_avx512.cpp: the small-batch kernels of multi.h (lanes = columns), AVX-512
+// VNNI (+ VBMI for Q4_0's unpack). Compiled with AVX-512 flags; called only where CPUID reports
+// them (multi.cpp).
+//
+// Packed activations of nc columns in L lanes (L = 8 for nc <= 8, else 16; lanes >= nc hold
+// x = 0 with scale 0):
+//   xu  u32[k/4][L]   the 4 quantized bytes + 128 of elements 4g..4g+3 of column j at [g][j]
+//   dx  f32[nq][L]    the scale of quantization block q (32 or 256 elements) of column j
+//   bp  i32[k/64][L]  K types: int16 pairs (sum of sub-block 2p, sum of sub-block 2p+1) of the
+//                     quantized activations, 32-element sub-blocks p of the row
+// Each column's bytes are quantize_i8_block's (qact.h), in the blocks its decode uses.
+// GCC 12 reports its own _mm512_undefined_* helpers as uninitialized (a known false positive).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/dequant.h"
+#include "cpu/fp16.h"
+#include "cpu/multi.h"
+#include "cpu/qact.h"
+
+namespace minerva::cpu {
+namespace {
+
+inline size_t align64(size_t b) { return (b + 63) / 64 * 64; }
+
+struct ActLayout {
+    int L = 8;
+    size_t dx = 0, bp = 0, bytes = 0;
+};
+inline ActLayout act_layout(int64_t k, int nc, int block) {
+    ActLayout a;
+    a.L = nc <= 8 ? 8 : 16;
+    const size_t L = static_cast<size_t>(a.L), ku = static_cast<size_t>(k);
+    a.dx = align64(ku * L);
+    a.bp = a.dx + align64(ku / static_cast<size_t>(block) * L * 4);
+    a.bytes = a.bp + (block == 256 ? align64(ku / 64 * L * 4) : 0);
+    return a;
+}
+
+template <int B>
+size_t act_bytes(int64_t k, int nc) {
+    return act_layout(k, nc, B).bytes;
+}
+
+template <int B>
+void pack(const float* x, int64_t k, int nc, int64_t b0, int64_t b1, void* act) {
+    const ActLayout A = act_layout(k, nc, B);
+    uint8_t* base = static_cast<uint8_t*>(act);
+    uint32_t* xu = reinterpret_cast<uint32_t*>(base);
+    float* dx = reinterpret_cast<float*>(base + A.dx);
+    int32_t* bp = reinterpret_cast<int32_t*>(base + A.bp);
+    const size_t L = static_cast<size_t>(A.L);
+    alignas(64) int8_t q[B];
+    int sums[B / 16];
+    for (int64_t b = b0; b < b1; ++b) {
+        const size_t bu = static_cast<size_t>(b);
+        for (size_t j = 0; j < L; ++j) {
+            uint32_t* xo = xu + bu * (B / 4) * L + j;
+            if (j < static_cast<size_t>(nc)) {
+                dx[bu * L + j] = quantize_i8_block(x + static_cast<int64_t>(j) * k + b * B, B, q, sums);
+                for (size_t g = 0; g < B / 4; ++g) {
+                    uint32_t v;
+                    std::memcpy(&v, q + 4 * g, 4);
+                    xo[g * L] = v ^ 0x80808080u;
+                }
+                if constexpr (B == 256)
+                    for (size_t p = 0; p < 4; ++p) {
+                        const uint32_t lo = static_cast<uint16_t>(sums[4 * p] + sums[4 * p + 1]);
+                        const uint32_t hi = static_cast<uint16_t>(sums[4 * p + 2] + sums[4 * p + 3]);
+                        bp[(bu * 4 + p) * L + j] = static_cast<int32_t>(lo | (hi << 16));
+                    }
+            } else {
+                dx[bu * L + j] = 0.f;
+                for (size_t g = 0; g < B / 4; ++g) xo[g * L] = 0x80808080u;
+                if constexpr (B == 256)
+                    for (size_t p = 0; p < 4; ++p) bp[(bu * 4 + p) * L + j] = 0;
+            }
+        }
+    }
+}
+
+// The vector operations on L lanes of 32 bits.
+template <int L>
+struct V;
+template <>
+struct V<8> {
+    using I = __m256i;
+    using F = __m256;
+    static I zero() { return _mm256_setzero_si256(); }
+    static F zerof() { return _mm256_setzero_ps(); }
+    static I load(const uint32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+    static I load(const int32_t* p) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(p)); }
+    static F loadf(const float* p) { return _mm256_load_ps(p); }
+    static I bc(const void* p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm256_set1_epi32(v);
+    }
+    static F bcf(const float* p) { return _mm256_broadcast_ss(p); }
+    static I dpbusd(I acc, I u, const void* s) { return _mm256_dpbusd_epi32(acc, u, bc(s)); }
+    static I dpwssd(I acc, I a, const void* s) { return _mm256_dpwssd_epi32(acc, a, bc(s)); }
+    static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I mullo(I a, const int32_t* s) { return _mm256_mullo_epi32(a, bc(s)); }
+    static F fma(I i, F s, F acc) { return _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), s, acc); }
+    static F fnma(I i, F s, F acc) { return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(i), s, acc); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static void storef(float* p, F v) { _mm256_store_ps(p, v); }
+};
+template <>
+struct V<16> {
+    using I = __m512i;
+    using F = __m512;
+    static I zero() { return _mm512_setzero_si512(); }
+    static F zerof() { return _mm512_setzero_ps(); }
+    static I load(const uint32_t* p) { return _mm512_load_si512(p); }
+    static I load(const int32_t* p) { return _mm512_load_si512(p); }
+    static F loadf(const float* p) { return _mm512_load_ps(p); }
+    static I bc(const void* p) {
+        int32_t v;
+        std::memcpy(&v, p, 4);
+        return _mm512_set1_epi32(v);
+    }
+    static F bcf(const float* p) { return _mm512_set1_ps(*p); }
+    static I dpbusd(I acc, I u, const void* s) { return _mm512_dpbusd_epi32(acc, u, bc(s)); }
+    static I dpwssd(I acc, I a, const void* s) { return _mm512_dpwssd_epi32(acc, a, bc(s)); }
+    static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I mullo(I a, const int32_t* s) { return _mm512_mullo_epi32(a, bc(s)); }
+    static F fma(I i, F s, F acc) { return _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), s, acc); }
+    static F fnma(I i, F s, F acc) { return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(i), s, acc); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static void storef(float* p, F v) { _mm512_store_ps(p, v); }
+};
+
+template <size_t N>
+inline void prefetch_span(const uint8_t* p) {
+    for (size_t o = 0; o < N; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
+}
+
+// The R rows' results (acc[r], lane j = column j) to out[j * os + r].
+template <int L, int R>
+inline void store_rows(const typename V<L>::F* acc, int nc, float* out, size_t os) {
+    alignas(64) float t[R][L];
+    for (int r = 0; r < R; ++r) V<L>::storef(t[r], acc[r]);
+    for (int j = 0; j < nc; ++j)
+        for (int r = 0; r < R; ++r) out[static_cast<size_t>(j) * os + static_cast<size_t>(r)] = t[r][j];
+}
+
+// ---- Q4_0: eight blocks (144 bytes) of a row at a time, unpacked with byte permutes ----
+
+struct Q40Idx {
+    uint8_t q0[64], q1[64];  // vpermt2b: the quant bytes of blocks 0..3 (from bytes 0..127), 4..7 (64..191)
+    int16_t sc[32];          // vpermt2w: the eight fp16 scales
+    int32_t s8[16];          // vpermt2d: the block sums (dwords 4b of two sad results) to lanes 0..7
+};
+inline const Q40Idx& q40_idx() {
+    alignas(64) static constexpr Q40Idx t = [] {
+        Q40Idx v{};
+        for (int b = 0; b < 4; ++b)
+            for (int j = 0; j < 16; ++j) {
+                v.q0[16 * b + j] = static_cast<uint8_t>(18 * b + 2 + j);
+                v.q1[16 * b + j] = static_cast<uint8_t>(18 * (b + 4) + 2 + j - 64);
+            }
+        for (int b = 0; b < 8; ++b) v.sc[b] = static_cast<int16_t>(9 * b);
+        for (int b = 0; b < 8; ++b) v.s8[b] = 4 * b;  // 0, 4, 8, 12 of the first; 16.. of the second
+        return v;
+    }();
+    return t;
+}
+
+// Eight blocks of one row: q[128h + 16b + i] = element i of block 4h+b minus 8, q[128h + 64 + 16b + i]
+// = element 16+i minus 8 (signed); seed[b] = -128 * (sum of block b's weights); dw[b] its scale.
+struct alignas(64) Q40Chunk {
+    int8_t q[256];
+    int32_t seed[8];
+    float dw[8];
+};
+// Offset in Q40Chunk::q of the 4 weights (elements 4g..4g+3) of group g of block b.
+constexpr int q40_off(int b, int g) { return 128 * (b / 4) + 16 * (b % 4) + (g < 4 ? 4 * g : 64 + 4 * (g - 4)); }
+
+inline void q40_unpack(const uint8_t* blk, int64_t left, const Q40Idx& ix, Q40Chunk& o) {
+    __m512i z0, z1, z2;
+    if (left >= 8) {
+        z0 = _mm512_loadu_si512(blk);
+        z1 = _mm512_loadu_si512(blk + 64);
+        z2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128)));
+    } else {  // the row's last blocks: read only those
+        const int64_t bytes = left * static_cast<int64_t>(sizeof(BlockQ4_0));  // < 144
+        const __mmask64 m0 = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+        const __mmask64 m1 = bytes >= 128 ? ~__mmask64{0} : bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0;
+        const __mmask16 m2 = bytes > 128 ? static_cast<__mmask16>((1u << (bytes - 128)) - 1) : 0;
+        z0 = _mm512_maskz_loadu_epi8(m0, blk);
+        z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
+        z2 = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(m2, blk + 128));
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, _mm512_load_si512(ix.sc), z1));
+    _mm256_store_ps(o.dw, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+    const __m512i q0 = _mm512_permutex2var_epi8(z0, _mm512_load_si512(ix.q0), z1);
+    const __m512i q1 = _mm512_permutex2var_epi8(z1, _mm512_load_si512(ix.q1), z2);
+    const __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+    const __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+    // sum of block b's nibbles: the 128-bit lane b of l + h, summed by vpsadbw into qwords 2b, 2b+1
+    __m512i s0 = _mm512_sad_epu8(_mm512_add_epi8(l0, h0), _mm512_setzero_si512());
+    __m512i s1 = _mm512_sad_epu8(_mm512_add_epi8(l1, h1), _mm512_setzero_si512());
+    s0 = _mm512_add_epi64(s0, _mm512_shuffle_epi32(s0, _MM_PERM_BADC));
+    s1 = _mm512_add_epi64(s1, _mm512_shuffle_epi32(s1, _MM_PERM_BADC));
+    const __m256i sq = _mm512_castsi512_si256(_mm512_permutex2var_epi32(s0, _mm512_load_si512(ix.s8), s1));
+    // seed = -128 * (sum q - 8 * 32)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o.seed), _mm256_sub_epi32(_mm256_set1_epi32(32768), _mm256_slli_epi32(sq, 7)));
+    _mm512_store_si512(o.q, _mm512_sub_epi8(l0, eight));
+    _mm512_store_si512(o.q + 64, _mm512_sub_epi8(h0, eight));
+    _mm512_store_si512(o.q + 128, _mm512_sub_epi8(l1, eight));
+    _mm512_store_si512(o.q + 192, _mm512_sub_epi8(h1, eight));
+}
+
+template <int L, int R>
+inline void q40_block(int b, const Q40Chunk* ch, const uint32_t* xg, const float* dxb, typename V<L>::F* acc) {
+    using T = V<L>;
+    typename T::I ia[R];
+    for (int r = 0; r < R; ++r) ia[r] = T::bc(&ch[r].seed[b]);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+        const typename T::I xv = T::load(xg + g * L);
+        for (int r = 0; r < R; ++r) ia[r] = T::dpbusd(ia[r], xv, ch[r].q + q40_off(b, g));
+    }
+    const typename T::F d = T::loadf(dxb);
+    for (int r = 0; r < R; ++r) acc[r] = T::fma(ia[r], T::mul(T::bcf(&ch[r].dw[b]), d), acc[r]);
+}
+
+template <int L, int R>
+void q40_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
+    using T = V<L>;
+    constexpr size_t GB = 8 * sizeof(BlockQ4_0);
+    const ActLayout A = act_layout(k, nc, 32);
+    const uint32_t* xu = static_cast<const uint32_t*>(act);
+    const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
+    const Q40Idx& ix = q40_idx();
+    const int64_t nb = k / 32;
+    typename T::F acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
+    // Two buffers: chunk c + 1 is unpacked before chunk c is used, so the loads of a chunk never
+    // wait for its just-issued stores.
+    Q40Chunk buf[2][R];
+    auto unpack = [&](int64_t c) {
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
+            prefetch_span<GB>(blk + static_cast<size_t>(R) * ws);  // the same place in the next rows
+            q40_unpack(blk, nb - 8 * c, ix, buf[c % 2][r]);
+        }
+    };
+    unpack(0);
+    for (int64_t c = 0; 8 * c < nb; ++c) {
+        const int64_t left = nb - 8 * c;
+        if (8 * (c + 1) < nb) unpack(c + 1);
+        const Q40Chunk* ch = buf[c % 2];
+        const uint32_t* xc = xu + static_cast<size_t>(c) * 64 * L;
+        const float* dc = dx + static_cast<size_t>(c) * 8 * L;
+        if (left >= 8) {
+#pragma GCC unroll 8
+            for (int b = 0; b < 8; ++b) q40_block<L, R>(b, ch, xc + b * 8 * L, dc + b * L, acc);
+        } else {
+            for (int b = 0; b < left; ++b) q40_block<L, R>(b, ch, xc + b * 8 * L, dc + b * L, acc);
+        }
+    }
+    store_rows<L, R>(acc, nc, out, os);
+}
+
+// ---- Q8_0: the quants are broadcast in place; per block only the sum and the scale ----
+
+struct alignas(64) Q80Chunk {
+    int32_t seed[8];  // -128 * (sum of block b's weights)
+    float dw[8];
+};
+
+inline void q80_unpack(const uint8_t* blk, int64_t left, Q80Chunk& o) {
+    constexpr size_t BB = sizeof(BlockQ8_0);
+    if (left < 8) {  // the row's last blocks
+        for (int b = 0; b < left; ++b) {
+            const int8_t* q = reinterpret_cast<const int8_t*>(blk + BB * static_cast<size_t>(b) + 2);
+            int s = 0;
+            for (int i = 0; i < 32; ++i) s += q[i];
+            o.seed[b] = -128 * s;
+            uint16_t h;
+            std::memcpy(&h, blk + BB * static_cast<size_t>(b), 2);
+            o.dw[b] = fp16_to_f32(h);
+        }
+        return;
+    }
+    // sum of the signed quants of a block = vpsadbw of (q ^ 0x80) - 128 * 32
+    const __m512i flip = _mm512_set1_epi8(-128), zero = _mm512_setzero_si512();
+    __m512i s[4];
+    for (int p = 0; p < 4; ++p) {
+        const uint8_t* b0 = blk + BB * static_cast<size_t>(2 * p) + 2;
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0))),
+                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + BB)), 1);
+        z = _mm512_sad_epu8(_mm512_xor_si512(z, flip), zero);
+        z = _mm512_add_epi64(z, _mm512_shuffle_epi32(z, _MM_PERM_BADC));
+        s[p] = _mm512_add_epi64(z, _mm512_permutex_epi64(z, _MM_SHUFFLE(1, 0, 3, 2)));  // dwords 0 and 8: the two sums
+    }
+    const __m512i i01 = _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i lo = _mm512_permutex2var_epi32(s[0], i01, s[1]), hi = _mm512_permutex2var_epi32(s[2], i01, s[3]);
+    const __m256i sq = _mm256_inserti128_si256(_mm512_castsi512_si256(lo), _mm512_castsi512_si128(hi), 1);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o.seed), _mm256_sub_epi32(_mm256_set1_epi32(128 * 4096), _mm256_slli_epi32(sq, 7)));
+    const __m256i off = _mm256_setr_epi32(0, 34, 68, 102, 136, 170, 204, 238);
+    const __m256i hw = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blk), off, 1);
+    _mm256_store_ps(o.dw, _mm256_cvtph_ps(_mm256_cvtepi32_epi16(hw)));
+}
+
+template <int L, int R>
+inline void q80_block(int b, const uint8_t* const* wb, const Q80Chunk* ch, const uint32_t* xg, const float* dxb, typename V<L>::F* acc) {
+    using T = V<L>;
+    typename T::I ia[R];
+    for (int r = 0; r < R; ++r) ia[r] = T::bc(&ch[r].seed[b]);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+        const typename T::I xv = T::load(xg + g * L);
+        for (int r = 0; r < R; ++r) ia[r] = T::dpbusd(ia[r], xv, wb[r] + sizeof(BlockQ8_0) * static_cast<size_t>(b) + 2 + 4 * g);
+    }
+    const typename T::F d = T::loadf(dxb);
+    for (int r = 0; r < R; ++r) acc[r] = T::fma(ia[r], T::mul(T::bcf(&ch[r].dw[b]), d), acc[r]);
+}
+
+template <int L, int R>
+void q80_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
+    using T = V<L>;
+    constexpr size_t GB = 8 * sizeof(BlockQ8_0);
+    const ActLayout A = act_layout(k, nc, 32);
+    const uint32_t* xu = static_cast<const uint32_t*>(act);
+    const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
+    const int64_t nb = k / 32;
+    typename T::F acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
+    Q80Chunk buf[2][R];  // as in q40_rows
+    auto unpack = [&](int64_t c) {
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
+            prefetch_span<GB>(blk + static_cast<size_t>(R) * ws);
+            q80_unpack(blk, nb - 8 * c, buf[c % 2][r]);
+        }
+    };
+    unpack(0);
+    const uint8_t* wb[R];
+    for (int64_t c = 0; 8 * c < nb; ++c) {
+        const int64_t left = nb - 8 * c;
+        if (8 * (c + 1) < nb) unpack(c + 1);
+        const Q80Chunk* ch = buf[c % 2];
+        for (int r = 0; r < R; ++r) wb[r] = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
+        const uint32_t* xc = xu + static_cast<size_t>(c) * 64 * L;
+        const float* dc = dx + static_cast<size_t>(c) * 8 * L;
+        if (left >= 8) {
+#pragma GCC unroll 8
+            for (int b = 0; b < 8; ++b) q80_block<L, R>(b, wb, ch, xc + b * 8 * L, dc + b * L, acc);
+        } else {
+            for (int b = 0; b < left; ++b) q80_block<L, R>(b, wb, ch, xc + b * 8 * L, dc + b * L, acc);
+        }
+    }
+    store_rows<L, R>(acc, nc, out, os);
+}
+
+// ---- Q4_K: one super-block (256 elements, eight sub-blocks of 32) of a row at a time ----
+
+// One super-block of one row: q in the order one 64-byte load of the quants holds them as
+// low/high nibbles (sub-blocks 0 2 | 1 3 | 4 6 | 5 7, 32 bytes each; sub-block s at
+// 32 * kPos[s]); the 6-bit scales sc[s] and mins in int16 pairs mnp[p] = mn[2p] | mn[2p+1] << 16;
+// seed = -128 * sum_s sc[s] * (sum of sub-block s's quants).
+constexpr int kQ4KPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+struct alignas(64) Q4KSuper {
+    int8_t q[256];
+    int32_t sc[8];
+    int32_t mnp[4];
+    float d, dmin;
+    int32_t seed;
+};
+
+struct Q4KIdx {
+    uint8_t sb[4][64];  // vpshufb: sub-block scale bytes to the 32 bytes of each of the two sub-blocks of u[i]
+};
+inline const Q4KIdx& q4k_idx() {
+    alignas(64) static constexpr Q4KIdx t = [] {
+        Q4KIdx v{};
+        constexpr int first[4] = {0, 1, 4, 5};  // u[i] holds sub-blocks first[i] (bytes 0..31) and first[i] + 2
+        for (int i = 0; i < 4; ++i)
+            for (int l = 0; l < 64; ++l) v.sb[i][l] = static_cast<uint8_t>(first[i] + (l < 32 ? 0 : 2));
+        return v;
+    }();
+    return t;
+}
+
+inline void q4k_unpack(const uint8_t* blk, const Q4KIdx& ix, Q4KSuper& o) {
+    uint32_t a, b, c;
+    std::memcpy(&a, blk + 4, 4);
+    std::memcpy(&b, blk + 8, 4);
+    std::memcpy(&c, blk + 12, 4);
+    const uint32_t sc_lo = a & 0x3f3f3f3fu, sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t mn_lo = b & 0x3f3f3f3fu, mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    const __m128i scb = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0);  // the 8 scale bytes
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o.sc), _mm256_cvtepu8_epi32(scb));
+    const __m128i mnw = _mm_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(mn_lo), static_cast<int>(mn_hi), 0, 0));
+    _mm_store_si128(reinterpret_cast<__m128i*>(o.mnp), mnw);  // words mn[0..7] = pairs (mn[2p], mn[2p+1])
+    o.d = fp16_to_f32_fast(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
+    o.dmin = fp16_to_f32_fast(static_cast<uint16_t>(blk[2] | (blk[3] << 8)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
+    const __m512i u[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_and_si512(q1, m4),
+                          _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
+    const __m512i sc64 = _mm512_broadcast_i32x4(scb);
+    __m512i t = _mm512_setzero_si512();
+    for (int i = 0; i < 4; ++i) {
+        _mm512_store_si512(o.q + 64 * i, u[i]);
+        t = _mm512_dpbusd_epi32(t, u[i], _mm512_shuffle_epi8(sc64, _mm512_load_si512(ix.sb[i])));
+    }
+    o.seed = -128 * _mm512_reduce_add_epi32(t);
+}
+
+template <int L, int R>
+void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
+    using T = V<L>;
+    const ActLayout A = act_layout(k, nc, 256);
+    const uint32_t* xu = static_cast<const uint32_t*>(act);
+    const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
+    const int32_t* bp = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(act) + A.bp);
+    const Q4KIdx& ix = q4k_idx();
+    const int64_t nsb = k / 256;
+    typename T::F acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
+    Q4KSuper buf[2][R];  // as in q40_rows
+    auto unpack = [&](int64_t sb) {
+        for (int r = 0; r < R; ++r) {
+            const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(sb) * sizeof(BlockQ4_K);
+            prefetch_span<sizeof(BlockQ4_K)>(blk + static_cast<size_t>(R) * ws);
+            q4k_unpack(blk, ix, buf[sb % 2][r]);
+        }
+    };
+    unpack(0);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        if (sb + 1 < nsb) unpack(sb + 1);
+        const Q4KSuper* ch = buf[sb % 2];
+        const uint32_t* xs = xu + static_cast<size_t>(sb) * 64 * L;
+        typename T::I sa[R];
+        for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
+#pragma GCC unroll 8
+        for (int s = 0; s < 8; ++s) {
+            typename T::I t[R];
+            for (int r = 0; r < R; ++r) t[r] = T::zero();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; ++g) {
+                const typename T::I xv = T::load(xs + (8 * s + g) * L);
+                for (int r = 0; r < R; ++r) t[r] = T::dpbusd(t[r], xv, ch[r].q + 32 * kQ4KPos[s] + 4 * g);
+            }
+            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(t[r], &ch[r].sc[s]));
+        }
+        typename T::I mm[R];
+        for (int r = 0; r < R; ++r) mm[r] = T::zero();
+        for (int p = 0; p < 4; ++p) {
+            const typename T::I bv = T::load(bp + (static_cast<size_t>(sb) * 4 + static_cast<size_t>(p)) * L);
+            for (int r = 0; r < R; ++r) mm[r] = T::dpwssd(mm[r], bv, &ch[r].mnp[p]);
+        }
+        const typename T::F d = T::loadf(dx + static_cast<size_t>(sb) * L);
+        for (int r = 0; r < R; ++r) {
+            acc[r] = T::fma(sa[r], T::mul(T::bcf(&ch[r].d), d), acc[r]);
+            acc[r] = T::fnma(mm[r], T::mul(T::bcf(&ch[r].dmin), d), acc[r]);
+        }
+    }
+    store_rows<L, R>(acc, nc, out, os);
+}
+
+// ---- Q6_K: one super-block (256 elements, sixteen sub-blocks of 16) of a row at a time ----
+
+// One super-block of one row: q = the 6-bit quants minus 32 in element order; the int8 scales
+// sc[s]; seed = -128 * sum_s sc[s] * (sum of sub-block s's q).
+struct alignas(64) Q6KSuper {
+    int8_t q[256];
+    int32_t sc[16];
+    float d;
+    int32_t seed;
+};
+
+struct Q6KIdx {
+    uint8_t sb[4][64];  // vpshufb: scale byte 4i + l to the 16 bytes of 128-bit lane l of u[i]
+};
+inline const Q6KIdx& q6k_idx() {
+    alignas(64) static constexpr Q6KIdx t = [] {
+        Q6KIdx v{};
+        for (int i = 0; i < 4; ++i)
+            for (int l = 0; l < 64; ++l) v.sb[i][l] = static_cast<uint8_t>(4 * i + l / 16);
+        return v;
+    }();
+    return t;
+}
+
+inline void q6k_unpack(const BlockQ6_K* blk, const Q6KIdx& ix, Q6KSuper& o) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), off = _mm512_set1_epi8(32);
+    const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);  // left: bits 0-1 / 2-3 of qh -> 4-5
+    const __m512i sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);  // right: bits 4-5 / 6-7 -> 4-5
+    const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
+    _mm512_store_si512(o.sc, _mm512_cvtepi8_epi32(S));
+    o.d = fp16_to_f32_fast(blk->d);
+    const __m512i s64 = _mm512_broadcast_i32x4(S);
+    __m512i t = _mm512_setzero_si512();
+    for (int hf = 0; hf < 2; ++hf) {
+        const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
+        // elements 128hf + 0..63 and 128hf + 64..127, unsigned 0..63
+        const __m512i u0 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
+        const __m512i u1 =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
+        t = _mm512_dpbusd_epi32(t, u0, _mm512_shuffle_epi8(s64, _mm512_load_si512(ix.sb[2 * hf])));
+        t = _mm512_dpbusd_epi32(t, u1, _mm512_shuffle_epi8(s64, _mm512_load_si512(ix.sb[2 * hf + 1])));
+        _mm512_store_si512(o.q + 128 * hf, _mm512_sub_epi8(u0, off));
+        _mm512_store_si512(o.q + 128 * hf + 64, _mm512_sub_epi8(u1, off));
+    }
+    // sum_s sc[s] * sum(q - 32) = sum_s sc[s] * sum(q) - 512 * sum_s sc[s]
+    const __m128i ss = _mm_sad_epu8(_mm_xor_si128(S, _mm_set1_epi8(-128)), _mm_setzero_si128());
+    const int sum_sc = _mm_cvtsi128_si32(ss) + _mm_extract_epi32(ss, 2) - 16 * 128;
+    o.seed = -128 * (_mm512_reduce_add_epi32(t) - 512 * sum_sc);
+}
+
+template <int L, int R>
+void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
+    using T = V<L>;
+    const ActLayout A = act_layout(k, nc, 256);
+    const uint32_t* xu = static_cast<const uint32_t*>(act);
+    const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
+    const Q6KIdx& ix = q6k_idx();
+    const int64_t nsb = k / 256;
+    typename T::F acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
+    Q6KSuper buf[2][R];  // as in q40_rows
+    auto unpack = [&](int64_t sb) {
+        for (int r = 0; r < R; ++r) {
+            const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + static_cast<size_t>(r) * ws) + sb;
+            prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + static_cast<size_t>(R) * ws);
+            q6k_unpack(blk, ix, buf[sb % 2][r]);
+        }
+    };
+    unpack(0);
+    for (int64_t sb = 0; sb < nsb; ++sb) {
+        if (sb + 1 < nsb) unpack(sb + 1);
+        const Q6KSuper* ch = buf[sb % 2];
+        const uint32_t* xs = xu + static_cast<size_t>(sb) * 64 * L;
+        typename T::I sa[R];
+        for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; ++s) {
+            typename T::I t[R];
+            for (int r = 0; r < R; ++r) t[r] = T::zero();
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) {
+                const typename T::I xv = T::load(xs + (4 * s + g) * L);
+                for (int r = 0; r < R; ++r) t[r] = T::dpbusd(t[r], xv, ch[r].q + 16 * s + 4 * g);
+            }
+            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(t[r], &ch[r].sc[s]));
+        }
+        const typename T::F d = T::loadf(dx + static_cast<size_t>(sb) * L);
+        for (int r = 0; r < R; ++r) acc[r] = T::fma(sa[r], T::mul(T::bcf(&ch[r].d), d), acc[r]);
+    }
+    store_rows<L, R>(acc, nc, out, os);
+}
+
+// ---- dispatch by rows (1..4) and lanes (8 or 16) ----
+
+using RowsFn = void (*)(int64_t, const uint8_t*, size_t, const void*, int, float*, size_t);
+
+template <template <int, int> class K>
+void rows_dispatch(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, int nc, float* out, size_t os) {
+    static constexpr RowsFn fns[2][4] = {{K<8, 1>::run, K<8, 2>::run, K<8, 3>::run, K<8, 4>::run},
+                                         {K<16, 1>::run, K<16, 2>::run, K<16, 3>::run, K<16, 4>::run}};
+    fns[nc > 8 ? 1 : 0][std::clamp(nr, 1, 4) - 1](k, w, ws, act, nc, out, os);
+}
+
+template <int L, int R>
+struct Q40K {
+    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q40_rows<L, R>(k, w, ws, a, nc, o, os); }
+};
+template <int L, int R>
+struct Q80K {
+    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q80_rows<L, R>(k, w, ws, a, nc, o, os); }
+};
+template <int L, int R>
+struct Q6KK {
+    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q6k_rows<L, R>(k, w, ws, a, nc, o, os); }
+};
+template <int L, int R>
+struct Q4KK {
+    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q4k_rows<L, R>(k, w, ws, a, nc, o, os); }
+};
+
+}  // namespace
+
+ColsKernel cols_kernel_avx512(DType t, bool vbmi) {
+    switch (t) {
+        case DType::Q4_0:
+            if (!vbmi) return {};
+            return {32, act_bytes<32>, pack<32>, rows_dispatch<Q40K>};
+        case DType::Q8_0: return {32, act_bytes<32>, pack<32>, rows_dispatch<Q80K>};
+        case DType::Q4_K: return {256, act_bytes<256>, pack<256>, rows_dispatch<Q4KK>};
+        case DType::Q6_K: return {256, act_bytes<256>, pack<256>, rows_dispatch<Q6KK>};
+        default: return {};
+    }
+}
+
+}  // namespace minerva::cpu
