@@ -17,9 +17,10 @@
 // the GEMM for every n. OpenBLAS sgemm on dequantized tiles is kept as an option
 // (MINERVA_PREFILL=blas); it is much slower than the GEMM here (docs/performance.md), so it is
 // not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
-// Batches of 2-8 columns of the types with a multi-column row kernel (vec_dot.h: Q4_0 with
-// VBMI, Q4_K and Q6_K on AVX-512) use that instead of the GEMM: each row is unpacked once for
-// all the columns, and each column gets exactly its decode arithmetic.
+// Batches of 2-16 columns (batched decode) go to the family batch_kernel() names for the type and
+// column count (multi.h): the multi-column row kernels (vec_dot.h: Q4_0 with VBMI, Q4_K and Q6_K
+// on AVX-512, up to 8 columns; each row is unpacked once for all the columns, and each column
+// gets exactly its decode arithmetic), the GEMM, or the column-lane kernels of multi.h.
 #include <immintrin.h>
 
 #include <cblas.h>
@@ -167,17 +168,15 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const float* xp = x.data<float>();
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
-    if (n >= 2 && n <= kColsMax && !per_column_forced()) {
-        const ColsKernel ck = find_cols_kernel(w.type, k, static_cast<int>(n));
-        if (ck.rows) return matmul_cols(c, ck, w, x, out);
-    }
+    const BatchKernel bk = per_column_forced() ? BatchKernel::Default : batch_kernel(w.type, k, static_cast<int>(n));
+    if (bk == BatchKernel::Cols) return matmul_cols(c, find_cols_kernel(w.type, k, static_cast<int>(n)), w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill and batched decode, and also decode of the types without a row
     // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
     // Batches up to kMultiColumns go through the type's multi-column row kernel where it has one
     // (the weights are read and unpacked once per row for all columns, with no tile staging).
-    const bool multi = kern.multi && n > 1 && n <= kMultiColumns;
+    const bool multi = kern.multi && n > 1 && n <= kMultiColumns && bk != BatchKernel::Gemm;
     if ((n >= kGemmMinColumns || !kern.fn) && !multi && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
 

@@ -2,20 +2,43 @@
 #include "cpu/multi.h"
 
 #include <cstdlib>
+#include <cstring>
 
 #include "cpu/cpu_features.h"
 
 namespace minerva::cpu {
 
 ColsKernel find_cols_kernel(DType t, int64_t k, int nc) {
-    static const int min_nc = [] {  // TEMP A/B
-        const char* e = std::getenv("MINERVA_COLS_MIN");
-        return e ? std::atoi(e) : 2;
-    }();
-    if (nc < min_nc || nc > kColsMax || !features().avx512_vnni) return {};
-    ColsKernel ck = cols_kernel_avx512(t, features().avx512_vbmi);
+    if (nc < 2 || nc > kColsMax || !features().avx512_vnni) return {};
+    ColsKernel ck = cols_kernel_avx512(t, features().avx512_vbmi, nc);
     if (!ck.rows || k % ck.block != 0) return {};
     return ck;
+}
+
+// The fastest family per type and column count, from single-thread runs of each kernel on
+// L2-resident weights (k = 2048) on the 2-core Zen 4 of docs/performance.md: the row kernels'
+// cost grows with every column (each column redoes the float steps on its own lanes), the
+// GEMM's and the column-lane kernels' is mostly the unpack, shared by all columns. Q8_0 has no
+// entry: the GEMM serves it from 4 columns on (its quants need no unpack, so the GEMM's tile
+// staging is cheap), the row kernel below.
+BatchKernel batch_kernel(DType t, int64_t k, int n) {
+    static const BatchKernel forced = [] {
+        const char* e = std::getenv("MINERVA_BATCH");
+        if (e && std::strcmp(e, "rows") == 0) return BatchKernel::Rows;
+        if (e && std::strcmp(e, "gemm") == 0) return BatchKernel::Gemm;
+        if (e && std::strcmp(e, "cols") == 0) return BatchKernel::Cols;
+        return BatchKernel::Default;
+    }();
+    if (n < 2 || n > kColsMax || !features().avx512_vnni) return BatchKernel::Default;
+    const bool cols = find_cols_kernel(t, k, n).rows != nullptr;
+    if (forced != BatchKernel::Default) return forced == BatchKernel::Cols && !cols ? BatchKernel::Default : forced;
+    if (!cols) return BatchKernel::Default;
+    switch (t) {
+        case DType::Q4_0: return n <= 4 ? BatchKernel::Rows : n == 8 || n >= 15 ? BatchKernel::Cols : BatchKernel::Gemm;
+        case DType::Q4_K: return n <= 6 ? BatchKernel::Rows : n == 8 || n >= 13 ? BatchKernel::Cols : BatchKernel::Gemm;
+        case DType::Q6_K: return n <= 7 ? BatchKernel::Rows : n == 8 || n == 16 ? BatchKernel::Cols : BatchKernel::Gemm;
+        default: return BatchKernel::Default;
+    }
 }
 
 }  // namespace minerva::cpu

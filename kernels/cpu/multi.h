@@ -1,21 +1,24 @@
 // kernels/cpu/multi.h: matmul kernels for small batches (2..16 activation columns: the batched
-// decode of the server's concurrent streams), AVX-512 VNNI; Q4_0, Q8_0, Q4_K and Q6_K.
+// decode of the server's concurrent streams), AVX-512 VNNI; Q4_0, Q4_K and Q6_K.
 //
 // Lanes hold columns. The activations of all columns are quantized (by the row kernels'
-// quantizer, qact.h, so every column sees the bytes its decode sees) and packed once per call:
-// for each group of 4 consecutive elements one vector holds the 4 bytes of every column (lane j
-// = column j; 8 lanes up to 8 columns, 16 lanes up to 16), stored as x + 128 (unsigned). A group
-// of 4 signed weight bytes, broadcast to all lanes, then advances every column of the row by 4
-// products in one vpdpbusd. The +128 adds 128 * (sum of the block's weights) to every lane: a
-// per-row constant that the row's unpack computes once and that seeds the accumulator. So:
-// - a weight row is unpacked once per call (Q8_0 not at all: its bytes are broadcast in place),
-//   into a few hundred bytes of L1 scratch, whatever the number of columns;
-// - per 32 weights of a row and all columns: 8 vpdpbusd, and one float step (cvt, mul, fma) per
-//   32-block for Q4_0/Q8_0 or per super-block for the K types (their sub-block scales are
-//   integer multiplies; Q4_K's mins one vpdpwssd per pair of sub-blocks against the columns'
-//   sub-block sums);
-// - no weight transposes (the GEMM's 16-row tiles, gemm.h) and no per-lane partial sums reduced
-//   per column (the multi-column row kernels, vec_dot.h).
+// quantizer, qact.h, in the blocks their decode uses, so every column sees the bytes its decode
+// sees) and packed once per call: for each group of 4 consecutive elements one 16-lane vector
+// holds the 4 bytes of every column. A group of 4 weight bytes broadcast to the lanes then
+// advances every column by 4 products in one vpdpbusd, and the float step (cvt, mul, fma: one
+// per 32-block for Q4_0, one per super-block for the K types, whose sub-block scales are integer
+// multiplies) serves all columns at once. A weight row is unpacked once per call into a few
+// hundred bytes of L1 scratch, whatever the number of columns; there are no weight transposes
+// (the GEMM's 16-row tiles, gemm.h) and no per-lane partial sums to reduce per column (the
+// multi-column row kernels, vec_dot.h).
+// - Up to 8 columns (Q4_0): lanes 2j and 2j+1 hold column j against two rows whose unpacked
+//   quants are interleaved by dwords, so one 64-bit broadcast feeds both and no lane idles. The
+//   weights are the unsigned side of vpdpbusd (Q4_0's quants 0..15), the activations the signed
+//   side; the -8 offset of Q4_0 is a per-column bias (-8 * sum of the block's activations).
+// - Otherwise (9..16 columns, and the K types up to 8 columns in 8 lanes): one row per vector,
+//   the weights minus their offset as the signed side (a broadcast inside the instruction), the
+//   activations + 128 as the unsigned side; the +128 adds 128 * (sum of the block's weights) to
+//   every lane, a per-row constant that the row's unpack computes once and seeds the sums with.
 // The integer sums are exact, so a column agrees with its decode to float rounding (the order of
 // the float steps differs), not bit for bit.
 #pragma once
@@ -43,10 +46,18 @@ struct ColsKernel {
 };
 
 // The kernel for nc columns of weight type t (rows k long) on the running CPU (cpu_features.h);
-// rows == nullptr where there is none or where another path is faster for that nc.
+// rows == nullptr where there is none.
 ColsKernel find_cols_kernel(DType t, int64_t k, int nc);
 
+// Which kernel family serves a batch of n columns (2..16) of type t in matmul (matmul.cpp):
+// Rows = the multi-column row kernels (vec_dot.h), Gemm = the integer GEMM (gemm.h), Cols = the
+// kernels above, Default = matmul's own rule (types without an entry here). Chosen per type and
+// column count by measurement (docs/performance.md, "Small batches"). MINERVA_BATCH=rows, gemm
+// or cols in the environment forces one family where the type has it (for A/B measurements).
+enum class BatchKernel { Default, Rows, Gemm, Cols };
+BatchKernel batch_kernel(DType t, int64_t k, int n);
+
 // The AVX-512 kernels (multi_avx512.cpp; call only on a CPU with AVX-512 VNNI). Q4_0 needs VBMI.
-ColsKernel cols_kernel_avx512(DType t, bool vbmi);
+ColsKernel cols_kernel_avx512(DType t, bool vbmi, int nc);
 
 }  // namespace minerva::cpu

@@ -28,56 +28,76 @@ namespace {
 inline size_t align64(size_t b) { return (b + 63) / 64 * 64; }
 
 struct ActLayout {
-    int L = 8;
-    size_t dx = 0, bp = 0, bytes = 0;
+    int L = 8;  // lanes
+    int P = 1;  // rows per vector: lane l holds column l / P
+    size_t dx = 0, bp = 0, bias = 0, bytes = 0;
 };
-inline ActLayout act_layout(int64_t k, int nc, int block) {
+// P = 2 (pairs of rows in one 16-lane vector, each column in two neighbouring lanes) for up to
+// 8 columns of the types with a paired kernel; otherwise 8 lanes up to 8 columns, 16 beyond.
+inline ActLayout act_layout(int64_t k, int nc, int block, int P) {
     ActLayout a;
-    a.L = nc <= 8 ? 8 : 16;
+    a.P = P;
+    a.L = P == 2 || nc > 8 ? 16 : 8;
     const size_t L = static_cast<size_t>(a.L), ku = static_cast<size_t>(k);
     a.dx = align64(ku * L);
     a.bp = a.dx + align64(ku / static_cast<size_t>(block) * L * 4);
-    a.bytes = a.bp + (block == 256 ? align64(ku / 64 * L * 4) : 0);
+    a.bias = a.bp + (block == 256 ? align64(ku / 64 * L * 4) : 0);
+    a.bytes = a.bias + (P == 2 ? align64(ku / static_cast<size_t>(block) * L * 4) : 0);
     return a;
 }
 
-template <int B>
+template <int B, int P>
 size_t act_bytes(int64_t k, int nc) {
-    return act_layout(k, nc, B).bytes;
+    return act_layout(k, nc, B, P).bytes;
 }
 
-template <int B>
+// P = 1: the quants + 128 (the unsigned side of vpdpbusd; the weights are broadcast as the signed
+// side). P = 2: the quants as they are (signed side; the weights, broadcast into a register, are
+// the unsigned side) and bias = -C * (sum of the block's quants) for the weights' offset C.
+template <int B, int P, int C = 0>
 void pack(const float* x, int64_t k, int nc, int64_t b0, int64_t b1, void* act) {
-    const ActLayout A = act_layout(k, nc, B);
+    const ActLayout A = act_layout(k, nc, B, P);
     uint8_t* base = static_cast<uint8_t*>(act);
     uint32_t* xu = reinterpret_cast<uint32_t*>(base);
     float* dx = reinterpret_cast<float*>(base + A.dx);
     int32_t* bp = reinterpret_cast<int32_t*>(base + A.bp);
+    int32_t* bias = reinterpret_cast<int32_t*>(base + A.bias);
     const size_t L = static_cast<size_t>(A.L);
+    const uint32_t flip = P == 2 ? 0u : 0x80808080u;
     alignas(64) int8_t q[B];
     int sums[B / 16];
     for (int64_t b = b0; b < b1; ++b) {
         const size_t bu = static_cast<size_t>(b);
-        for (size_t j = 0; j < L; ++j) {
-            uint32_t* xo = xu + bu * (B / 4) * L + j;
-            if (j < static_cast<size_t>(nc)) {
-                dx[bu * L + j] = quantize_i8_block(x + static_cast<int64_t>(j) * k + b * B, B, q, sums);
+        for (size_t c = 0; c < L / P; ++c) {
+            uint32_t* xo = xu + bu * (B / 4) * L + c * P;
+            if (c < static_cast<size_t>(nc)) {
+                const float d = quantize_i8_block(x + static_cast<int64_t>(c) * k + b * B, B, q, sums);
                 for (size_t g = 0; g < B / 4; ++g) {
                     uint32_t v;
                     std::memcpy(&v, q + 4 * g, 4);
-                    xo[g * L] = v ^ 0x80808080u;
+                    for (int i = 0; i < P; ++i) xo[g * L + i] = v ^ flip;
+                }
+                for (int i = 0; i < P; ++i) dx[bu * L + c * P + i] = d;
+                if constexpr (P == 2) {
+                    int sum = 0;
+                    for (int i = 0; i < B / 16; ++i) sum += sums[i];
+                    for (int i = 0; i < P; ++i) bias[bu * L + c * P + i] = -C * sum;
                 }
                 if constexpr (B == 256)
                     for (size_t p = 0; p < 4; ++p) {
                         const uint32_t lo = static_cast<uint16_t>(sums[4 * p] + sums[4 * p + 1]);
                         const uint32_t hi = static_cast<uint16_t>(sums[4 * p + 2] + sums[4 * p + 3]);
-                        bp[(bu * 4 + p) * L + j] = static_cast<int32_t>(lo | (hi << 16));
+                        for (int i = 0; i < P; ++i) bp[(bu * 4 + p) * L + c * P + i] = static_cast<int32_t>(lo | (hi << 16));
                     }
             } else {
-                dx[bu * L + j] = 0.f;
-                for (size_t g = 0; g < B / 4; ++g) xo[g * L] = 0x80808080u;
+                for (size_t g = 0; g < B / 4; ++g)
+                    for (int i = 0; i < P; ++i) xo[g * L + i] = flip;
+                for (int i = 0; i < P; ++i) dx[bu * L + c * P + i] = 0.f;
+                if constexpr (P == 2)
+                    for (int i = 0; i < P; ++i) bias[bu * L + c * P + i] = 0;
                 if constexpr (B == 256)
-                    for (size_t p = 0; p < 4; ++p) bp[(bu * 4 + p) * L + j] = 0;
+                    for (size_t p = 0; p < 4; ++p)
+                        for (int i = 0; i < P; ++i) bp[(bu * 4 + p) * L + c * P + i] = 0;
             }
         }
     }
@@ -101,7 +121,10 @@ struct V<8> {
         return _mm256_set1_epi32(v);
     }
     static F bcf(const float* p) { return _mm256_broadcast_ss(p); }
-    static I dpbusd(I acc, I u, const void* s) { return _mm256_dpbusd_epi32(acc, u, bc(s)); }
+    static I dpbusd(I acc, I u, const void* s) {  // with the broadcast in the instruction (GCC does not fold it)
+        asm("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const int32_t*>(s)));
+        return acc;
+    }
     static I dpwssd(I acc, I a, const void* s) { return _mm256_dpwssd_epi32(acc, a, bc(s)); }
     static I add(I a, I b) { return _mm256_add_epi32(a, b); }
     static I mullo(I a, const int32_t* s) { return _mm256_mullo_epi32(a, bc(s)); }
@@ -125,7 +148,10 @@ struct V<16> {
         return _mm512_set1_epi32(v);
     }
     static F bcf(const float* p) { return _mm512_set1_ps(*p); }
-    static I dpbusd(I acc, I u, const void* s) { return _mm512_dpbusd_epi32(acc, u, bc(s)); }
+    static I dpbusd(I acc, I u, const void* s) {
+        asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const int32_t*>(s)));
+        return acc;
+    }
     static I dpwssd(I acc, I a, const void* s) { return _mm512_dpwssd_epi32(acc, a, bc(s)); }
     static I add(I a, I b) { return _mm512_add_epi32(a, b); }
     static I mullo(I a, const int32_t* s) { return _mm512_mullo_epi32(a, bc(s)); }
@@ -181,7 +207,14 @@ struct alignas(64) Q40Chunk {
 // Offset in Q40Chunk::q of the 4 weights (elements 4g..4g+3) of group g of block b.
 constexpr int q40_off(int b, int g) { return 128 * (b / 4) + 16 * (b % 4) + (g < 4 ? 4 * g : 64 + 4 * (g - 4)); }
 
-inline void q40_unpack(const uint8_t* blk, int64_t left, const Q40Idx& ix, Q40Chunk& o) {
+// One row's eight blocks, unpacked: the signed quants (Q40Chunk::q's four 64-byte parts), the
+// seeds and the scales.
+struct Q40Row {
+    __m512i v[4];
+    __m256i seed;
+    __m256 dw;
+};
+inline Q40Row q40_row(const uint8_t* blk, int64_t left, const Q40Idx& ix) {
     __m512i z0, z1, z2;
     if (left >= 8) {
         z0 = _mm512_loadu_si512(blk);
@@ -196,9 +229,10 @@ inline void q40_unpack(const uint8_t* blk, int64_t left, const Q40Idx& ix, Q40Ch
         z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
         z2 = _mm512_castsi128_si512(_mm_maskz_loadu_epi8(m2, blk + 128));
     }
+    Q40Row o;
     const __m512i m4 = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
     const __m256i h = _mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, _mm512_load_si512(ix.sc), z1));
-    _mm256_store_ps(o.dw, _mm256_cvtph_ps(_mm256_castsi256_si128(h)));
+    o.dw = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
     const __m512i q0 = _mm512_permutex2var_epi8(z0, _mm512_load_si512(ix.q0), z1);
     const __m512i q1 = _mm512_permutex2var_epi8(z1, _mm512_load_si512(ix.q1), z2);
     const __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
@@ -209,33 +243,40 @@ inline void q40_unpack(const uint8_t* blk, int64_t left, const Q40Idx& ix, Q40Ch
     s0 = _mm512_add_epi64(s0, _mm512_shuffle_epi32(s0, _MM_PERM_BADC));
     s1 = _mm512_add_epi64(s1, _mm512_shuffle_epi32(s1, _MM_PERM_BADC));
     const __m256i sq = _mm512_castsi512_si256(_mm512_permutex2var_epi32(s0, _mm512_load_si512(ix.s8), s1));
-    // seed = -128 * (sum q - 8 * 32)
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o.seed), _mm256_sub_epi32(_mm256_set1_epi32(32768), _mm256_slli_epi32(sq, 7)));
-    _mm512_store_si512(o.q, _mm512_sub_epi8(l0, eight));
-    _mm512_store_si512(o.q + 64, _mm512_sub_epi8(h0, eight));
-    _mm512_store_si512(o.q + 128, _mm512_sub_epi8(l1, eight));
-    _mm512_store_si512(o.q + 192, _mm512_sub_epi8(h1, eight));
+    o.seed = _mm256_sub_epi32(_mm256_set1_epi32(32768), _mm256_slli_epi32(sq, 7));  // -128 * (sum q - 8 * 32)
+    o.v[0] = _mm512_sub_epi8(l0, eight);
+    o.v[1] = _mm512_sub_epi8(h0, eight);
+    o.v[2] = _mm512_sub_epi8(l1, eight);
+    o.v[3] = _mm512_sub_epi8(h1, eight);
+    return o;
+}
+
+inline void q40_unpack(const uint8_t* blk, int64_t left, const Q40Idx& ix, Q40Chunk& o) {
+    const Q40Row w = q40_row(blk, left, ix);
+    for (int i = 0; i < 4; ++i) _mm512_store_si512(o.q + 64 * i, w.v[i]);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o.seed), w.seed);
+    _mm256_store_ps(o.dw, w.dw);
 }
 
 template <int L, int R>
 inline void q40_block(int b, const Q40Chunk* ch, const uint32_t* xg, const float* dxb, typename V<L>::F* acc) {
     using T = V<L>;
-    typename T::I ia[R];
-    for (int r = 0; r < R; ++r) ia[r] = T::bc(&ch[r].seed[b]);
+    typename T::I ia[2][R];  // two chains per row (even and odd groups): vpdpbusd's latency
+    for (int r = 0; r < R; ++r) ia[0][r] = T::bc(&ch[r].seed[b]), ia[1][r] = T::zero();
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
         const typename T::I xv = T::load(xg + g * L);
-        for (int r = 0; r < R; ++r) ia[r] = T::dpbusd(ia[r], xv, ch[r].q + q40_off(b, g));
+        for (int r = 0; r < R; ++r) ia[g % 2][r] = T::dpbusd(ia[g % 2][r], xv, ch[r].q + q40_off(b, g));
     }
     const typename T::F d = T::loadf(dxb);
-    for (int r = 0; r < R; ++r) acc[r] = T::fma(ia[r], T::mul(T::bcf(&ch[r].dw[b]), d), acc[r]);
+    for (int r = 0; r < R; ++r) acc[r] = T::fma(T::add(ia[0][r], ia[1][r]), T::mul(T::bcf(&ch[r].dw[b]), d), acc[r]);
 }
 
 template <int L, int R>
 void q40_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
     using T = V<L>;
     constexpr size_t GB = 8 * sizeof(BlockQ4_0);
-    const ActLayout A = act_layout(k, nc, 32);
+    const ActLayout A = act_layout(k, nc, 32, 1);
     const uint32_t* xu = static_cast<const uint32_t*>(act);
     const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
     const Q40Idx& ix = q40_idx();
@@ -269,96 +310,147 @@ void q40_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
     store_rows<L, R>(acc, nc, out, os);
 }
 
-// ---- Q8_0: the quants are broadcast in place; per block only the sum and the scale ----
+// ---- Pairs of rows in one 16-lane vector (up to 8 columns; P = 2 of act_layout) ----
+//
+// On CPUs that split 512-bit operations in two (Zen 4), 8 columns in 8 lanes and 16 in 16 run
+// at the same vpdpbusd rate, so 8 lanes would waste half the machine's multiply rate on load
+// and float overhead; instead lanes 2j and 2j+1 hold column j against rows A and B. The two
+// rows' unpacked weights are interleaved by dwords, so one 64-bit broadcast feeds both.
 
-struct alignas(64) Q80Chunk {
-    int32_t seed[8];  // -128 * (sum of block b's weights)
-    float dw[8];
+// dwords [a0 b0 a1 b1 ... a7 b7] and [a8 b8 ... a15 b15] of two vectors
+struct PairIdx {
+    int32_t lo[16], hi[16];
 };
-
-inline void q80_unpack(const uint8_t* blk, int64_t left, Q80Chunk& o) {
-    constexpr size_t BB = sizeof(BlockQ8_0);
-    if (left < 8) {  // the row's last blocks
-        for (int b = 0; b < left; ++b) {
-            const int8_t* q = reinterpret_cast<const int8_t*>(blk + BB * static_cast<size_t>(b) + 2);
-            int s = 0;
-            for (int i = 0; i < 32; ++i) s += q[i];
-            o.seed[b] = -128 * s;
-            uint16_t h;
-            std::memcpy(&h, blk + BB * static_cast<size_t>(b), 2);
-            o.dw[b] = fp16_to_f32(h);
-        }
-        return;
-    }
-    // sum of the signed quants of a block = vpsadbw of (q ^ 0x80) - 128 * 32
-    const __m512i flip = _mm512_set1_epi8(-128), zero = _mm512_setzero_si512();
-    __m512i s[4];
-    for (int p = 0; p < 4; ++p) {
-        const uint8_t* b0 = blk + BB * static_cast<size_t>(2 * p) + 2;
-        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0))),
-                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + BB)), 1);
-        z = _mm512_sad_epu8(_mm512_xor_si512(z, flip), zero);
-        z = _mm512_add_epi64(z, _mm512_shuffle_epi32(z, _MM_PERM_BADC));
-        s[p] = _mm512_add_epi64(z, _mm512_permutex_epi64(z, _MM_SHUFFLE(1, 0, 3, 2)));  // dwords 0 and 8: the two sums
-    }
-    const __m512i i01 = _mm512_setr_epi32(0, 8, 16, 24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i lo = _mm512_permutex2var_epi32(s[0], i01, s[1]), hi = _mm512_permutex2var_epi32(s[2], i01, s[3]);
-    const __m256i sq = _mm256_inserti128_si256(_mm512_castsi512_si256(lo), _mm512_castsi512_si128(hi), 1);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o.seed), _mm256_sub_epi32(_mm256_set1_epi32(128 * 4096), _mm256_slli_epi32(sq, 7)));
-    const __m256i off = _mm256_setr_epi32(0, 34, 68, 102, 136, 170, 204, 238);
-    const __m256i hw = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blk), off, 1);
-    _mm256_store_ps(o.dw, _mm256_cvtph_ps(_mm256_cvtepi32_epi16(hw)));
+inline const PairIdx& pair_idx() {
+    alignas(64) static constexpr PairIdx t = [] {
+        PairIdx v{};
+        for (int i = 0; i < 8; ++i) v.lo[2 * i] = i, v.lo[2 * i + 1] = 16 + i, v.hi[2 * i] = 8 + i, v.hi[2 * i + 1] = 24 + i;
+        return v;
+    }();
+    return t;
+}
+inline __m512i bcast64(const void* p) {
+    long long v;
+    std::memcpy(&v, p, 8);
+    return _mm512_set1_epi64(v);
+}
+inline __m512 bcast64f(const void* p) {
+    double v;
+    std::memcpy(&v, p, 8);
+    return _mm512_castpd_ps(_mm512_set1_pd(v));
+}
+// The results of row pairs (acc[i]: lane 2j = row 2i column j, lane 2j+1 = row 2i+1) for nr rows.
+template <int NP>
+inline void store_pairs(const __m512* acc, int nr, int nc, float* out, size_t os) {
+    alignas(64) float t[NP][16];
+    for (int i = 0; i < NP; ++i) _mm512_store_ps(t[i], acc[i]);
+    for (int j = 0; j < nc; ++j)
+        for (int r = 0; r < nr; ++r) out[static_cast<size_t>(j) * os + static_cast<size_t>(r)] = t[r / 2][2 * j + r % 2];
 }
 
-template <int L, int R>
-inline void q80_block(int b, const uint8_t* const* wb, const Q80Chunk* ch, const uint32_t* xg, const float* dxb, typename V<L>::F* acc) {
-    using T = V<L>;
-    typename T::I ia[R];
-    for (int r = 0; r < R; ++r) ia[r] = T::bc(&ch[r].seed[b]);
+// Q4_0, two rows interleaved: q[8p + 4i] = dword p of row i's quants (unsigned, 0..15; the -8 is
+// the activations' bias) in Q40Chunk::q's order; dw likewise.
+struct alignas(64) Q40Pair {
+    uint8_t q[512];
+    float dw[16];
+};
+inline void q40_unpack_pair(const uint8_t* a, const uint8_t* b, int64_t left, const Q40Idx& ix, const PairIdx& px, Q40Pair& o) {
+    const __m512i lo = _mm512_load_si512(px.lo), hi = _mm512_load_si512(px.hi), m4 = _mm512_set1_epi8(0x0f);
+    __m512i u[2][4];
+    __m256 dw[2];
+    const uint8_t* src[2] = {a, b};
+    for (int r = 0; r < 2; ++r) {
+        __m512i z0, z1, z2;
+        const uint8_t* blk = src[r];
+        if (left >= 8) {
+            z0 = _mm512_loadu_si512(blk);
+            z1 = _mm512_loadu_si512(blk + 64);
+            z2 = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 128)));
+        } else {  // the row's last blocks: read only those (fewer than 128 bytes)
+            const int64_t bytes = left * static_cast<int64_t>(sizeof(BlockQ4_0));
+            const __mmask64 m0 = bytes >= 64 ? ~__mmask64{0} : (__mmask64{1} << bytes) - 1;
+            const __mmask64 m1 = bytes > 64 ? (__mmask64{1} << (bytes - 64)) - 1 : 0;
+            z0 = _mm512_maskz_loadu_epi8(m0, blk);
+            z1 = _mm512_maskz_loadu_epi8(m1, blk + 64);
+            z2 = _mm512_setzero_si512();
+        }
+        dw[r] = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm512_castsi512_si256(_mm512_permutex2var_epi16(z0, _mm512_load_si512(ix.sc), z1))));
+        const __m512i q0 = _mm512_permutex2var_epi8(z0, _mm512_load_si512(ix.q0), z1);
+        const __m512i q1 = _mm512_permutex2var_epi8(z1, _mm512_load_si512(ix.q1), z2);
+        u[r][0] = _mm512_and_si512(q0, m4);
+        u[r][1] = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+        u[r][2] = _mm512_and_si512(q1, m4);
+        u[r][3] = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+    }
+    for (int i = 0; i < 4; ++i) {
+        _mm512_store_si512(o.q + 128 * i, _mm512_permutex2var_epi32(u[0][i], lo, u[1][i]));
+        _mm512_store_si512(o.q + 128 * i + 64, _mm512_permutex2var_epi32(u[0][i], hi, u[1][i]));
+    }
+    _mm512_store_ps(o.dw, _mm512_permutex2var_ps(_mm512_castps256_ps512(dw[0]), lo, _mm512_castps256_ps512(dw[1])));
+}
+
+template <int NP>
+inline void q40p_block(int b, const Q40Pair* ch, const uint32_t* xg, const int32_t* biasb, const float* dxb, __m512* acc) {
+    __m512i ia[2][NP];  // two chains per pair, as in q40_block
+    const __m512i bias = _mm512_load_si512(biasb);
+    for (int i = 0; i < NP; ++i) ia[0][i] = bias, ia[1][i] = _mm512_setzero_si512();
 #pragma GCC unroll 8
     for (int g = 0; g < 8; ++g) {
-        const typename T::I xv = T::load(xg + g * L);
-        for (int r = 0; r < R; ++r) ia[r] = T::dpbusd(ia[r], xv, wb[r] + sizeof(BlockQ8_0) * static_cast<size_t>(b) + 2 + 4 * g);
+        __m512i xv = _mm512_load_si512(xg + 16 * g);
+        asm("" : "+v"(xv));  // one load for all pairs (GCC would fold it into every vpdpbusd)
+        for (int i = 0; i < NP; ++i) ia[g % 2][i] = _mm512_dpbusd_epi32(ia[g % 2][i], bcast64(ch[i].q + 2 * q40_off(b, g)), xv);
     }
-    const typename T::F d = T::loadf(dxb);
-    for (int r = 0; r < R; ++r) acc[r] = T::fma(ia[r], T::mul(T::bcf(&ch[r].dw[b]), d), acc[r]);
+    const __m512 d = _mm512_load_ps(dxb);
+    for (int i = 0; i < NP; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(ia[0][i], ia[1][i])), _mm512_mul_ps(bcast64f(&ch[i].dw[2 * b]), d), acc[i]);
 }
 
-template <int L, int R>
-void q80_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
-    using T = V<L>;
-    constexpr size_t GB = 8 * sizeof(BlockQ8_0);
-    const ActLayout A = act_layout(k, nc, 32);
+template <int NP>
+void q40p_rows(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, int nc, float* out, size_t os) {
+    constexpr size_t GB = 8 * sizeof(BlockQ4_0);
+    const ActLayout A = act_layout(k, nc, 32, 2);
     const uint32_t* xu = static_cast<const uint32_t*>(act);
     const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
+    const int32_t* bias = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(act) + A.bias);
+    const Q40Idx& ix = q40_idx();
+    const PairIdx& px = pair_idx();
     const int64_t nb = k / 32;
-    typename T::F acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
-    Q80Chunk buf[2][R];  // as in q40_rows
+    const uint8_t* row[2 * NP];
+    for (int r = 0; r < 2 * NP; ++r) row[r] = w + static_cast<size_t>(std::min(r, nr - 1)) * ws;  // a missing row repeats the last
+    __m512 acc[NP];
+    for (int i = 0; i < NP; ++i) acc[i] = _mm512_setzero_ps();
+    Q40Pair buf[2][NP];  // as in q40_rows
     auto unpack = [&](int64_t c) {
-        for (int r = 0; r < R; ++r) {
-            const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
-            prefetch_span<GB>(blk + static_cast<size_t>(R) * ws);
-            q80_unpack(blk, nb - 8 * c, buf[c % 2][r]);
+        for (int i = 0; i < NP; ++i) {
+            const size_t off = static_cast<size_t>(c) * GB;
+            prefetch_span<GB>(row[2 * i] + off + static_cast<size_t>(2 * NP) * ws);
+            prefetch_span<GB>(row[2 * i + 1] + off + static_cast<size_t>(2 * NP) * ws);
+            q40_unpack_pair(row[2 * i] + off, row[2 * i + 1] + off, nb - 8 * c, ix, px, buf[c % 2][i]);
         }
     };
     unpack(0);
-    const uint8_t* wb[R];
     for (int64_t c = 0; 8 * c < nb; ++c) {
         const int64_t left = nb - 8 * c;
         if (8 * (c + 1) < nb) unpack(c + 1);
-        const Q80Chunk* ch = buf[c % 2];
-        for (int r = 0; r < R; ++r) wb[r] = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
-        const uint32_t* xc = xu + static_cast<size_t>(c) * 64 * L;
-        const float* dc = dx + static_cast<size_t>(c) * 8 * L;
+        const Q40Pair* ch = buf[c % 2];
+        const uint32_t* xc = xu + static_cast<size_t>(c) * 64 * 16;
+        const float* dc = dx + static_cast<size_t>(c) * 8 * 16;
+        const int32_t* bc = bias + static_cast<size_t>(c) * 8 * 16;
         if (left >= 8) {
 #pragma GCC unroll 8
-            for (int b = 0; b < 8; ++b) q80_block<L, R>(b, wb, ch, xc + b * 8 * L, dc + b * L, acc);
+            for (int b = 0; b < 8; ++b) q40p_block<NP>(b, ch, xc + b * 8 * 16, bc + b * 16, dc + b * 16, acc);
         } else {
-            for (int b = 0; b < left; ++b) q80_block<L, R>(b, wb, ch, xc + b * 8 * L, dc + b * L, acc);
+            for (int b = 0; b < left; ++b) q40p_block<NP>(b, ch, xc + b * 8 * 16, bc + b * 16, dc + b * 16, acc);
         }
     }
-    store_rows<L, R>(acc, nc, out, os);
+    store_pairs<NP>(acc, nr, nc, out, os);
+}
+
+template <void (*F1)(int64_t, const uint8_t*, size_t, int, const void*, int, float*, size_t),
+          void (*F2)(int64_t, const uint8_t*, size_t, int, const void*, int, float*, size_t)>
+void pairs_dispatch(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, int nc, float* out, size_t os) {
+    if (nr <= 2) F1(k, w, ws, nr, act, nc, out, os);
+    else F2(k, w, ws, nr, act, nc, out, os);
 }
 
 // ---- Q4_K: one super-block (256 elements, eight sub-blocks of 32) of a row at a time ----
@@ -419,7 +511,7 @@ inline void q4k_unpack(const uint8_t* blk, const Q4KIdx& ix, Q4KSuper& o) {
 template <int L, int R>
 void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
     using T = V<L>;
-    const ActLayout A = act_layout(k, nc, 256);
+    const ActLayout A = act_layout(k, nc, 256, 1);
     const uint32_t* xu = static_cast<const uint32_t*>(act);
     const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
     const int32_t* bp = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(act) + A.bp);
@@ -444,14 +536,14 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
         for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) {
-            typename T::I t[R];
-            for (int r = 0; r < R; ++r) t[r] = T::zero();
+            typename T::I t[2][R];  // two chains per row, as in q40_block
+            for (int r = 0; r < R; ++r) t[0][r] = t[1][r] = T::zero();
 #pragma GCC unroll 8
             for (int g = 0; g < 8; ++g) {
                 const typename T::I xv = T::load(xs + (8 * s + g) * L);
-                for (int r = 0; r < R; ++r) t[r] = T::dpbusd(t[r], xv, ch[r].q + 32 * kQ4KPos[s] + 4 * g);
+                for (int r = 0; r < R; ++r) t[g % 2][r] = T::dpbusd(t[g % 2][r], xv, ch[r].q + 32 * kQ4KPos[s] + 4 * g);
             }
-            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(t[r], &ch[r].sc[s]));
+            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(T::add(t[0][r], t[1][r]), &ch[r].sc[s]));
         }
         typename T::I mm[R];
         for (int r = 0; r < R; ++r) mm[r] = T::zero();
@@ -522,7 +614,7 @@ inline void q6k_unpack(const BlockQ6_K* blk, const Q6KIdx& ix, Q6KSuper& o) {
 template <int L, int R>
 void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
     using T = V<L>;
-    const ActLayout A = act_layout(k, nc, 256);
+    const ActLayout A = act_layout(k, nc, 256, 1);
     const uint32_t* xu = static_cast<const uint32_t*>(act);
     const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
     const Q6KIdx& ix = q6k_idx();
@@ -546,14 +638,14 @@ void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
         for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
 #pragma GCC unroll 16
         for (int s = 0; s < 16; ++s) {
-            typename T::I t[R];
-            for (int r = 0; r < R; ++r) t[r] = T::zero();
+            typename T::I t[2][R];  // two chains per row, as in q40_block
+            for (int r = 0; r < R; ++r) t[0][r] = t[1][r] = T::zero();
 #pragma GCC unroll 4
             for (int g = 0; g < 4; ++g) {
                 const typename T::I xv = T::load(xs + (4 * s + g) * L);
-                for (int r = 0; r < R; ++r) t[r] = T::dpbusd(t[r], xv, ch[r].q + 16 * s + 4 * g);
+                for (int r = 0; r < R; ++r) t[g % 2][r] = T::dpbusd(t[g % 2][r], xv, ch[r].q + 16 * s + 4 * g);
             }
-            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(t[r], &ch[r].sc[s]));
+            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(T::add(t[0][r], t[1][r]), &ch[r].sc[s]));
         }
         const typename T::F d = T::loadf(dx + static_cast<size_t>(sb) * L);
         for (int r = 0; r < R; ++r) acc[r] = T::fma(sa[r], T::mul(T::bcf(&ch[r].d), d), acc[r]);
@@ -577,10 +669,6 @@ struct Q40K {
     static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q40_rows<L, R>(k, w, ws, a, nc, o, os); }
 };
 template <int L, int R>
-struct Q80K {
-    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q80_rows<L, R>(k, w, ws, a, nc, o, os); }
-};
-template <int L, int R>
 struct Q6KK {
     static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q6k_rows<L, R>(k, w, ws, a, nc, o, os); }
 };
@@ -591,14 +679,15 @@ struct Q4KK {
 
 }  // namespace
 
-ColsKernel cols_kernel_avx512(DType t, bool vbmi) {
+ColsKernel cols_kernel_avx512(DType t, bool vbmi, int nc) {
+    const bool pairs = nc <= 8;
     switch (t) {
         case DType::Q4_0:
             if (!vbmi) return {};
-            return {32, act_bytes<32>, pack<32>, rows_dispatch<Q40K>};
-        case DType::Q8_0: return {32, act_bytes<32>, pack<32>, rows_dispatch<Q80K>};
-        case DType::Q4_K: return {256, act_bytes<256>, pack<256>, rows_dispatch<Q4KK>};
-        case DType::Q6_K: return {256, act_bytes<256>, pack<256>, rows_dispatch<Q6KK>};
+            if (pairs) return {32, act_bytes<32, 2>, pack<32, 2, 8>, pairs_dispatch<q40p_rows<1>, q40p_rows<2>>};
+            return {32, act_bytes<32, 1>, pack<32, 1>, rows_dispatch<Q40K>};
+        case DType::Q4_K: return {256, act_bytes<256, 1>, pack<256, 1>, rows_dispatch<Q4KK>};
+        case DType::Q6_K: return {256, act_bytes<256, 1>, pack<256, 1>, rows_dispatch<Q6KK>};
         default: return {};
     }
 }
