@@ -35,7 +35,7 @@ BatchKernel batch_kernel(DType t, int64_t k, int n) {
     if (!cols) return BatchKernel::Default;
     switch (t) {
         case DType::Q4_0: return n <= 4 ? BatchKernel::Rows : n == 8 || n >= 15 ? BatchKernel::Cols : BatchKernel::Gemm;
-        case DType::Q4_K: return n <= 6 ? BatchKernel::Rows : n == 8 || n >= 13 ? BatchKernel::Cols : BatchKernel::Gemm;
+        case DType::Q4_K: return n <= 6 ? BatchKernel::Rows : n <= 8 || n >= 12 ? BatchKernel::Cols : BatchKernel::Gemm;
         case DType::Q6_K: return n <= 7 ? BatchKernel::Rows : n == 8 || n == 16 ? BatchKernel::Cols : BatchKernel::Gemm;
         default: return BatchKernel::Default;
     }

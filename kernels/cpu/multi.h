@@ -11,14 +11,19 @@
 // hundred bytes of L1 scratch, whatever the number of columns; there are no weight transposes
 // (the GEMM's 16-row tiles, gemm.h) and no per-lane partial sums to reduce per column (the
 // multi-column row kernels, vec_dot.h).
-// - Up to 8 columns (Q4_0): lanes 2j and 2j+1 hold column j against two rows whose unpacked
-//   quants are interleaved by dwords, so one 64-bit broadcast feeds both and no lane idles. The
-//   weights are the unsigned side of vpdpbusd (Q4_0's quants 0..15), the activations the signed
-//   side; the -8 offset of Q4_0 is a per-column bias (-8 * sum of the block's activations).
-// - Otherwise (9..16 columns, and the K types up to 8 columns in 8 lanes): one row per vector,
-//   the weights minus their offset as the signed side (a broadcast inside the instruction), the
-//   activations + 128 as the unsigned side; the +128 adds 128 * (sum of the block's weights) to
-//   every lane, a per-row constant that the row's unpack computes once and seeds the sums with.
+// vpdpbusd multiplies unsigned bytes (a register) by signed bytes (a register or a broadcast in
+// the instruction), so one side must be unsigned:
+// - Q4_0 up to 8 columns: lanes 2j and 2j+1 hold column j against two rows whose unpacked quants
+//   are interleaved by dwords, so one 64-bit broadcast feeds both rows and no lane idles. The
+//   quants (0..15) are the unsigned side, the activations the signed side; Q4_0's -8 offset is a
+//   per-column bias (-8 * the sum of the block's activations) that seeds the sums.
+// - Q4_K (8 lanes up to 8 columns, 16 beyond): the same sides (quants 0..15 broadcast into a
+//   register, activations signed); its mins are one vpdpwssd per pair of sub-blocks against the
+//   columns' sub-block sums.
+// - Q4_0 beyond 8 columns and Q6_K: the weights minus their offset are the signed side (a
+//   broadcast inside the instruction), the activations + 128 the unsigned side; the +128 adds
+//   128 * (sum of the block's weights) to every lane, a per-row constant that the row's unpack
+//   computes once and seeds the sums with.
 // The integer sums are exact, so a column agrees with its decode to float rounding (the order of
 // the float steps differs), not bit for bit.
 #pragma once

@@ -51,10 +51,11 @@ size_t act_bytes(int64_t k, int nc) {
     return act_layout(k, nc, B, P).bytes;
 }
 
-// P = 1: the quants + 128 (the unsigned side of vpdpbusd; the weights are broadcast as the signed
-// side). P = 2: the quants as they are (signed side; the weights, broadcast into a register, are
-// the unsigned side) and bias = -C * (sum of the block's quants) for the weights' offset C.
-template <int B, int P, int C = 0>
+// Signed = false: the quants + 128 (the unsigned side of vpdpbusd; the weights are broadcast as
+// the signed side). Signed: the quants as they are (the signed side; the weights, broadcast into a
+// register, are the unsigned side); with P = 2 also bias = -C * (sum of the block's quants) for
+// the weights' offset C.
+template <int B, int P, int C = 0, bool Signed = P == 2>
 void pack(const float* x, int64_t k, int nc, int64_t b0, int64_t b1, void* act) {
     const ActLayout A = act_layout(k, nc, B, P);
     uint8_t* base = static_cast<uint8_t*>(act);
@@ -63,7 +64,7 @@ void pack(const float* x, int64_t k, int nc, int64_t b0, int64_t b1, void* act) 
     int32_t* bp = reinterpret_cast<int32_t*>(base + A.bp);
     int32_t* bias = reinterpret_cast<int32_t*>(base + A.bias);
     const size_t L = static_cast<size_t>(A.L);
-    const uint32_t flip = P == 2 ? 0u : 0x80808080u;
+    const uint32_t flip = Signed ? 0u : 0x80808080u;
     alignas(64) int8_t q[B];
     int sums[B / 16];
     for (int64_t b = b0; b < b1; ++b) {
@@ -125,6 +126,7 @@ struct V<8> {
         asm("vpdpbusd %2%{1to8%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const int32_t*>(s)));
         return acc;
     }
+    static I dpbusd_w(I acc, const void* w, I x) { return _mm256_dpbusd_epi32(acc, bc(w), x); }  // unsigned weights
     static I dpwssd(I acc, I a, const void* s) { return _mm256_dpwssd_epi32(acc, a, bc(s)); }
     static I add(I a, I b) { return _mm256_add_epi32(a, b); }
     static I mullo(I a, const int32_t* s) { return _mm256_mullo_epi32(a, bc(s)); }
@@ -152,6 +154,7 @@ struct V<16> {
         asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*static_cast<const int32_t*>(s)));
         return acc;
     }
+    static I dpbusd_w(I acc, const void* w, I x) { return _mm512_dpbusd_epi32(acc, bc(w), x); }
     static I dpwssd(I acc, I a, const void* s) { return _mm512_dpwssd_epi32(acc, a, bc(s)); }
     static I add(I a, I b) { return _mm512_add_epi32(a, b); }
     static I mullo(I a, const int32_t* s) { return _mm512_mullo_epi32(a, bc(s)); }
@@ -455,57 +458,36 @@ void pairs_dispatch(int64_t k, const uint8_t* w, size_t ws, int nr, const void* 
 
 // ---- Q4_K: one super-block (256 elements, eight sub-blocks of 32) of a row at a time ----
 
-// One super-block of one row: q in the order one 64-byte load of the quants holds them as
+// One super-block of one row: the quants (unsigned, 0..15: the unsigned side of vpdpbusd against
+// the signed activations, so no offset to correct) in the order one 64-byte load holds them as
 // low/high nibbles (sub-blocks 0 2 | 1 3 | 4 6 | 5 7, 32 bytes each; sub-block s at
-// 32 * kPos[s]); the 6-bit scales sc[s] and mins in int16 pairs mnp[p] = mn[2p] | mn[2p+1] << 16;
-// seed = -128 * sum_s sc[s] * (sum of sub-block s's quants).
+// 32 * kPos[s]); the 6-bit scales sc[s] and mins in int16 pairs mnp[p] = mn[2p] | mn[2p+1] << 16.
 constexpr int kQ4KPos[8] = {0, 2, 1, 3, 4, 6, 5, 7};
 struct alignas(64) Q4KSuper {
-    int8_t q[256];
+    uint8_t q[256];
     int32_t sc[8];
     int32_t mnp[4];
     float d, dmin;
-    int32_t seed;
 };
 
-struct Q4KIdx {
-    uint8_t sb[4][64];  // vpshufb: sub-block scale bytes to the 32 bytes of each of the two sub-blocks of u[i]
-};
-inline const Q4KIdx& q4k_idx() {
-    alignas(64) static constexpr Q4KIdx t = [] {
-        Q4KIdx v{};
-        constexpr int first[4] = {0, 1, 4, 5};  // u[i] holds sub-blocks first[i] (bytes 0..31) and first[i] + 2
-        for (int i = 0; i < 4; ++i)
-            for (int l = 0; l < 64; ++l) v.sb[i][l] = static_cast<uint8_t>(first[i] + (l < 32 ? 0 : 2));
-        return v;
-    }();
-    return t;
-}
-
-inline void q4k_unpack(const uint8_t* blk, const Q4KIdx& ix, Q4KSuper& o) {
+inline void q4k_unpack(const uint8_t* blk, Q4KSuper& o) {
     uint32_t a, b, c;
     std::memcpy(&a, blk + 4, 4);
     std::memcpy(&b, blk + 8, 4);
     std::memcpy(&c, blk + 12, 4);
     const uint32_t sc_lo = a & 0x3f3f3f3fu, sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
     const uint32_t mn_lo = b & 0x3f3f3f3fu, mn_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
-    const __m128i scb = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0);  // the 8 scale bytes
-    _mm256_store_si256(reinterpret_cast<__m256i*>(o.sc), _mm256_cvtepu8_epi32(scb));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(o.sc), _mm256_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0)));
     const __m128i mnw = _mm_cvtepu8_epi16(_mm_setr_epi32(static_cast<int>(mn_lo), static_cast<int>(mn_hi), 0, 0));
     _mm_store_si128(reinterpret_cast<__m128i*>(o.mnp), mnw);  // words mn[0..7] = pairs (mn[2p], mn[2p+1])
     o.d = fp16_to_f32_fast(static_cast<uint16_t>(blk[0] | (blk[1] << 8)));
     o.dmin = fp16_to_f32_fast(static_cast<uint16_t>(blk[2] | (blk[3] << 8)));
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i q0 = _mm512_loadu_si512(blk + 16), q1 = _mm512_loadu_si512(blk + 80);
-    const __m512i u[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_and_si512(q1, m4),
-                          _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
-    const __m512i sc64 = _mm512_broadcast_i32x4(scb);
-    __m512i t = _mm512_setzero_si512();
-    for (int i = 0; i < 4; ++i) {
-        _mm512_store_si512(o.q + 64 * i, u[i]);
-        t = _mm512_dpbusd_epi32(t, u[i], _mm512_shuffle_epi8(sc64, _mm512_load_si512(ix.sb[i])));
-    }
-    o.seed = -128 * _mm512_reduce_add_epi32(t);
+    _mm512_store_si512(o.q, _mm512_and_si512(q0, m4));
+    _mm512_store_si512(o.q + 64, _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4));
+    _mm512_store_si512(o.q + 128, _mm512_and_si512(q1, m4));
+    _mm512_store_si512(o.q + 192, _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4));
 }
 
 template <int L, int R>
@@ -515,7 +497,6 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
     const uint32_t* xu = static_cast<const uint32_t*>(act);
     const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
     const int32_t* bp = reinterpret_cast<const int32_t*>(static_cast<const uint8_t*>(act) + A.bp);
-    const Q4KIdx& ix = q4k_idx();
     const int64_t nsb = k / 256;
     typename T::F acc[R];
     for (int r = 0; r < R; ++r) acc[r] = T::zerof();
@@ -524,7 +505,7 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(sb) * sizeof(BlockQ4_K);
             prefetch_span<sizeof(BlockQ4_K)>(blk + static_cast<size_t>(R) * ws);
-            q4k_unpack(blk, ix, buf[sb % 2][r]);
+            q4k_unpack(blk, buf[sb % 2][r]);
         }
     };
     unpack(0);
@@ -533,15 +514,16 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
         const Q4KSuper* ch = buf[sb % 2];
         const uint32_t* xs = xu + static_cast<size_t>(sb) * 64 * L;
         typename T::I sa[R];
-        for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
+        for (int r = 0; r < R; ++r) sa[r] = T::zero();
 #pragma GCC unroll 8
         for (int s = 0; s < 8; ++s) {
             typename T::I t[2][R];  // two chains per row, as in q40_block
             for (int r = 0; r < R; ++r) t[0][r] = t[1][r] = T::zero();
 #pragma GCC unroll 8
             for (int g = 0; g < 8; ++g) {
-                const typename T::I xv = T::load(xs + (8 * s + g) * L);
-                for (int r = 0; r < R; ++r) t[g % 2][r] = T::dpbusd(t[g % 2][r], xv, ch[r].q + 32 * kQ4KPos[s] + 4 * g);
+                typename T::I xv = T::load(xs + (8 * s + g) * L);
+                asm("" : "+v"(xv));  // one load for all rows (GCC would fold it into every vpdpbusd)
+                for (int r = 0; r < R; ++r) t[g % 2][r] = T::dpbusd_w(t[g % 2][r], ch[r].q + 32 * kQ4KPos[s] + 4 * g, xv);
             }
             for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(T::add(t[0][r], t[1][r]), &ch[r].sc[s]));
         }
@@ -686,7 +668,7 @@ ColsKernel cols_kernel_avx512(DType t, bool vbmi, int nc) {
             if (!vbmi) return {};
             if (pairs) return {32, act_bytes<32, 2>, pack<32, 2, 8>, pairs_dispatch<q40p_rows<1>, q40p_rows<2>>};
             return {32, act_bytes<32, 1>, pack<32, 1>, rows_dispatch<Q40K>};
-        case DType::Q4_K: return {256, act_bytes<256, 1>, pack<256, 1>, rows_dispatch<Q4KK>};
+        case DType::Q4_K: return {256, act_bytes<256, 1>, pack<256, 1, 0, true>, rows_dispatch<Q4KK>};
         case DType::Q6_K: return {256, act_bytes<256, 1>, pack<256, 1>, rows_dispatch<Q6KK>};
         default: return {};
     }
