@@ -61,6 +61,8 @@ ColsKernel find_cols_kernel(DType t, int64_t k, int nc);
 // or cols in the environment forces one family where the type has it (for A/B measurements).
 enum class BatchKernel { Default, Rows, Gemm, Cols };
 BatchKernel batch_kernel(DType t, int64_t k, int n);
+// Forces a family from now on (Default: back to the measured choice); for benchmarks.
+void force_batch_kernel(BatchKernel b);
 
 // The AVX-512 kernels (multi_avx512.cpp; call only on a CPU with AVX-512 VNNI). Q4_0 needs VBMI.
 ColsKernel cols_kernel_avx512(DType t, bool vbmi, int nc);
