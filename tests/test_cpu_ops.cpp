@@ -396,7 +396,7 @@ TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
     if (tested == 0) GTEST_SKIP() << "no small-batch kernel for " << dtype_name(type) << " on this CPU (needs AVX-512 VNNI)";
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, SmallBatchTest, ::testing::Values(DType::Q4_0, DType::Q4_K, DType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Types, SmallBatchTest, ::testing::Values(DType::Q4_0, DType::Q4_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // Batches of 1..16 columns through be.matmul (the thread split of the small-batch path included)

@@ -20,8 +20,9 @@ ColsKernel find_cols_kernel(DType t, int64_t k, int nc) {
 // thread, weights in cache) on the 2-core Zen 4 of docs/performance.md: the row kernels' cost
 // grows with every column (each column redoes the float steps on its own lanes), the GEMM's and
 // the column-lane kernels' is mostly the unpack, shared by all columns; where two were within
-// noise, the row kernels (bit-identical to decode) or the GEMM stay. Q8_0 has no entry: matmul's
-// own rule (the row kernel per column below 4 columns, the GEMM from 4) was fastest throughout.
+// noise, the row kernels (bit-identical to decode) or the GEMM stay. Q8_0 and Q6_K have no
+// entry: matmul's own rule (Q8_0: the row kernel per column below 4 columns, the GEMM from 4;
+// Q6_K: its row kernels up to 8 columns, the GEMM beyond) was the fastest or tied throughout.
 namespace {
 
 std::atomic<BatchKernel> g_forced{[] {
@@ -44,8 +45,7 @@ BatchKernel batch_kernel(DType t, int64_t k, int n) {
     if (!cols) return BatchKernel::Default;
     switch (t) {
         case DType::Q4_0: return n <= 4 ? BatchKernel::Rows : n == 8 || n >= 15 ? BatchKernel::Cols : BatchKernel::Gemm;
-        case DType::Q4_K: return n <= 6 ? BatchKernel::Rows : n <= 8 || n >= 12 ? BatchKernel::Cols : BatchKernel::Gemm;
-        case DType::Q6_K: return n <= 8 ? BatchKernel::Rows : n == 16 ? BatchKernel::Cols : BatchKernel::Gemm;
+        case DType::Q4_K: return n <= 6 ? BatchKernel::Rows : n <= 8 || n >= 13 ? BatchKernel::Cols : BatchKernel::Gemm;
         default: return BatchKernel::Default;
     }
 }

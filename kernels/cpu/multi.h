@@ -1,16 +1,17 @@
 // kernels/cpu/multi.h: matmul kernels for small batches (2..16 activation columns: the batched
-// decode of the server's concurrent streams), AVX-512 VNNI; Q4_0, Q4_K and Q6_K.
+// decode of the server's concurrent streams), AVX-512 VNNI; Q4_0 and Q4_K.
 //
 // Lanes hold columns. The activations of all columns are quantized (by the row kernels'
 // quantizer, qact.h, in the blocks their decode uses, so every column sees the bytes its decode
-// sees) and packed once per call: for each group of 4 consecutive elements one 16-lane vector
-// holds the 4 bytes of every column. A group of 4 weight bytes broadcast to the lanes then
+// sees) and packed once per call: for each group of 4 consecutive elements one vector (16 lanes;
+// 8 for Q4_K up to 8 columns) holds the 4 bytes of every column. A group of 4 weight bytes broadcast to the lanes then
 // advances every column by 4 products in one vpdpbusd, and the float step (cvt, mul, fma: one
-// per 32-block for Q4_0, one per super-block for the K types, whose sub-block scales are integer
+// per 32-block for Q4_0, one per super-block for Q4_K, whose sub-block scales are integer
 // multiplies) serves all columns at once. A weight row is unpacked once per call into a few
 // hundred bytes of L1 scratch, whatever the number of columns; there are no weight transposes
 // (the GEMM's 16-row tiles, gemm.h) and no per-lane partial sums to reduce per column (the
 // multi-column row kernels, vec_dot.h).
+//
 // vpdpbusd multiplies unsigned bytes (a register) by signed bytes (a register or a broadcast in
 // the instruction), so one side must be unsigned:
 // - Q4_0 up to 8 columns: lanes 2j and 2j+1 hold column j against two rows whose unpacked quants
@@ -20,10 +21,10 @@
 // - Q4_K (8 lanes up to 8 columns, 16 beyond): the same sides (quants 0..15 broadcast into a
 //   register, activations signed); its mins are one vpdpwssd per pair of sub-blocks against the
 //   columns' sub-block sums.
-// - Q4_0 beyond 8 columns and Q6_K: the weights minus their offset are the signed side (a
-//   broadcast inside the instruction), the activations + 128 the unsigned side; the +128 adds
-//   128 * (sum of the block's weights) to every lane, a per-row constant that the row's unpack
-//   computes once and seeds the sums with.
+// - Q4_0 beyond 8 columns: the weights minus 8 are the signed side (a broadcast inside the
+//   instruction), the activations + 128 the unsigned side; the +128 adds 128 * (sum of the
+//   block's weights) to every lane, a per-row constant that the row's unpack computes once and
+//   seeds the sums with.
 // The integer sums are exact, so a column agrees with its decode to float rounding (the order of
 // the float steps differs), not bit for bit.
 #pragma once

@@ -2,12 +2,16 @@
 // VNNI (+ VBMI for Q4_0's unpack). Compiled with AVX-512 flags; called only where CPUID reports
 // them (multi.cpp).
 //
-// Packed activations of nc columns in L lanes (L = 8 for nc <= 8, else 16; lanes >= nc hold
-// x = 0 with scale 0):
-//   xu  u32[k/4][L]   the 4 quantized bytes + 128 of elements 4g..4g+3 of column j at [g][j]
-//   dx  f32[nq][L]    the scale of quantization block q (32 or 256 elements) of column j
-//   bp  i32[k/64][L]  K types: int16 pairs (sum of sub-block 2p, sum of sub-block 2p+1) of the
-//                     quantized activations, 32-element sub-blocks p of the row
+// Packed activations of nc columns (act_layout): L lanes (16; 8 for the one-row-per-vector
+// kernels up to 8 columns), lane l holding column l / P (P = 2 rows per vector for Q4_0 up to 8
+// columns, else 1); lanes past the columns hold x = 0 with scale 0:
+//   xu    u32[k/4][L]  the 4 quantized bytes of elements 4g..4g+3 at [g][l]: as they are where
+//                      the weights are the unsigned side of vpdpbusd, + 128 where they are the
+//                      signed side
+//   dx    f32[nq][L]   the scale of quantization block q (32 or 256 elements)
+//   bp    i32[k/64][L] Q4_K: int16 pairs (sum of sub-block 2p, sum of sub-block 2p+1), sub-blocks
+//                      of 32
+//   bias  i32[nq][L]   P = 2: -C * (sum of block q's quants) for the weights' offset C (Q4_0: 8)
 // Each column's bytes are quantize_i8_block's (qact.h), in the blocks its decode uses.
 // GCC 12 reports its own _mm512_undefined_* helpers as uninitialized (a known false positive).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -542,99 +546,6 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
     store_rows<L, R>(acc, nc, out, os);
 }
 
-// ---- Q6_K: one super-block (256 elements, sixteen sub-blocks of 16) of a row at a time ----
-
-// One super-block of one row: q = the 6-bit quants minus 32 in element order; the int8 scales
-// sc[s]; seed = -128 * sum_s sc[s] * (sum of sub-block s's q).
-struct alignas(64) Q6KSuper {
-    int8_t q[256];
-    int32_t sc[16];
-    float d;
-    int32_t seed;
-};
-
-struct Q6KIdx {
-    uint8_t sb[4][64];  // vpshufb: scale byte 4i + l to the 16 bytes of 128-bit lane l of u[i]
-};
-inline const Q6KIdx& q6k_idx() {
-    alignas(64) static constexpr Q6KIdx t = [] {
-        Q6KIdx v{};
-        for (int i = 0; i < 4; ++i)
-            for (int l = 0; l < 64; ++l) v.sb[i][l] = static_cast<uint8_t>(4 * i + l / 16);
-        return v;
-    }();
-    return t;
-}
-
-inline void q6k_unpack(const BlockQ6_K* blk, const Q6KIdx& ix, Q6KSuper& o) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), off = _mm512_set1_epi8(32);
-    const __m512i sh01 = _mm512_setr_epi64(4, 4, 4, 4, 2, 2, 2, 2);  // left: bits 0-1 / 2-3 of qh -> 4-5
-    const __m512i sh23 = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);  // right: bits 4-5 / 6-7 -> 4-5
-    const __m128i S = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk->scales));
-    _mm512_store_si512(o.sc, _mm512_cvtepi8_epi32(S));
-    o.d = fp16_to_f32_fast(blk->d);
-    const __m512i s64 = _mm512_broadcast_i32x4(S);
-    __m512i t = _mm512_setzero_si512();
-    for (int hf = 0; hf < 2; ++hf) {
-        const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * hf);
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk->qh + 32 * hf)));
-        // elements 128hf + 0..63 and 128hf + 64..127, unsigned 0..63
-        const __m512i u0 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_sllv_epi64(qh, sh01), m30));
-        const __m512i u1 =
-            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(_mm512_srlv_epi64(qh, sh23), m30));
-        t = _mm512_dpbusd_epi32(t, u0, _mm512_shuffle_epi8(s64, _mm512_load_si512(ix.sb[2 * hf])));
-        t = _mm512_dpbusd_epi32(t, u1, _mm512_shuffle_epi8(s64, _mm512_load_si512(ix.sb[2 * hf + 1])));
-        _mm512_store_si512(o.q + 128 * hf, _mm512_sub_epi8(u0, off));
-        _mm512_store_si512(o.q + 128 * hf + 64, _mm512_sub_epi8(u1, off));
-    }
-    // sum_s sc[s] * sum(q - 32) = sum_s sc[s] * sum(q) - 512 * sum_s sc[s]
-    const __m128i ss = _mm_sad_epu8(_mm_xor_si128(S, _mm_set1_epi8(-128)), _mm_setzero_si128());
-    const int sum_sc = _mm_cvtsi128_si32(ss) + _mm_extract_epi32(ss, 2) - 16 * 128;
-    o.seed = -128 * (_mm512_reduce_add_epi32(t) - 512 * sum_sc);
-}
-
-template <int L, int R>
-void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, float* out, size_t os) {
-    using T = V<L>;
-    const ActLayout A = act_layout(k, nc, 256, 1);
-    const uint32_t* xu = static_cast<const uint32_t*>(act);
-    const float* dx = reinterpret_cast<const float*>(static_cast<const uint8_t*>(act) + A.dx);
-    const Q6KIdx& ix = q6k_idx();
-    const int64_t nsb = k / 256;
-    typename T::F acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = T::zerof();
-    Q6KSuper buf[2][R];  // as in q40_rows
-    auto unpack = [&](int64_t sb) {
-        for (int r = 0; r < R; ++r) {
-            const BlockQ6_K* blk = reinterpret_cast<const BlockQ6_K*>(w + static_cast<size_t>(r) * ws) + sb;
-            prefetch_span<sizeof(BlockQ6_K)>(reinterpret_cast<const uint8_t*>(blk) + static_cast<size_t>(R) * ws);
-            q6k_unpack(blk, ix, buf[sb % 2][r]);
-        }
-    };
-    unpack(0);
-    for (int64_t sb = 0; sb < nsb; ++sb) {
-        if (sb + 1 < nsb) unpack(sb + 1);
-        const Q6KSuper* ch = buf[sb % 2];
-        const uint32_t* xs = xu + static_cast<size_t>(sb) * 64 * L;
-        typename T::I sa[R];
-        for (int r = 0; r < R; ++r) sa[r] = T::bc(&ch[r].seed);
-#pragma GCC unroll 16
-        for (int s = 0; s < 16; ++s) {
-            typename T::I t[2][R];  // two chains per row, as in q40_block
-            for (int r = 0; r < R; ++r) t[0][r] = t[1][r] = T::zero();
-#pragma GCC unroll 4
-            for (int g = 0; g < 4; ++g) {
-                const typename T::I xv = T::load(xs + (4 * s + g) * L);
-                for (int r = 0; r < R; ++r) t[g % 2][r] = T::dpbusd(t[g % 2][r], xv, ch[r].q + 16 * s + 4 * g);
-            }
-            for (int r = 0; r < R; ++r) sa[r] = T::add(sa[r], T::mullo(T::add(t[0][r], t[1][r]), &ch[r].sc[s]));
-        }
-        const typename T::F d = T::loadf(dx + static_cast<size_t>(sb) * L);
-        for (int r = 0; r < R; ++r) acc[r] = T::fma(sa[r], T::mul(T::bcf(&ch[r].d), d), acc[r]);
-    }
-    store_rows<L, R>(acc, nc, out, os);
-}
-
 // ---- dispatch by rows (1..4) and lanes (8 or 16) ----
 
 using RowsFn = void (*)(int64_t, const uint8_t*, size_t, const void*, int, float*, size_t);
@@ -651,10 +562,6 @@ struct Q40K {
     static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q40_rows<L, R>(k, w, ws, a, nc, o, os); }
 };
 template <int L, int R>
-struct Q6KK {
-    static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q6k_rows<L, R>(k, w, ws, a, nc, o, os); }
-};
-template <int L, int R>
 struct Q4KK {
     static void run(int64_t k, const uint8_t* w, size_t ws, const void* a, int nc, float* o, size_t os) { q4k_rows<L, R>(k, w, ws, a, nc, o, os); }
 };
@@ -669,7 +576,6 @@ ColsKernel cols_kernel_avx512(DType t, bool vbmi, int nc) {
             if (pairs) return {32, act_bytes<32, 2>, pack<32, 2, 8>, pairs_dispatch<q40p_rows<1>, q40p_rows<2>>};
             return {32, act_bytes<32, 1>, pack<32, 1>, rows_dispatch<Q40K>};
         case DType::Q4_K: return {256, act_bytes<256, 1>, pack<256, 1, 0, true>, rows_dispatch<Q4KK>};
-        case DType::Q6_K: return {256, act_bytes<256, 1>, pack<256, 1>, rows_dispatch<Q6KK>};
         default: return {};
     }
 }
