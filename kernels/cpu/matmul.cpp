@@ -175,7 +175,8 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     // The GEMM serves prefill and batched decode, and also decode of the types without a row
     // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
     // Batches up to kMultiColumns go through the type's multi-column row kernel where it has one
-    // (the weights are read and unpacked once per row for all columns, with no tile staging).
+    // (the weights are read and unpacked once per row for all columns, with no tile staging),
+    // unless batch_kernel() measured the GEMM faster for that type and column count.
     const bool multi = kern.multi && n > 1 && n <= kMultiColumns && bk != BatchKernel::Gemm;
     if ((n >= kGemmMinColumns || !kern.fn) && !multi && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
