@@ -24,6 +24,8 @@
 #include "cpu/fp16.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_amx.h"
+#include "cpu/multi.h"
+#include "cpu/vec_dot.h"
 #include "cpu/thread_pool.h"
 #include "minerva/error.h"
 #include "tools/cli.h"
@@ -456,5 +458,98 @@ int cmd_kernels(int argc, char** argv) {
 }
 
 const cli::Registrar reg("kernels", "time the CPU kernels (GB/s, GFLOP/s) against the measured memory bandwidth", cmd_kernels);
+
+// The int8 multiply rate of one core: 12 independent chains of 512-bit vpdpbusd (64 products
+// each), best of 200 short runs. Only called where CPUID reports AVX-512 VNNI.
+__attribute__((target("avx512f,avx512vnni"))) double vnni_peak_gops() {
+    double best = 1e30;
+    const long iters = 2000;
+    for (int rep = 0; rep < 200; ++rep) {
+        const auto t0 = Clock::now();
+        for (long i = 0; i < iters; ++i)
+            asm volatile(
+                ".irp r, 0,1,2,3,4,5,6,7,8,9,10,11\n"
+                "vpdpbusd %%zmm12, %%zmm13, %%zmm\\r\n"
+                ".endr\n" ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11");
+        best = std::min(best, seconds_since(t0));
+    }
+    return 12.0 * iters * 64 * 2 / best / 1e9;
+}
+
+// minerva-bench smallbatch: the matmul of 2..16 columns (batched decode) through each kernel
+// family that can serve it (the multi-column row kernels, the GEMM, the column-lane kernels of
+// cpu/multi.h) and through the measured choice (auto), with the weights in cache so that the
+// kernels' arithmetic is what is timed: the data behind cpu::batch_kernel(). Best of --reps.
+int cmd_smallbatch(int argc, char** argv) {
+    cli::Args args(argc, argv, {"-t|--threads", "--types", "--reps", "-k", "-m"}, {"-h|--help"});
+    if (args.has("--help")) {
+        std::printf(
+            "usage: minerva-bench smallbatch [-t 1] [--types Q4_0,Q8_0,Q4_K,Q6_K] [--reps 100] [-k 2048] [-m 512]\n"
+            "GOP/s of a k x m matmul of 2..16 columns per kernel family (rows, gemm, cols) and the chosen one.\n");
+        return 0;
+    }
+    const int n_threads = static_cast<int>(args.get_int("-t", 1, 1, 1024));
+    const int reps = static_cast<int>(args.get_int("--reps", 100, 1, 1 << 20));
+    const int64_t k = args.get_int("-k", 2048, 256, 1 << 20), m = args.get_int("-m", 512, 1, 1 << 20);
+    if (k % 256 != 0) throw Error("-k must be a multiple of 256");
+    std::vector<DType> types;
+    {
+        std::string list = args.get("--types", "Q4_0,Q8_0,Q4_K,Q6_K");
+        size_t s = 0;
+        while (s <= list.size()) {
+            const size_t e = list.find(',', s);
+            const std::string name = list.substr(s, e == std::string::npos ? std::string::npos : e - s);
+            auto t = dtype_from_name(name);
+            if (!t || !dtype_supported_for_compute(*t)) throw Error("unknown or unsupported weight type '" + name + "'");
+            types.push_back(*t);
+            if (e == std::string::npos) break;
+            s = e + 1;
+        }
+    }
+    auto be = make_cpu_backend(n_threads);
+    if (cpu::features().avx512_vnni)
+        std::printf("int8 peak of one core (independent 512-bit vpdpbusd): %.0f GOP/s\n", vnni_peak_gops());
+    std::printf("%s, k=%lld m=%lld, GOP/s (2 k m n / best time of %d); '-': the family cannot serve that n\n", be->name().c_str(),
+                static_cast<long long>(k), static_cast<long long>(m), reps);
+    std::printf("%-5s %3s %8s %8s %8s %8s  %s\n", "type", "n", "rows", "gemm", "cols", "auto", "auto is");
+    std::mt19937 rng(7);
+    std::vector<float> xv(static_cast<size_t>(k * cpu::kColsMax)), ov(static_cast<size_t>(m * cpu::kColsMax));
+    for (auto& v : xv) v = static_cast<float>(static_cast<int>(rng() % 2001) - 1000) * 1e-3f;
+    const char* names[] = {"default", "rows", "gemm", "cols"};
+    for (DType t : types) {
+        const size_t wbytes = row_bytes(t, k) * static_cast<size_t>(m);
+        AlignedBuf buf(wbytes);
+        fill_weights(t, buf.p, wbytes, k * m, rng);
+        const int64_t ne[4] = {k, m, 1, 1};
+        const Tensor w = be->upload_weight(t, ne, buf.p, "w");
+        const cpu::DotKernel kern = cpu::find_dot_kernel(t);
+        for (int n = 2; n <= cpu::kColsMax; ++n) {
+            const Tensor x = host_tensor(DType::F32, {k, n}, xv.data()), o = host_tensor(DType::F32, {m, n}, ov.data());
+            const bool can[4] = {true, kern.multi != nullptr && n <= cpu::kMultiColumns, cpu::gemm_supported(t) && n >= 4,
+                                 cpu::find_cols_kernel(t, k, n).rows != nullptr};
+            double gops[4] = {0, 0, 0, 0};
+            for (int f : {1, 2, 3, 0}) {
+                if (!can[f]) continue;
+                cpu::force_batch_kernel(static_cast<cpu::BatchKernel>(f));
+                be->matmul(w, x, o);  // warm-up
+                double best = 1e30;
+                for (int r = 0; r < reps; ++r) {
+                    const auto t0 = Clock::now();
+                    be->matmul(w, x, o);
+                    best = std::min(best, seconds_since(t0));
+                }
+                gops[f] = 2.0 * static_cast<double>(k) * static_cast<double>(m) * n / best / 1e9;
+            }
+            cpu::force_batch_kernel(cpu::BatchKernel::Default);
+            const cpu::BatchKernel chosen = cpu::batch_kernel(t, k, n);
+            auto cell = [&](int f) { return can[f] ? std::to_string(static_cast<int>(gops[f] + 0.5)) : std::string("-"); };
+            std::printf("%-5s %3d %8s %8s %8s %8s  %s\n", std::string(dtype_name(t)).c_str(), n, cell(1).c_str(), cell(2).c_str(),
+                        cell(3).c_str(), cell(0).c_str(), names[static_cast<int>(chosen)]);
+        }
+    }
+    return 0;
+}
+
+const cli::Registrar reg_smallbatch("smallbatch", "matmul of 2..16 columns per kernel family (batched decode)", cmd_smallbatch);
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/vec_dot.h"
+#include "cpu/multi.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/thread_pool.h"
@@ -213,7 +214,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
 // ~1e-7 relative. A wrong block, scale or activation would be orders of magnitude more. The
 // types without a row kernel go through the GEMM for every n and must match exactly. n = 9
 // covers a full column block and a remainder, m = 37 a partial 16-row tile, k = 96 an odd
-// number of 32-blocks.
+// number of 32-blocks. n runs over every batch size of the small-batch kernels (2..16).
 class PrefillDecodeTest : public ::testing::TestWithParam<DType> {};
 
 TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
@@ -226,7 +227,9 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
         set_features(feats);
         for (int threads : {1, 3}) {
             auto be = make_cpu_backend(threads);
-            for (int64_t n : {5, 9}) {  // 5: the multi-column row kernels where a type has one; 9: the GEMM
+            // 2..16: the small-batch kernels (multi.h) or the multi-column row kernels where a type
+            // has them; 17: the GEMM
+            for (int64_t n = 2; n <= 17; ++n) {
                 for (int64_t k : ks) {
                     auto [w, x, got, want, wt] = run_matmul_case(*be, type, k, m, n, rng);
                     for (int64_t j = 0; j < n; ++j) {
@@ -247,7 +250,9 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
                     // Exact where both go through the same kernel: the GEMM for every n (types without a
                     // row kernel), or a multi-column row kernel (bit-identical per column by contract).
                     const DotKernel kern = find_dot_kernel(type);
-                    const bool same_kernel = kern.fn == nullptr || (kern.multi && n <= kMultiColumns);
+                    const BatchKernel bk = batch_kernel(type, k, static_cast<int>(n));
+                    const bool same_kernel = bk != BatchKernel::Cols &&
+                                             (kern.fn == nullptr || (kern.multi && n <= kMultiColumns && bk != BatchKernel::Gemm));
                     EXPECT_LE(rel, same_kernel ? 0.0 : 1e-6) << dtype_name(type) << " " << isa_name << " threads=" << threads << " k=" << k << " n=" << n;
                 }
             }
@@ -333,6 +338,98 @@ INSTANTIATE_TEST_SUITE_P(FastTypes, DotKernelTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q5_0, DType::Q8_0,
                                            DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The small-batch kernels (multi.h), called directly for every column count 2..16 and row count
+// 1..4, against the exact dot product of the dequantized weights with each column's quantized
+// activations (the same blocks and quantizer as its decode: quantize_i8_block over 32 or 256).
+// k covers a partial last group of eight 32-blocks (96, 224, 288) and several super-blocks.
+class SmallBatchTest : public ::testing::TestWithParam<DType> {};
+
+TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
+    const DType type = GetParam();
+    IsaGuard guard;
+    std::mt19937 rng(static_cast<unsigned>(type) + 4242u);
+    int tested = 0;
+    for (const auto& [isa_name, feats] : isa_paths()) {
+        set_features(feats);
+        for (int64_t k : is_k_type(type) ? std::vector<int64_t>{256, 1280} : std::vector<int64_t>{32, 96, 224, 288, 2048}) {
+            for (int nc = 2; nc <= kColsMax; ++nc) {
+                const ColsKernel ck = find_cols_kernel(type, k, nc);
+                if (!ck.rows) continue;
+                Buf w = make_buf(type, {k, 4}), x = make_buf(DType::F32, {k, nc});
+                fill_weights(w.t, rng);
+                fill_normal(x.t, rng);
+                // the quantized activations, column by column
+                std::vector<float> xq(static_cast<size_t>(k * nc));
+                std::vector<int8_t> q(static_cast<size_t>(ck.block));
+                std::vector<int> sums(static_cast<size_t>(ck.block / 16));
+                for (int j = 0; j < nc; ++j)
+                    for (int64_t b = 0; b < k / ck.block; ++b) {
+                        const float* xb = x.t.data<float>() + j * k + b * ck.block;
+                        const float d = quantize_i8_block(xb, ck.block, q.data(), sums.data());
+                        for (int i = 0; i < ck.block; ++i) xq[static_cast<size_t>(j * k + b * ck.block + i)] = q[static_cast<size_t>(i)] * d;
+                    }
+                std::vector<uint8_t> act_buf(ck.act_bytes(k, nc) + 64);
+                void* act = act_buf.data() + (64 - reinterpret_cast<uintptr_t>(act_buf.data()) % 64) % 64;
+                const int64_t nq = k / ck.block;
+                ck.pack(x.t.data<float>(), k, nc, 0, nq / 2, act);  // two block ranges, as two threads would
+                ck.pack(x.t.data<float>(), k, nc, nq / 2, nq, act);
+                std::vector<float> row(static_cast<size_t>(k));
+                for (int nr = 1; nr <= 4; ++nr) {
+                    const size_t os = 5;  // out[j * os + r]
+                    std::vector<float> out(os * static_cast<size_t>(nc), -1.f);
+                    ck.rows(k, w.t.data<uint8_t>(), w.t.row_size(), nr, act, nc, out.data(), os);
+                    for (int r = 0; r < 5; ++r) {
+                        if (r >= nr) {  // rows past nr are not written
+                            for (int j = 0; j < nc; ++j) EXPECT_EQ(out[static_cast<size_t>(j) * os + r], -1.f);
+                            continue;
+                        }
+                        dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
+                        for (int j = 0; j < nc; ++j) {
+                            double want = 0, mag = 0;
+                            for (int64_t i = 0; i < k; ++i) {
+                                const double p = static_cast<double>(row[static_cast<size_t>(i)]) * xq[static_cast<size_t>(j * k + i)];
+                                want += p;
+                                mag += std::fabs(p);
+                            }
+                            EXPECT_NEAR(out[static_cast<size_t>(j) * os + r], want, 1e-5 * mag + 1e-6)
+                                << dtype_name(type) << " " << isa_name << " k=" << k << " nc=" << nc << " nr=" << nr << " row " << r
+                                << " column " << j;
+                        }
+                    }
+                }
+                ++tested;
+            }
+        }
+    }
+    if (tested == 0) GTEST_SKIP() << "no small-batch kernel for " << dtype_name(type) << " on this CPU (needs AVX-512 VNNI)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, SmallBatchTest, ::testing::Values(DType::Q4_0, DType::Q4_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// Batches of 1..16 columns through be.matmul (the thread split of the small-batch path included)
+// against the reference, with row counts that leave partial groups of four rows and partial
+// spans: the same normalised error bound as MatmulTest.
+TEST(SmallBatch, MatmulEveryColumnCountMatchesReference) {
+    IsaGuard guard;
+    std::mt19937 rng(777);
+    for (const auto& [isa_name, feats] : isa_paths()) {
+        set_features(feats);
+        auto be = make_cpu_backend(2);
+        for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+            const int64_t k = is_k_type(type) ? 512 : 288;
+            for (int64_t m : {1, 6, 67})
+                for (int64_t n = 1; n <= kColsMax; ++n) {
+                    auto [w, x, got, want, wt] = run_matmul_case(*be, type, k, m, n, rng);
+                    ref::matmul(w.t, x.t, want.t);
+                    const double e = product_err(w.t, x.t, got.t, want.t);
+                    const double tol = type == DType::Q4_K ? (m * n >= 32 ? 2.5e-2 : 4e-2) : (m * n >= 32 ? 1.5e-2 : 3e-2);
+                    ASSERT_LT(e, tol) << dtype_name(type) << " " << isa_name << " m=" << m << " n=" << n;
+                }
+        }
+    }
+}
 
 namespace {
 

@@ -19,9 +19,10 @@
 // not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
 // On CPUs with AMX the GEMM's tiles run on the tile unit (gemm_amx.h: same layout, same
 // result bit for bit); MINERVA_CPU=avx512 keeps them on VNNI.
-// Batches of 2-8 columns of the types with a multi-column row kernel (vec_dot.h: Q4_0 with
-// VBMI, Q4_K and Q6_K on AVX-512) use that instead of the GEMM: each row is unpacked once for
-// all the columns, and each column gets exactly its decode arithmetic.
+// Batches of 2-16 columns (batched decode) go to the family batch_kernel() names for the type and
+// column count (multi.h): the multi-column row kernels (vec_dot.h: Q4_0 with VBMI, Q4_K and Q6_K
+// on AVX-512, up to 8 columns; each row is unpacked once for all the columns, and each column
+// gets exactly its decode arithmetic), the GEMM, or the column-lane kernels of multi.h.
 #include <immintrin.h>
 
 #include <cblas.h>
@@ -34,6 +35,7 @@
 #include "cpu/fast_ops.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_amx.h"
+#include "cpu/multi.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/vec_dot.h"
@@ -118,6 +120,27 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     });
 }
 
+// Batched decode of 2..16 columns through the small-batch kernels (multi.h): the columns are
+// packed once (threads split the quantization blocks), then the threads take spans of rows.
+void matmul_cols(Context& c, const ColsKernel& ck, const Tensor& w, const Tensor& x, const Tensor& out) {
+    const int64_t k = w.ne[0], m = w.ne[1];
+    const int n = static_cast<int>(x.n_rows());
+    const size_t rs = w.row_size();
+    const uint8_t* wp = static_cast<const uint8_t*>(w.host);
+    void* act = c.shared.get(ck.act_bytes(k, n));
+    const int64_t nq = k / ck.block;
+    c.pool.parallel_for(nq, std::max<int64_t>(1, 1024 / ck.block), [&](int64_t b0, int64_t b1, int) {
+        ck.pack(x.data<float>(), k, n, b0, b1, act);
+    });
+    float* op = out.data<float>();
+    c.pool.parallel_for_spans(m, kChunkRows, [&](int64_t r0, int64_t r1, int) {
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int nr = static_cast<int>(std::min<int64_t>(4, r1 - r));
+            ck.rows(k, wp + rs * static_cast<size_t>(r), rs, nr, act, n, op + r, static_cast<size_t>(m));
+        }
+    });
+}
+
 bool use_blas(int64_t n) {
     static const int mode = [] {
         const char* e = std::getenv("MINERVA_PREFILL");
@@ -151,13 +174,16 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const float* xp = x.data<float>();
     float* op = out.data<float>();
     if (use_blas(n)) return matmul_blas(c, w, x, out);
+    const BatchKernel bk = per_column_forced() ? BatchKernel::Default : batch_kernel(w.type, k, static_cast<int>(n));
+    if (bk == BatchKernel::Cols) return matmul_cols(c, find_cols_kernel(w.type, k, static_cast<int>(n)), w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
     // The GEMM serves prefill and batched decode, and also decode of the types without a row
     // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
     // Batches up to kMultiColumns go through the type's multi-column row kernel where it has one
-    // (the weights are read and unpacked once per row for all columns, with no tile staging).
-    const bool multi = kern.multi && n > 1 && n <= kMultiColumns;
+    // (the weights are read and unpacked once per row for all columns, with no tile staging),
+    // unless batch_kernel() measured the GEMM faster for that type and column count.
+    const bool multi = kern.multi && n > 1 && n <= kMultiColumns && bk != BatchKernel::Gemm;
     if ((n >= kGemmMinColumns || !kern.fn) && !multi && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
 
