@@ -7,7 +7,7 @@
 //   - into L2 the same block of a group further on, at least kPrefetchAhead bytes ahead, so that
 //     enough cache-line misses are in flight for one core to stream at its memory bandwidth.
 // The groups of a thread's rows are contiguous, so both streams cover every byte once. The far
-// prefetch took the row kernels from 18-23 to 31-34 GB/s with 2 threads on the 2-core Zen 5
+// prefetch took the row kernels from 18-23 to 31-34 GB/s with 2 threads on the 2-core EPYC (Zen 4)
 // (docs/performance.md, "Decode"); MINERVA_PREFETCH_BYTES sets the distance (0: no L2 prefetch).
 #pragma once
 #include <xmmintrin.h>
