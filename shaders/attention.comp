@@ -19,19 +19,11 @@
 // last token, so the masked upper triangle beyond it is never visited). kv_sh rows are padded to
 // head_dim + 1 floats so that invocations reading one column of different cells hit different
 // banks. K and V are read in their cache types (K_<TYPE>, V_<TYPE>: F32, F16, Q8_0, Q4_0) by
-// kv_cache.glsl. Shapes: the GPU shape (128 invocations) and NARROW (8 invocations: one SIMD
-// vector on CPU devices such as lavapipe, where barriers inside one vector are cheap).
-// The shape constants are mirrored by AttentionShape in kernels/vulkan/vk_push.h.
+// kv_cache.glsl. The shape constants are mirrored by k_attention_shape in kernels/vulkan/vk_push.h.
 #include "common.glsl"
-#ifdef NARROW
-#define WG 8u
-#define QSH 512u    // rows * head_dim <= QSH
-#define ACCN 64u    // accumulators per invocation
-#else
 #define WG 128u
-#define QSH 2048u
-#define ACCN 16u
-#endif
+#define QSH 2048u   // rows * head_dim <= QSH
+#define ACCN 16u    // accumulators per invocation
 #define KVSH 4096u  // block * (head_dim + 1) <= KVSH
 #define SSH 1024u   // rows * block <= SSH
 #define RMAX 32u    // rows <= RMAX
@@ -162,7 +154,7 @@ void main() {
 
         // 3. Online softmax per row; the V block replaces the K block meanwhile.
 #ifdef USE_SUBGROUP
-        // A workgroup narrower than the device's subgroups is one partial subgroup of WG lanes.
+        // Lanes per subgroup (a device with subgroups wider than WG runs it as one partial subgroup).
         const uint sg_lanes = min(gl_SubgroupSize, WG);
         for (uint r = gl_SubgroupID; r < rows; r += gl_NumSubgroups) {
             float mx = NEG_BIG;

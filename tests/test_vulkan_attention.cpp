@@ -1,7 +1,6 @@
 // tests/test_vulkan_attention.cpp: the fused attention shader (shaders/attention.comp,
 // attention_reduce.comp) against the CPU scalar reference (cpu::ref::attention) by normalised
-// error, in all four shader variants (GPU shape and CPU-device shape, each with subgroup
-// reductions and with the shared-memory fallback): head_dim 32/64/96/128/256, GQA ratios 1 to 16
+// error, with subgroup reductions and with the shared-memory fallback: head_dim 32/64/96/128/256, GQA ratios 1 to 16
 // (groups larger than a workgroup's rows, groups that do not divide them), decode and prefill,
 // contexts up to 16k cells (auto and forced uneven splits), causal spans, sliding windows,
 // batches of two interleaved sequences with disjoint spans, empty spans, softcap, and every pair
@@ -49,7 +48,7 @@ std::string describe(const Case& c) {
 }
 
 // Random K/V in every cell (quantized by the reference kv_store, the same bytes on both sides),
-// random queries; spans as forward() builds them. Compares all four shader variants.
+// random queries; spans as forward() builds them. Compares both shader variants.
 void run_case(vk::VulkanBackend* vk, const Case& c) {
     SCOPED_TRACE(describe(c));
     std::mt19937 rng(static_cast<uint32_t>(c.n_head * 131 + c.n_head_kv * 7 + c.head_dim + c.n_tok * 17 + c.n_past +
@@ -87,10 +86,9 @@ void run_case(vk::VulkanBackend* vk, const Case& c) {
         EXPECT_GT(nerr(uncapped.f(), ref.f(), ref.t.n_elements()), 1e-2) << "softcap " << c.softcap << " changes nothing";
     }
     Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, ref.t.ne);
-    static const char* names[] = {"gpu", "gpu+subgroup", "cpu", "cpu+subgroup"};
-    for (int variant = 0; variant < 4; ++variant) {
-        vk->set_cpu_shapes(variant >= 2);
-        vk->set_use_subgroups(variant % 2 == 1);
+    static const char* names[] = {"shared-memory reductions", "subgroup reductions"};
+    for (int variant = 0; variant < 2; ++variant) {
+        vk->set_use_subgroups(variant == 1);
         vk->set_attention_split(c.split);
         std::vector<float> poison(static_cast<size_t>(ref.t.n_elements()), NAN);
         vk->write(dout, poison.data(), poison.size() * 4);  // every output element must be written
@@ -104,7 +102,6 @@ void run_case(vk::VulkanBackend* vk, const Case& c) {
         }
     }
     vk->set_use_subgroups(true);
-    vk->set_cpu_shapes(vk->is_cpu_device());
 }
 
 // head_dim 64/128/256 x GQA 1/4/8, decode (auto split) and causal prefill (from empty and after

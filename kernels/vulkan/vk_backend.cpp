@@ -756,7 +756,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
 
     // The workgroup's query rows: as many heads of one GQA group as fit (so each K/V block is
     // read once for all of them), then as many tokens as fit beside them (a prefill tile).
-    const AttentionShape& sh = cpu_shapes_ ? k_attention_narrow : k_attention_gpu;
+    const AttentionShape& sh = k_attention_shape;
     const uint32_t shared_bytes = 4 * (sh.qsh + sh.kvsh + sh.ssh + 5 * sh.rmax);
     require(shared_bytes <= ctx_->phys.props.limits.maxComputeSharedMemorySize, "attention",
             "the shader needs " + std::to_string(shared_bytes) + " bytes of shared memory; " + name() + " has " +
@@ -788,7 +788,6 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     }
     pc.n_split = n_split;
     std::string variant = std::string("attention_") + kv_type_part(kc.type) + "_" + kv_type_part(vc.type);
-    if (cpu_shapes_) variant += "_narrow";
     if (use_subgroups_) variant += "_sg";
     Tensor part;
     part.buffer = dummy_;

@@ -63,7 +63,7 @@ struct PcAttention {  // attention.comp
     uint32_t dl_shift;  // log2 of the invocations along head_dim
     uint32_t k_shift;   // log2 of the elements of a row each of them owns
 };
-// The compile-time sizes of attention.comp's two shapes (its WG, QSH, ACCN, KVSH, SSH, RMAX).
+// The compile-time sizes of attention.comp (its WG, QSH, ACCN, KVSH, SSH, RMAX).
 struct AttentionShape {
     uint32_t wg;    // invocations per workgroup
     uint32_t qsh;   // rows * head_dim <= qsh (shared query tile)
@@ -73,8 +73,7 @@ struct AttentionShape {
     uint32_t rmax;  // rows per workgroup
     uint32_t bmax;  // cells per block (a choice, not a buffer size)
 };
-constexpr AttentionShape k_attention_gpu{128, 2048, 16, 4096, 1024, 32, 64};
-constexpr AttentionShape k_attention_narrow{8, 512, 64, 4096, 1024, 32, 64};
+constexpr AttentionShape k_attention_shape{128, 2048, 16, 4096, 1024, 32, 64};
 struct PcAttentionReduce {  // attention_reduce.comp
     uint32_t off[8];
     uint32_t head_dim, n_head, n_tokens, n_split;
