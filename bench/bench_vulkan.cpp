@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <random>
@@ -65,12 +66,15 @@ std::vector<uint8_t> random_weights(DType t, int64_t k, int64_t m, std::mt19937&
 }
 
 int cmd_vulkan_kernels(int argc, char** argv) {
-    cli::Args args(argc, argv, {"--device", "--dim", "--ffn", "--ctx", "--prefill", "--reps", "--types"},
-                   {"--json", "-h|--help"});
+    cli::Args args(argc, argv, {"--device", "--dim", "--ffn", "--ctx", "--prefill", "--reps", "--types", "--attn-ctx"},
+                   {"--json", "--attention-only", "-h|--help"});
     if (args.has("--help")) {
         std::printf("usage: minerva-bench vulkan-kernels [--device vulkan|vulkan:N] [--dim 2048] [--ffn 5632]\n"
                     "         [--ctx 512] [--prefill 128] [--reps 20] [--types F16,Q4_0,...] [--json]\n"
-                    "Times every Vulkan shader variant with GPU timestamps (lavapipe included).\n");
+                    "         [--attn-ctx 512,4096,...] [--attention-only]\n"
+                    "Times every Vulkan shader variant with GPU timestamps (lavapipe included). Attention is\n"
+                    "timed at each --attn-ctx depth (default: --ctx), decode and --prefill tokens;\n"
+                    "--attention-only skips the other ops.\n");
         return 0;
     }
     const std::string device = args.get("--device", "vulkan");
@@ -97,6 +101,24 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         }
     }
     if (dim % 256 || ffn % 256) throw Error("--dim and --ffn must be multiples of 256 (K-quant blocks)");
+    if (ctx < 1 || n_pp < 1 || reps < 1) throw Error("--ctx, --prefill and --reps must be at least 1");
+    std::vector<int64_t> attn_ctx = {ctx};
+    if (auto list = args.get("--attn-ctx")) {
+        attn_ctx.clear();
+        size_t p = 0;
+        while (p <= list->size()) {
+            size_t q = list->find(',', p);
+            const std::string item = list->substr(p, q == std::string::npos ? std::string::npos : q - p);
+            char* end = nullptr;
+            const long long v = std::strtoll(item.c_str(), &end, 10);
+            if (item.empty() || *end || v < 1 || v > (1 << 20))
+                throw Error("--attn-ctx: '" + item + "' is not a context length in 1..1048576");
+            attn_ctx.push_back(v);
+            if (q == std::string::npos) break;
+            p = q + 1;
+        }
+    }
+    const bool attention_only = args.has("--attention-only");
 
     const double bw = vk->measure_copy_bandwidth(256ull << 20, 5);
     std::fprintf(stderr, "device: %s\ncopy bandwidth (read+write, timestamps): %.1f GB/s\n", vk->name().c_str(), bw / 1e9);
@@ -134,6 +156,7 @@ int cmd_vulkan_kernels(int argc, char** argv) {
     };
 
     // ---- matrix-vector (decode) and matrix-matrix (prefill) per weight type: the FFN up shape
+    if (attention_only) types.clear();
     Tensor x1 = f32({dim, 1}), xp = f32({dim, n_pp}), y1 = f32({ffn, 1}), yp = f32({ffn, n_pp});
     Tensor y_moe = f32({ffn / 4, 2, 1}), ids_moe = vk->alloc(DType::I32, std::array<int64_t, 4>{2, 1, 1, 1}.data());
     const int32_t chosen[2] = {3, 1};
@@ -158,6 +181,7 @@ int cmd_vulkan_kernels(int argc, char** argv) {
 
     // ---- the other ops at decode (1 token) and prefill shapes
     for (int64_t n : {int64_t{1}, n_pp}) {
+        if (attention_only) break;
         const std::string ns = " n=" + std::to_string(n);
         Tensor x = f32({dim, n}), w = f32({dim}), out = f32({dim, n});
         add_rows(timed([&] { vk->rms_norm(x, w, out, 1e-5f); }), "rms_norm", std::to_string(dim) + ns,
@@ -173,13 +197,10 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         const int64_t width = int64_t(head_dim) * n_head_kv;
         const int64_t cache_ne[4] = {width, ctx + n, 1, 1};
         Tensor k = f32({width, n}), v = f32({width, n});
-        std::vector<int32_t> cells(static_cast<size_t>(n)), span(static_cast<size_t>(2 * n));
-        for (int64_t i = 0; i < n; ++i) cells[i] = static_cast<int32_t>(ctx + i), span[2 * i] = 0,
-                                        span[2 * i + 1] = static_cast<int32_t>(ctx + i + 1);
+        std::vector<int32_t> cells(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) cells[i] = static_cast<int32_t>(ctx + i);
         Tensor dcells = vk->alloc(DType::I32, std::array<int64_t, 4>{n, 1, 1, 1}.data());
-        Tensor dspan = vk->alloc(DType::I32, std::array<int64_t, 4>{2, n, 1, 1}.data());
         vk->write(dcells, cells.data(), cells.size() * 4);
-        vk->write(dspan, span.data(), span.size() * 4);
         // The default F16 cache and the 8-bit one (-ctk q8_0 -ctv q8_0): bytes per cached value.
         for (DType ct : {DType::F16, DType::Q8_0}) {
             const double cb = ct == DType::F16 ? 2.0 : 34.0 / 32.0;
@@ -187,18 +208,57 @@ int cmd_vulkan_kernels(int argc, char** argv) {
             Tensor kc = vk->alloc(ct, cache_ne), vc = vk->alloc(ct, cache_ne);
             add_rows(timed([&] { vk->kv_store(k, v, kc, vc, dcells); }), "kv_store", std::to_string(width) + ns + cs,
                      (8.0 + 2 * cb) * width * n, 0);
-            AttentionParams ap{n_head, n_head_kv, head_dim, 0.125f};
-            Tensor ao = f32({head_dim, n_head, n});
-            // Bytes: the K and V cells read (once per KV head) plus q and out; flops: QK and PV.
-            double cells_read = n == 1 ? double(ctx + 1) : double(n) * (ctx + (n + 1) / 2.0) / n * n;
-            add_rows(timed([&] { vk->attention(q, kc, vc, dspan, ao, ap); }), "attention",
-                     "ctx " + std::to_string(ctx) + ns + cs, 2.0 * cb * width * cells_read / (n == 1 ? 1 : n) + 8.0 * dim * n,
-                     4.0 * head_dim * n_head * cells_read);
+        }
+    }
+
+    // ---- fused attention (attention.comp + attention_reduce.comp) at each --attn-ctx depth:
+    // decode (1 token after ctx cells) and prefill (n_pp tokens after ctx cells, causal), F16
+    // and Q8_0 caches. GB/s counts the K/V bytes the op must read at least once (every cached
+    // cell of each KV head, once per batch) plus q and out; GFLOP/s counts QK^T and PV over the
+    // cells each query sees. "total" adds the split decode's reduce pass.
+    for (int64_t actx : attn_ctx) {
+        for (int64_t n : {int64_t{1}, n_pp}) {
+            const int64_t width = int64_t(head_dim) * n_head_kv, cells = actx + n;
+            const int64_t cache_ne[4] = {width, cells, 1, 1};
+            std::vector<int32_t> span(static_cast<size_t>(2 * n));
+            for (int64_t i = 0; i < n; ++i) span[2 * i] = 0, span[2 * i + 1] = static_cast<int32_t>(actx + i + 1);
+            Tensor dspan = vk->alloc(DType::I32, std::array<int64_t, 4>{2, n, 1, 1}.data());
+            vk->write(dspan, span.data(), span.size() * 4);
+            Tensor q = f32({head_dim, n_head, n}), ao = f32({head_dim, n_head, n});
+            const double cells_seen = double(n) * double(actx) + double(n) * double(n + 1) / 2;  // sum over queries
+            for (DType ct : {DType::F16, DType::Q8_0}) {
+                const double cb = ct == DType::F16 ? 2.0 : 34.0 / 32.0;  // bytes per cached value
+                Tensor kc = vk->alloc(ct, cache_ne), vc = vk->alloc(ct, cache_ne);
+                const AttentionParams ap{n_head, n_head_kv, head_dim, 0.125f};
+                const std::string shape = "ctx " + std::to_string(actx) + " n=" + std::to_string(n) +
+                                          (ct == DType::F16 ? "" : " q8_0");
+                const double bytes = 2.0 * cb * double(width) * double(cells) + 8.0 * double(head_dim) * n_head * n;
+                const double flops = 4.0 * head_dim * n_head * cells_seen;
+                auto t = timed([&] { vk->attention(q, kc, vc, dspan, ao, ap); });
+                vk::KernelTiming total;
+                for (const auto& [variant, k] : t) {
+                    Row r{"attention", variant, shape};
+                    r.us = k.total_ns / reps / 1e3;
+                    if (variant.rfind("attention_reduce", 0) != 0) {
+                        r.gbs = bytes / (r.us * 1e3);
+                        r.gflops = flops / (r.us * 1e3);
+                    }
+                    rows.push_back(r);
+                    total.total_ns += k.total_ns;
+                }
+                if (t.size() > 1) {
+                    Row r{"attention", "total", shape};
+                    r.us = total.total_ns / reps / 1e3;
+                    r.gbs = bytes / (r.us * 1e3);
+                    r.gflops = flops / (r.us * 1e3);
+                    rows.push_back(r);
+                }
+            }
         }
     }
 
     // ---- embedding lookup
-    {
+    if (!attention_only) {
         auto bytes = random_weights(DType::Q4_0, dim, 4096, rng);
         const int64_t ne[4] = {dim, 4096, 1, 1};
         Tensor table = vk->upload_weight(DType::Q4_0, ne, bytes.data(), "bench_embd");

@@ -4,7 +4,7 @@
 #
 #   bench/gpu-check.sh pack [--build DIR] [--shared DIR] [--out FILE] [--budget-mib N]
 #       here, after a build: packs the stripped binaries (minerva, minerva-bench, test_vulkan_ops,
-#       test_reference), every shared library they load except glibc's own, the Vulkan loader
+#       test_vulkan_attention, test_reference), every shared library they load except glibc's own, the Vulkan loader
 #       (libvulkan.so.1), a vocabulary for `minerva synth`, the shared test models smallest first
 #       while the pack stays within the budget (default 48 MiB), their llama.cpp references, and
 #       this script into one .tar.xz (default gpu-check.tar.xz).
@@ -14,7 +14,7 @@
 #       driver (VK_DRIVER_FILES if set; else ICD files carried in the pack's icd.d/; else the
 #       NVIDIA driver's own ICD file where the container runtime mounts it; else the loader's
 #       default search), then:
-#         1. test_vulkan_ops (MINERVA_REQUIRE_VULKAN=1) and test_reference '*vulkan*' on the
+#         1. test_vulkan_ops, test_vulkan_attention (MINERVA_REQUIRE_VULKAN=1) and test_reference '*vulkan*' on the
 #            carried models (models not carried are SKIPPED);
 #         2. synthesizes 1B- and 7B-shaped models (tinyllama-1.1b, llama2-7b) in Q4_0 and Q4_K_M
 #            with `minerva synth`;
@@ -41,7 +41,8 @@ pack() {
             *) die "pack: unknown option $1" ;;
         esac
     done
-    local bins=("$build/minerva" "$build/minerva-bench" "$build/tests/test_vulkan_ops" "$build/tests/test_reference")
+    local bins=("$build/minerva" "$build/minerva-bench" "$build/tests/test_vulkan_ops" "$build/tests/test_vulkan_attention"
+                "$build/tests/test_reference")
     for b in "${bins[@]}"; do [ -x "$b" ] || die "pack: $b missing (build first: cmake --build $build)"; done
     [ -d "$shared/models" ] || die "pack: $shared/models missing (--shared DIR)"
     local vocab="$shared/vocab/ggml-vocab-llama-spm.gguf"
@@ -146,10 +147,11 @@ run() {
     # 1. parity against the CPU reference and llama.cpp's outputs
     local t0=$SECONDS fails=0
     MINERVA_REQUIRE_VULKAN=1 MINERVA_SHARED="$ROOT/shared" "$ROOT/bin/test_vulkan_ops" > "$work/test_vulkan_ops.log" 2>&1 || fails=$((fails + 1))
+    MINERVA_REQUIRE_VULKAN=1 "$ROOT/bin/test_vulkan_attention" > "$work/test_vulkan_attention.log" 2>&1 || fails=$((fails + 1))
     MINERVA_REQUIRE_VULKAN=1 MINERVA_SHARED="$ROOT/shared" "$ROOT/bin/test_reference" --gtest_filter='*vulkan*' \
         > "$work/test_reference.log" 2>&1 || fails=$((fails + 1))
     local parity=""
-    for t in test_vulkan_ops test_reference; do
+    for t in test_vulkan_ops test_vulkan_attention test_reference; do
         parity+="$t: $(awk '/^\[  PASSED  \] [0-9]+ tests?\./ {p = $4} /^\[  SKIPPED \] [0-9]+ tests?,/ {s = $4}
                              /^\[  FAILED  \] [0-9]+ tests?,/ {f = $4}
                              END {printf "%d passed, %d skipped, %d failed", p, s, f}' "$work/$t.log")  "
@@ -215,7 +217,7 @@ run() {
                 "$(awk -v g="${gbs:-0}" -v b="$bw" 'BEGIN {printf "%.1f", (b > 0 ? 100 * g / b : 0)}')"
         done
     } | tee "$work/table.txt"
-    [ $fails = 0 ] || die "$fails parity test program(s) failed: $work/test_vulkan_ops.log, $work/test_reference.log"
+    [ $fails = 0 ] || die "$fails parity test program(s) failed: $work/test_vulkan_ops.log, $work/test_vulkan_attention.log, $work/test_reference.log"
 }
 
 case "${1:-}" in

@@ -16,15 +16,14 @@ endforeach()
 minerva_shader(rms_norm          rms_norm.comp)
 minerva_shader(rope              rope.comp)
 minerva_shader(kv_store          kv_store.comp)
-# Attention for every pair of KV cache types (K_<TYPE>, V_<TYPE>; kv_cache.glsl): the GPU shape,
-# the CPU-device shape (NARROW) and the CPU-device shape with subgroups.
+# Attention for every pair of KV cache types (K_<TYPE>, V_<TYPE>; kv_cache.glsl), with subgroup
+# reductions (_sg) and without.
 set(MINERVA_KV_TYPES F32 F16 Q8_0 Q4_0)
 foreach(kt ${MINERVA_KV_TYPES})
   foreach(vt ${MINERVA_KV_TYPES})
     string(TOLOWER "${kt}_${vt}" kv)
     minerva_shader(attention_${kv}           attention.comp K_${kt} V_${vt})
-    minerva_shader(attention_${kv}_narrow    attention.comp K_${kt} V_${vt} NARROW)
-    minerva_shader(attention_${kv}_narrow_sg attention.comp K_${kt} V_${vt} NARROW NARROW_SG)
+    minerva_shader(attention_${kv}_sg        attention.comp K_${kt} V_${vt} USE_SUBGROUP)
   endforeach()
 endforeach()
 minerva_shader(attention_reduce  attention_reduce.comp)

@@ -1,8 +1,8 @@
 // tests/test_vulkan_ops.cpp: every Vulkan op and weight type against the CPU scalar reference
 // (cpu/ref_ops.h) by normalised error, across shapes: odd sizes, sizes that are not multiples of
 // the workgroup, matrix-vector (n <= 8) and tiled matrix-matrix (n > 8) paths, subgroup and
-// shared-memory reductions, GQA ratios, short and long contexts, split and unsplit decode
-// attention, F32, F16, Q8_0 and Q4_0 KV caches (K and V independently), context shift. Without
+// shared-memory reductions, kv_store of F32, F16, Q8_0 and Q4_0 KV caches (K and V
+// independently), context shift; attention is in test_vulkan_attention.cpp. Without
 // a Vulkan device the tests are SKIPPED; with MINERVA_REQUIRE_VULKAN=1 (CI) a missing device
 // FAILS them.
 #include <gtest/gtest.h>
@@ -26,87 +26,12 @@
 #include "minerva/minerva.h"
 #include "vulkan/vk_backend.h"
 
-namespace minerva {
-std::unique_ptr<Backend> make_vulkan_backend(const std::string& device, bool required);
-}
+#include "vulkan_test_util.h"
 
 using namespace minerva;
+using namespace vk_test;
 
 namespace {
-
-bool require_vulkan() {
-    const char* r = std::getenv("MINERVA_REQUIRE_VULKAN");
-    return r && std::string(r) == "1";
-}
-
-// One backend for the whole program: pipeline compilation is slow on lavapipe.
-vk::VulkanBackend* vk_backend() {
-    static std::unique_ptr<Backend> b;
-    static std::string error;
-    static bool tried = false;
-    if (!tried) {
-        tried = true;
-        try {
-            b = make_vulkan_backend("vulkan", true);
-        } catch (const Error& e) {
-            error = e.what();
-        }
-    }
-    if (!b && require_vulkan()) ADD_FAILURE() << "MINERVA_REQUIRE_VULKAN=1 but no Vulkan backend: " << error;
-    return static_cast<vk::VulkanBackend*>(b.get());
-}
-
-#define VK_OR_SKIP(var)                                                                   \
-    vk::VulkanBackend* var = vk_backend();                                                \
-    if (!var) {                                                                           \
-        if (require_vulkan()) return;                                                     \
-        GTEST_SKIP() << "no Vulkan device (set MINERVA_REQUIRE_VULKAN=1 to fail instead)"; \
-    }
-
-// A host tensor for the reference.
-struct Host {
-    std::vector<uint8_t> bytes;
-    Tensor t;
-    Host(DType type, std::initializer_list<int64_t> ne) {
-        t.type = type;
-        int i = 0;
-        for (int64_t v : ne) t.ne[i++] = v;
-        bytes.assign(t.nbytes() + 16, 0);
-        t.host = bytes.data();
-    }
-    float* f() const { return t.data<float>(); }
-    int32_t* i32() const { return t.data<int32_t>(); }
-};
-
-// The device copy of a host tensor (activations through alloc+write, weights through upload).
-Tensor to_device(vk::VulkanBackend* vk, const Host& h, bool weight = false) {
-    if (weight) return vk->upload_weight(h.t.type, h.t.ne, h.t.host, "test weight");
-    Tensor d = vk->alloc(h.t.type, h.t.ne);
-    vk->write(d, h.t.host, h.t.nbytes());
-    return d;
-}
-
-std::vector<float> from_device(vk::VulkanBackend* vk, const Tensor& d) {
-    std::vector<float> v(d.n_elements());
-    vk->read(d, v.data(), d.nbytes());
-    return v;
-}
-
-// ||a - b|| / ||b||
-double nerr(const float* a, const float* b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        if (!std::isfinite(a[i])) return INFINITY;
-        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-        den += double(b[i]) * b[i];
-    }
-    return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
-
-void fill_normal(const Host& h, std::mt19937& rng, float sd = 1.f) {
-    std::normal_distribution<float> nd(0.f, sd);
-    for (int64_t i = 0; i < h.t.n_elements(); ++i) h.f()[i] = nd(rng);
-}
 
 // Random valid weights: random quant bytes with sane fp16 scales written over the scale fields.
 void fill_weights(const Host& h, std::mt19937& rng) {
@@ -351,121 +276,6 @@ void expect_cache_matches(vk::VulkanBackend* vk, const Tensor& dev, const Host& 
     EXPECT_LE(worst, 1.0 + 1e-3) << what << ": a value more than one quantization step from the reference";
     EXPECT_GE(static_cast<double>(same), 0.99 * static_cast<double>(n_blocks))
         << what << ": " << n_blocks - same << " of " << n_blocks << " blocks differ from the reference";
-}
-
-// Fills caches through kv_store on both sides and compares attention for one configuration.
-// K and V caches of their own types; attention then reads the reference's cache bytes, so a
-// quantized value one rounding step away cannot blur the comparison.
-void attention_case(vk::VulkanBackend* vk, DType k_type, DType v_type, int n_head, int n_head_kv, int head_dim,
-                    int n_cells, int n_tok, int n_past, uint32_t split, float softcap = 0.f) {
-    std::mt19937 rng(n_head * 131 + n_head_kv * 7 + head_dim + n_cells + n_tok + n_past);
-    const int64_t width = int64_t(head_dim) * n_head_kv;
-    const int n_total = n_past + n_tok;
-    Host k(DType::F32, {width, n_total}), v(DType::F32, {width, n_total}), rows(DType::I32, {n_total});
-    fill_normal(k, rng);
-    fill_normal(v, rng);
-    for (int i = 0; i < n_total; ++i) rows.i32()[i] = i;
-    Host kc(k_type, {width, n_cells}), vc(v_type, {width, n_cells});
-    cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
-    Tensor dk = to_device(vk, k), dv = to_device(vk, v), dr = to_device(vk, rows);
-    Tensor dkc = vk->alloc(k_type, kc.t.ne), dvc = vk->alloc(v_type, vc.t.ne);
-    vk->kv_store(dk, dv, dkc, dvc, dr);
-    const std::string types = std::string(dtype_name(k_type)) + "/" + std::string(dtype_name(v_type));
-    expect_cache_matches(vk, dkc, kc, "k cache after kv_store " + types);
-    expect_cache_matches(vk, dvc, vc, "v cache after kv_store " + types);
-    vk->write(dkc, kc.t.host, kc.t.nbytes());
-    vk->write(dvc, vc.t.host, vc.t.nbytes());
-
-    // Queries of the last n_tok tokens, each attending causally to cells 0..its position.
-    Host q(DType::F32, {head_dim, n_head, n_tok}), span(DType::I32, {2, n_tok}), ref(DType::F32, {head_dim, n_head, n_tok});
-    // With a softcap, queries large enough that scores reach and pass the cap.
-    fill_normal(q, rng, softcap > 0 ? 4.f : 1.f);
-    for (int t = 0; t < n_tok; ++t) {
-        span.i32()[2 * t] = 0;
-        span.i32()[2 * t + 1] = n_past + t + 1;
-    }
-    AttentionParams p{n_head, n_head_kv, head_dim, 1.f / std::sqrt(float(head_dim)), softcap};
-    cpu::ref::attention(q.t, kc.t, vc.t, span.t, ref.t, p);
-    if (softcap > 0) {  // the cap must change the result, or this case could not catch it being ignored
-        Host uncapped(DType::F32, {head_dim, n_head, n_tok});
-        AttentionParams pu = p;
-        pu.softcap = 0.f;
-        cpu::ref::attention(q.t, kc.t, vc.t, span.t, uncapped.t, pu);
-        EXPECT_GT(nerr(uncapped.f(), ref.f(), ref.t.n_elements()), 1e-2) << "softcap " << softcap << " changes nothing";
-    }
-    Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, ref.t.ne);
-    // GPU shape; CPU shape with subgroups (barrier-free) and without (shared memory).
-    for (int variant = 0; variant < 3; ++variant) {
-        vk->set_cpu_shapes(variant > 0);
-        vk->set_use_subgroups(variant != 2);
-        vk->set_attention_split(split);
-        vk->attention(dq, dkc, dvc, ds, dout, p);
-        vk->set_attention_split(0);
-        auto got = from_device(vk, dout);
-        EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-5)
-            << types << " heads " << n_head << "/" << n_head_kv << " head_dim " << head_dim << " cells "
-            << n_cells << " n_tok " << n_tok << " past " << n_past << " split " << split << " softcap " << softcap << " shapes "
-            << (variant == 0 ? "gpu" : variant == 1 ? "cpu+subgroup" : "cpu");
-    }
-    vk->set_use_subgroups(true);
-    vk->set_cpu_shapes(vk->is_cpu_device());
-}
-
-TEST(VulkanOps, AttentionDecode) {
-    VK_OR_SKIP(vk);
-    for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, ct, 4, 4, 64, 16, 1, 0, 0);      // first token
-        attention_case(vk, ct, ct, 8, 2, 64, 300, 1, 200, 0);   // GQA 4, auto split
-        attention_case(vk, ct, ct, 6, 1, 128, 1100, 1, 1030, 0); // MQA, long context
-        attention_case(vk, ct, ct, 4, 2, 96, 200, 1, 150, 7);   // forced uneven split
-        attention_case(vk, ct, ct, 4, 2, 32, 70, 3, 60, 5);     // small batch, split
-    }
-}
-
-TEST(VulkanOps, AttentionPrefill) {
-    VK_OR_SKIP(vk);
-    for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, ct, 4, 2, 64, 64, 37, 0, 1);     // causal prefill from empty
-        attention_case(vk, ct, ct, 8, 1, 128, 300, 20, 180, 1); // prefill after a long past, MQA
-        attention_case(vk, ct, ct, 2, 2, 256, 40, 9, 3, 1);     // head_dim 256
-    }
-}
-
-// Gemma 2's attention softcap: every head size of the families, GQA ratios 1 to 8, decode
-// (split and unsplit), small batches and prefill, in every shader variant.
-TEST(VulkanOps, AttentionSoftcap) {
-    VK_OR_SKIP(vk);
-    for (DType ct : {DType::F16, DType::F32}) {
-        attention_case(vk, ct, ct, 4, 4, 64, 40, 1, 30, 0, 5.f);      // decode, unsplit
-        attention_case(vk, ct, ct, 8, 2, 128, 600, 1, 520, 0, 5.f);   // GQA 4, auto split
-        attention_case(vk, ct, ct, 8, 1, 256, 300, 1, 200, 3, 8.f);   // GQA 8, head_dim 256, forced split
-        attention_case(vk, ct, ct, 4, 2, 256, 64, 5, 40, 1, 5.f);     // small batch
-        attention_case(vk, ct, ct, 8, 4, 128, 80, 37, 0, 1, 3.f);     // prefill from empty
-        attention_case(vk, ct, ct, 16, 2, 64, 120, 20, 60, 1, 50.f);  // Gemma 2's cap, GQA 8
-    }
-}
-
-// Quantized KV caches (llama.cpp's -ctk/-ctv q8_0, q4_0), K and V each in its own type, paired
-// with every other cache type: head_dim 64/128/256, GQA 1 to 8, decode (split and unsplit),
-// small batches and prefill, with and without a softcap, in every shader variant.
-TEST(VulkanOps, AttentionQuantizedCaches) {
-    VK_OR_SKIP(vk);
-    const DType types[] = {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0};
-    for (DType kt : types)
-        for (DType vt : types) {
-            if (kt != DType::Q8_0 && kt != DType::Q4_0 && vt != DType::Q8_0 && vt != DType::Q4_0) continue;
-            attention_case(vk, kt, vt, 8, 2, 128, 600, 1, 520, 0);       // decode, GQA 4, auto split
-            attention_case(vk, kt, vt, 4, 2, 64, 64, 37, 0, 1);          // causal prefill from empty
-            attention_case(vk, kt, vt, 8, 1, 256, 90, 5, 60, 3, 8.f);    // GQA 8, head_dim 256, split, softcap
-        }
-    attention_case(vk, DType::Q8_0, DType::Q8_0, 6, 1, 64, 1100, 1, 1030, 0);  // MQA, long context
-    attention_case(vk, DType::Q4_0, DType::Q4_0, 4, 4, 32, 40, 9, 3, 1);       // head_dim 32: one block a head
-    // Quantized caches need whole blocks per head.
-    Host q(DType::F32, {48, 2, 1}), span(DType::I32, {2, 1});
-    Tensor dq = to_device(vk, q), ds = to_device(vk, span), dout = vk->alloc(DType::F32, q.t.ne);
-    const int64_t ne[4] = {96, 4, 1, 1};
-    Tensor dkc = vk->alloc(DType::Q8_0, ne), dvc = vk->alloc(DType::F16, ne);
-    EXPECT_THROW(vk->attention(dq, dkc, dvc, ds, dout, AttentionParams{2, 2, 48, 0.1f, 0.f}), Error);
 }
 
 TEST(VulkanOps, KvStoreScatteredRows) {

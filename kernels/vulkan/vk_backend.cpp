@@ -7,6 +7,7 @@
 #include "log/log.h"
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -752,16 +753,42 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     pc.n_cells = static_cast<uint32_t>(std::min(kc.n_rows(), vc.n_rows()));
     pc.scale = p.scale;
     pc.softcap = p.softcap > 0 ? p.softcap : 0.f;
-    // Decode has only n_head workgroups: split the KV range so the device has enough of them.
+
+    // The workgroup's query rows: as many heads of one GQA group as fit (so each K/V block is
+    // read once for all of them), then as many tokens as fit beside them (a prefill tile).
+    const AttentionShape& sh = k_attention_shape;
+    const uint32_t shared_bytes = 4 * (sh.qsh + sh.kvsh + sh.ssh + 5 * sh.rmax);
+    require(shared_bytes <= ctx_->phys.props.limits.maxComputeSharedMemorySize, "attention",
+            "the shader needs " + std::to_string(shared_bytes) + " bytes of shared memory; " + name() + " has " +
+                std::to_string(ctx_->phys.props.limits.maxComputeSharedMemorySize));
+    const uint32_t hd = pc.head_dim, group = pc.n_head / pc.n_head_kv;
+    uint32_t dl = 1;
+    while (dl < hd && dl < sh.wg) dl *= 2;  // invocations along head_dim
+    uint32_t kn = 1;
+    while (kn * dl < hd) kn *= 2;           // elements of a row per invocation
+    const uint32_t rmax = std::min({sh.rmax, sh.qsh / hd, sh.accn / kn * (sh.wg / dl)});
+    pc.nh = std::min(group, rmax);
+    pc.nt = std::clamp<uint32_t>(rmax / pc.nh, 1, std::max<uint32_t>(pc.n_tokens, 1));
+    pc.n_hchunk = ceil_div(group, pc.nh);
+    const uint32_t rows = pc.nh * pc.nt;
+    pc.block = std::min({sh.bmax, sh.kvsh / (hd + 1), sh.ssh / rows});
+    pc.dl_shift = static_cast<uint32_t>(std::countr_zero(dl));
+    pc.k_shift = static_cast<uint32_t>(std::countr_zero(kn));
+    const uint32_t gx = pc.n_head_kv * pc.n_hchunk, gy = ceil_div(std::max<uint32_t>(pc.n_tokens, 1), pc.nt);
+
+    // Too few workgroups to fill the device (decode: one per KV head): split each span into
+    // pieces, merged by attention_reduce. Pieces are at least 256 cells of the cache's size.
     uint32_t n_split = 1;
-    if (forced_split_) n_split = forced_split_;
-    else if (n_tok <= 8) n_split = std::clamp<uint32_t>(pc.n_cells / 256, 1, 16);
+    if (forced_split_) {
+        n_split = forced_split_;
+    } else {
+        const uint32_t target = is_cpu_device() ? 16 : 512;
+        const uint32_t base = gx * gy;
+        if (base < target) n_split = std::clamp<uint32_t>(target / base, 1, std::clamp<uint32_t>(pc.n_cells / 256, 1, 64));
+    }
     pc.n_split = n_split;
     std::string variant = std::string("attention_") + kv_type_part(kc.type) + "_" + kv_type_part(vc.type);
-    if (cpu_shapes_) {  // CPU devices: 8-invocation workgroups, one subgroup if it can
-        variant += "_narrow";
-        if (use_subgroups_ && ctx_->phys.subgroup_ballot && ctx_->phys.subgroup_size >= 8) variant += "_sg";
-    }
+    if (use_subgroups_) variant += "_sg";
     Tensor part;
     part.buffer = dummy_;
     part.ne[0] = 64;
@@ -775,7 +802,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
         part.ne[0] = static_cast<int64_t>(need / 4);
     }
     dispatch(variant, {{&q, false}, {&kc, false}, {&vc, false}, {&span, false}, {&out, true}, {&part, true}}, &pc,
-             sizeof pc, pc.n_head, pc.n_tokens, n_split);
+             sizeof pc, gx, gy, n_split);
     if (n_split > 1) {
         PcAttentionReduce rc{};
         rc.head_dim = pc.head_dim;

@@ -82,8 +82,8 @@ public:
     void set_attention_split(uint32_t n) { forced_split_ = n; }
     // Disables the subgroup variants (tests the shared-memory fallback on devices that have them).
     void set_use_subgroups(bool on) { use_subgroups_ = on && ctx_->phys.subgroup_arithmetic; }
-    // Kernel shapes for CPU-type devices (row-per-invocation matvec/matmul, narrow barrier-free
-    // attention); on by default exactly for CPU devices. Tests turn it off to cover the GPU shapes.
+    // Kernel shapes for CPU-type devices (row-per-invocation matvec/matmul); on by default exactly
+    // for CPU devices. Tests turn it off to cover the GPU shapes.
     void set_cpu_shapes(bool on) { cpu_shapes_ = on; }
     bool is_cpu_device() const;
 

@@ -56,8 +56,24 @@ struct PcAttention {  // attention.comp
     uint32_t n_cells;
     uint32_t n_split;
     float scale;
-    float softcap;  // > 0: score s -> softcap * tanh(s / softcap) after scaling
+    float softcap;      // > 0: score s -> softcap * tanh(s / softcap) after scaling
+    uint32_t nh, nt;    // query heads (of one GQA group) and tokens per workgroup
+    uint32_t n_hchunk;  // workgroups per GQA group: ceil(group / nh)
+    uint32_t block;     // cache cells per block
+    uint32_t dl_shift;  // log2 of the invocations along head_dim
+    uint32_t k_shift;   // log2 of the elements of a row each of them owns
 };
+// The compile-time sizes of attention.comp (its WG, QSH, ACCN, KVSH, SSH, RMAX).
+struct AttentionShape {
+    uint32_t wg;    // invocations per workgroup
+    uint32_t qsh;   // rows * head_dim <= qsh (shared query tile)
+    uint32_t accn;  // accumulators per invocation
+    uint32_t kvsh;  // block * (head_dim + 1) <= kvsh (shared K/V tile)
+    uint32_t ssh;   // rows * block <= ssh (shared scores)
+    uint32_t rmax;  // rows per workgroup
+    uint32_t bmax;  // cells per block (a choice, not a buffer size)
+};
+constexpr AttentionShape k_attention_shape{128, 2048, 16, 4096, 1024, 32, 64};
 struct PcAttentionReduce {  // attention_reduce.comp
     uint32_t off[8];
     uint32_t head_dim, n_head, n_tokens, n_split;
