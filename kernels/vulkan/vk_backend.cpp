@@ -895,7 +895,8 @@ void VulkanBackend::matmul_id(const Tensor& w, const Tensor& x, const Tensor& id
     // weights are read once per tile of its pairs (64 on GPUs, 8 on CPU devices) rather than once
     // per pair. The grid is the worst case, ceil(pairs / tile) + E tiles; experts own their tiles
     // through prefix sums, so an expert without pairs costs nothing. moe_group.comp keeps its
-    // counts in shared memory (E <= 256) and z is limited by the device: beyond, the per-pair path.
+    // counts in shared memory (E <= 256), z is limited by the device and one workgroup scatters
+    // all the pairs (at most 2^24 here): beyond, the per-pair path.
     const uint32_t tile = cpu_shapes_ ? 8 : 64;  // matvec.comp NMAX, matmul.comp BN
     const uint64_t max_tiles = ceil_div(pairs, tile) + std::min<uint64_t>(pc.n_expert, pairs);
     if (n > 1 && moe_grouping_ && pc.n_expert <= 256 && max_tiles <= max_z && pairs <= (1u << 24)) {
