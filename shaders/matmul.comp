@@ -38,7 +38,7 @@ shared float x_sh[BK * BN];  // [kk][col]
 
 #ifdef MATMUL_ID
 #include "moe_tile.glsl"
-shared uint col_x[BN], col_o[BN];  // word offsets of each column's x and out 
+shared uint col_x[BN], col_o[BN];  // word offsets of each column's x and out
 uint w_base() { return pc.off[0] * 4u + g_expert * pc.expert_bytes; }
 uint x_at(uint c) { return col_x[c]; }
 uint o_at(uint c) { return col_o[c]; }
