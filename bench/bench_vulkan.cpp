@@ -161,6 +161,16 @@ int cmd_vulkan_kernels(int argc, char** argv) {
     Tensor y_moe = f32({ffn / 4, 2, 1}), ids_moe = vk->alloc(DType::I32, std::array<int64_t, 4>{2, 1, 1, 1}.data());
     const int32_t chosen[2] = {3, 1};
     vk->write(ids_moe, chosen, sizeof chosen);
+    // Prefill through the experts: every token picks 2 of the 4 at random.
+    Tensor y_moe_pp = f32({ffn / 4, 2, n_pp}), ids_moe_pp = vk->alloc(DType::I32, std::array<int64_t, 4>{2, n_pp, 1, 1}.data());
+    {
+        std::vector<int32_t> picks(static_cast<size_t>(2 * n_pp));
+        for (int64_t t = 0; t < n_pp; ++t) {
+            picks[2 * t] = static_cast<int32_t>(rng() % 4);
+            picks[2 * t + 1] = static_cast<int32_t>((picks[2 * t] + 1 + rng() % 3) % 4);
+        }
+        vk->write(ids_moe_pp, picks.data(), picks.size() * 4);
+    }
     for (DType t : types) {
         auto bytes = random_weights(t, dim, ffn, rng);
         const int64_t ne[4] = {dim, ffn, 1, 1};
@@ -177,6 +187,19 @@ int cmd_vulkan_kernels(int argc, char** argv) {
         add_rows(timed([&] { vk->matmul_id(we, x1, ids_moe, y_moe); }), "matmul_id",
                  std::to_string(dim) + "x" + std::to_string(ffn / 4) + " 2 of 4 n=1", wbytes / 2 + 4.0 * (dim + ffn / 2),
                  2.0 * dim * (ffn / 2));
+        // ... and at prefill: grouped by expert (moe_group, then the _grouped variant: each
+        // expert's rows read once per tile of its pairs) and, to compare, pair by pair (the
+        // decode variant once per (token, expert) pair). Bytes: all 4 experts once, x, out.
+        const std::string moe_pp = std::to_string(dim) + "x" + std::to_string(ffn / 4) + " 2 of 4 n=" + std::to_string(n_pp);
+        for (bool grouped : {true, false}) {
+            vk->set_moe_grouping(grouped);
+            auto t_pp = timed([&] { vk->matmul_id(we, xp, ids_moe_pp, y_moe_pp); });
+            add_rows(t_pp, "matmul_id", moe_pp, wbytes + 4.0 * n_pp * (dim + ffn / 2), 2.0 * dim * (ffn / 2) * n_pp,
+                     "matmul_id_");
+            // moe_group moves the ids and its grouping (counts, starts, tile starts, pair list).
+            add_rows(t_pp, "moe_group", moe_pp, 4.0 * (2 * n_pp) + 4.0 * (3 * 4 + 1 + 2 * n_pp), 0, "moe_group");
+        }
+        vk->set_moe_grouping(true);
     }
 
     // ---- the other ops at decode (1 token) and prefill shapes

@@ -9,6 +9,10 @@
 // MATMUL_ID (matmul_id, mixture of experts): w is [k, m, E]; workgroup z computes one (token,
 // slot) pair, a single column: out[:, pair] = W_e x with e = ids[pair] and x the token's column
 // (or the pair's own with x_per_slot). Only expert e's rows are read.
+// MATMUL_ID GROUPED (prefill on CPU devices; ROW_PER_INVOCATION only): binding 3 is
+// moe_group.comp's grouping instead of ids, and workgroup z is one tile of up to NMAX pairs of
+// one expert (moe_tile.glsl): each dequantized weight unit serves all the tile's columns, so an
+// expert's rows are read once per NMAX of its pairs instead of once per pair.
 #include "common.glsl"
 #define WG 64
 #define NMAX 8
@@ -16,8 +20,13 @@ layout(local_size_x = WG) in;
 layout(std430, set = 0, binding = 0) readonly buffer W { uint WBUF[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X { float xs[]; };
 layout(std430, set = 0, binding = 2) writeonly buffer O { float outs[]; };
-#ifdef MATMUL_ID
+#if defined(MATMUL_ID) && defined(GROUPED)
+layout(std430, set = 0, binding = 3) readonly buffer G { int groups[]; };
+#elif defined(MATMUL_ID)
 layout(std430, set = 0, binding = 3) readonly buffer I { int ids[]; };
+#endif
+#if defined(GROUPED) && !(defined(MATMUL_ID) && defined(ROW_PER_INVOCATION))
+#error GROUPED is a MATMUL_ID ROW_PER_INVOCATION variant
 #endif
 layout(push_constant) uniform PC {
     uint off[8];
@@ -33,9 +42,18 @@ layout(push_constant) uniform PC {
 #endif
 } pc;
 #include "dequant.glsl"
+#ifdef GROUPED
+#include "moe_tile.glsl"
+#endif
 
 // Where the weight rows (bytes), x columns and outputs (words) of this workgroup start.
-#ifdef MATMUL_ID
+#ifdef GROUPED
+uint g_x[NMAX], g_o[NMAX];  // x and out word offsets of the tile's columns
+uint w_base() { return pc.off[0] * 4u + g_expert * pc.expert_bytes; }
+uint x_col(uint c) { return g_x[c]; }
+uint o_col(uint c) { return g_o[c]; }
+#define N_COLS g_cols
+#elif defined(MATMUL_ID)
 uint pair_id() { return pc.pair0 + gl_WorkGroupID.z; }
 uint w_base() {
     uint e = uint(clamp(ids[pc.off[3] + pair_id()], 0, int(pc.n_expert) - 1));
@@ -48,6 +66,11 @@ uint w_base() { return pc.off[0] * 4u; }
 uint x_base() { return pc.off[1]; }
 uint o_base() { return pc.off[2]; }
 #endif
+#ifndef GROUPED
+uint x_col(uint c) { return x_base() + c * pc.k; }
+uint o_col(uint c) { return o_base() + c * pc.m; }
+#define N_COLS pc.n
+#endif
 
 #if defined(ROW_PER_INVOCATION)
 // Each invocation computes RPI whole rows on its own: no reduction, no shared memory, no
@@ -58,6 +81,14 @@ uint o_base() { return pc.off[2]; }
 void main() {
     uint row0 = flat_invocation(WG) * RPI;
     if (row0 >= pc.m) return;
+#ifdef GROUPED
+    if (!moe_tile(NMAX)) return;
+    [[unroll]] for (uint c = 0; c < NMAX; ++c) {
+        uint p = uint(groups[g_first + min(c, g_cols - 1u)]);
+        g_x[c] = pc.off[1] + (pc.x_per_slot != 0u ? p : p / pc.n_slots) * pc.k;
+        g_o[c] = pc.off[2] + p * pc.m;
+    }
+#endif
     uint n_units = (pc.k + 31u) / 32u;
     uint row_off[RPI];
     [[unroll]] for (uint r = 0; r < RPI; ++r) row_off[r] = w_base() + min(row0 + r, pc.m - 1u) * pc.row_bytes;
@@ -71,8 +102,8 @@ void main() {
         dq_unit(row_off[3], u, pc.k, v3);
         uint lim = min(32u, pc.k - 32u * u);  // 32 except in an odd-sized row's tail (plain types)
         [[unroll]] for (uint c = 0; c < NMAX; ++c) {
-            if (c < pc.n) {
-                uint xb = x_base() + c * pc.k + 32u * u;
+            if (c < N_COLS) {
+                uint xb = x_col(c) + 32u * u;
                 float s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
                 [[unroll]] for (uint j = 0; j < 32u; ++j) {
                     float xv = j < lim ? xs[xb + j] : 0.0;
@@ -89,9 +120,9 @@ void main() {
         }
     }
     [[unroll]] for (uint c = 0; c < NMAX; ++c)
-        if (c < pc.n)
+        if (c < N_COLS)
             [[unroll]] for (uint r = 0; r < RPI; ++r)
-                if (row0 + r < pc.m) outs[o_base() + c * pc.m + row0 + r] = acc[c * RPI + r];
+                if (row0 + r < pc.m) outs[o_col(c) + row0 + r] = acc[c * RPI + r];
 }
 #else
 #include "reduce.glsl"

@@ -131,32 +131,67 @@ TEST_P(VulkanWeightOps, GetRowsMatchesReference) {
     EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-6) << dtype_name(type);
 }
 
+// How matmul_id_case routes the pairs: uniformly at random, every pair to one expert, or only to
+// the even experts (the odd ones get no pairs).
+enum class Routing { random, one_expert, even_experts };
+
 // matmul_id against the reference, for a [n_in, m, E] weight of `type`: both x layouts, the
 // row, subgroup and shared-memory shapes, decode and batches. ids are random (repeats allowed).
+// A batch (n > 1) takes the grouped path (row shapes: matvec.comp GROUPED; GPU shapes: the tiled
+// matmul.comp MATMUL_ID), and is also run pair by pair with the grouping off.
 void matmul_id_case(vk::VulkanBackend* vk, DType type, int64_t n_in, int64_t m, int64_t n_expert, int64_t k,
-                    int64_t n, bool per_slot, std::mt19937& rng) {
+                    int64_t n, bool per_slot, std::mt19937& rng, Routing routing = Routing::random) {
     Host w(type, {n_in, m, n_expert}), ids(DType::I32, {k, n}), ref(DType::F32, {m, k, n});
     Host x = per_slot ? Host(DType::F32, {n_in, k, n}) : Host(DType::F32, {n_in, n});
     fill_weights(w, rng);
     fill_normal(x, rng);
     std::uniform_int_distribution<int32_t> ed(0, static_cast<int32_t>(n_expert - 1));
-    for (int64_t i = 0; i < k * n; ++i) ids.i32()[i] = ed(rng);
-    ids.i32()[0] = static_cast<int32_t>(n_expert - 1);  // the last expert's rows end the buffer
+    const int32_t one = ed(rng);
+    for (int64_t i = 0; i < k * n; ++i) {
+        int32_t e = ed(rng);
+        if (routing == Routing::one_expert) e = one;
+        if (routing == Routing::even_experts) e &= ~1;
+        ids.i32()[i] = e;
+    }
+    if (routing == Routing::random) ids.i32()[0] = static_cast<int32_t>(n_expert - 1);  // the last expert's rows end the buffer
     cpu::ref::matmul_id(w.t, x.t, ids.t, ref.t);
     Tensor dw = to_device(vk, w, true), dx = to_device(vk, x), di = to_device(vk, ids);
     Tensor dout = vk->alloc(DType::F32, ref.t.ne);
-    for (int variant = 0; variant < 3; ++variant) {  // row shapes, subgroup rows, shared-memory rows
-        vk->set_cpu_shapes(variant == 0);
-        vk->set_use_subgroups(variant == 1);
+    const char* names[] = {" row shapes", " subgroup", " shared-memory", " pair by pair"};
+    for (int variant = 0; variant < (n > 1 ? 4 : 3); ++variant) {
+        vk->set_cpu_shapes(variant == 0 || (variant == 3 && vk->is_cpu_device()));
+        vk->set_use_subgroups(variant == 1 || variant == 3);
+        vk->set_moe_grouping(variant != 3);
+        std::vector<float> poison(static_cast<size_t>(ref.t.n_elements()), std::nanf(""));
+        vk->write(dout, poison.data(), poison.size() * 4);  // every output must be written
         vk->matmul_id(dw, dx, di, dout);
         auto got = from_device(vk, dout);
         EXPECT_LT(nerr(got.data(), ref.f(), ref.t.n_elements()), 1e-4)
             << dtype_name(type) << " n_in=" << n_in << " m=" << m << " E=" << n_expert << " k=" << k << " n=" << n
-            << (per_slot ? " x [n_in, k, n]" : " x [n_in, n]")
-            << (variant == 0 ? " row shapes" : variant == 1 ? " subgroup" : " shared-memory");
+            << (per_slot ? " x [n_in, k, n]" : " x [n_in, n]") << " routing " << static_cast<int>(routing)
+            << names[variant];
     }
+    vk->set_moe_grouping(true);
     vk->set_use_subgroups(true);
     vk->set_cpu_shapes(vk->is_cpu_device());
+}
+
+// Prefill sizes: each expert's pairs are grouped on the GPU (moe_group.comp) and multiplied in
+// tiles; skewed routings put every pair on one expert (more pairs than a tile) or leave experts
+// without pairs.
+TEST(VulkanOps, MatmulIdGroupedMatchesReference) {
+    VK_OR_SKIP(vk);
+    std::mt19937 rng(2027);
+    struct Shape { int64_t n_expert, k; };
+    const Shape shapes[] = {{4, 1}, {8, 2}, {16, 4}, {64, 8}, {32, 8}};
+    const int64_t ns[] = {1, 2, 7, 33, 130};
+    int i = 0;
+    for (DType t : {DType::F32, DType::F16, DType::Q4_0, DType::Q8_0, DType::Q4_K, DType::Q6_K})
+        for (int64_t n : ns)
+            for (Routing r : {Routing::random, Routing::one_expert, Routing::even_experts}) {
+                const Shape& s = shapes[i++ % 5];
+                matmul_id_case(vk, t, odd_k(t, 0), 70, s.n_expert, s.k, n, i % 2 == 0, rng, r);
+            }
 }
 
 TEST_P(VulkanWeightOps, MatmulIdMatchesReference) {
@@ -531,7 +566,7 @@ TEST(VulkanOps, MatmulIdManyExperts) {
     VK_OR_SKIP(vk);
     std::mt19937 rng(43);
     for (DType t : {DType::Q4_0, DType::Q8_0, DType::F16})
-        for (int64_t n_expert : {64, 128})
+        for (int64_t n_expert : {64, 128, 300})  // 300: more than moe_group.comp takes, pair by pair
             for (int64_t k : {1, 8}) {
                 matmul_id_case(vk, t, 64, 24, n_expert, k, 3, false, rng);
                 matmul_id_case(vk, t, 64, 24, n_expert, k, 3, true, rng);

@@ -914,8 +914,47 @@ void VulkanBackend::matmul_id(const Tensor& w, const Tensor& x, const Tensor& id
     pc.x_per_slot = per_slot ? 1 : 0;
     pc.n_expert = static_cast<uint32_t>(w.ne[2]);
     pc.expert_bytes = static_cast<uint32_t>(w.row_size() * static_cast<uint64_t>(w.ne[1]));
-    // One workgroup column (z) per (token, slot) pair, each a matrix-vector product with its
-    // expert's matrix; the row shapes are matmul()'s for n = 1.
+    const uint64_t pairs = uint64_t(k) * n;
+    const uint64_t max_z = ctx_->phys.props.limits.maxComputeWorkGroupCount[2];
+
+    // A batch: group the pairs by expert on the GPU (moe_group.comp), then each workgroup
+    // multiplies one expert's row tile with a tile of that expert's pairs, so each expert's
+    // weights are read once per tile of its pairs (64 on GPUs, 8 on CPU devices) rather than once
+    // per pair. The grid is the worst case, ceil(pairs / tile) + E tiles; experts own their tiles
+    // through prefix sums, so an expert without pairs costs nothing. moe_group.comp keeps its
+    // counts in shared memory (E <= 256), z is limited by the device and one workgroup scatters
+    // all the pairs (at most 2^24 here): beyond, the per-pair path.
+    const uint32_t tile = cpu_shapes_ ? 8 : 64;  // matvec.comp NMAX, matmul.comp BN
+    const uint64_t max_tiles = ceil_div(pairs, tile) + std::min<uint64_t>(pc.n_expert, pairs);
+    if (n > 1 && moe_grouping_ && pc.n_expert <= 256 && max_tiles <= max_z && pairs <= (1u << 24)) {
+        const uint64_t need = (3ull * pc.n_expert + 1 + pairs) * 4;
+        if (!moe_groups_ || buffers_[moe_groups_ - 1].size < need) {
+            if (moe_groups_) retired_.push_back(moe_groups_);
+            moe_groups_ = create_buffer(round_up(need, 1 << 20), false);
+        }
+        Tensor groups;
+        groups.buffer = moe_groups_;
+        groups.type = DType::I32;
+        groups.ne[0] = static_cast<int64_t>(need / 4);
+        PcMoeGroup gc{};
+        gc.n_expert = pc.n_expert;
+        gc.n_pairs = static_cast<uint32_t>(pairs);
+        gc.tile = tile;
+        dispatch("moe_group", {{&ids, false}, {&groups, true}}, &gc, sizeof gc, 1);
+        std::string variant = weight_variant("matmul_id", w.type) + "_grouped";
+        uint32_t gx = ceil_div(pc.m, 64);  // matmul.comp BM
+        if (cpu_shapes_) {
+            variant += "_rows";
+            gx = ceil_div(pc.m, 64 * 4);  // matvec.comp RPI 4
+        }
+        pc.n = 0;
+        dispatch(variant, {{&w, false}, {&x, false}, {&out, true}, {&groups, false}}, &pc, sizeof pc, gx, 1,
+                 static_cast<uint32_t>(max_tiles));
+        return;
+    }
+
+    // Decode: one workgroup column (z) per (token, slot) pair, each a matrix-vector product with
+    // its expert's matrix; the row shapes are matmul()'s for n = 1.
     std::string variant = weight_variant("matmul_id", w.type);
     uint32_t gx = pc.m;
     const uint32_t units = ceil_div(pc.k, 32);
@@ -928,8 +967,6 @@ void VulkanBackend::matmul_id(const Tensor& w, const Tensor& x, const Tensor& id
         pc.rows_per_wg = std::max<uint32_t>(1, 64 / sg) * (ctx_->phys.rank() == 3 ? 4 : 1);
         gx = ceil_div(pc.m, pc.rows_per_wg);
     }
-    const uint64_t pairs = uint64_t(k) * n;
-    const uint64_t max_z = ctx_->phys.props.limits.maxComputeWorkGroupCount[2];
     for (uint64_t p0 = 0; p0 < pairs; p0 += max_z) {
         pc.pair0 = static_cast<uint32_t>(p0);
         dispatch(variant, {{&w, false}, {&x, false}, {&out, true}, {&ids, false}}, &pc, sizeof pc, gx, 1,

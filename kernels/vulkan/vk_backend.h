@@ -85,6 +85,9 @@ public:
     // Kernel shapes for CPU-type devices (row-per-invocation matvec/matmul); on by default exactly
     // for CPU devices. Tests turn it off to cover the GPU shapes.
     void set_cpu_shapes(bool on) { cpu_shapes_ = on; }
+    // matmul_id of a batch (n > 1 tokens) groups the pairs by expert (on by default); off, every
+    // pair is its own matrix-vector product, as in decode. For tests and minerva-bench.
+    void set_moe_grouping(bool on) { moe_grouping_ = on; }
     bool is_cpu_device() const;
 
 private:
@@ -146,6 +149,8 @@ private:
     uint64_t upload_staging_ = 0;   // for upload_weight
     uint64_t readback_ = 0;         // for read()
     uint64_t attn_partial_ = 0;     // attention split partials
+    uint64_t moe_groups_ = 0;       // matmul_id: moe_group.comp's grouping of the batch's pairs
+    bool moe_grouping_ = true;
     std::vector<uint64_t> retired_; // buffers replaced while frames may still use them
     Frame frames_[2];
     int cur_ = 0;

@@ -43,6 +43,7 @@ static const PushTableEntry k_push_table[] = {
     {"softcap", sizeof(PcScalarOp)},
     {"moe_route", sizeof(PcMoeRoute)},
     {"moe_sum", sizeof(PcMoeSum)},
+    {"moe_group", sizeof(PcMoeGroup)},
     {"gather_rows", sizeof(PcGatherRows)},
 };
 

@@ -17,7 +17,7 @@ struct PcMatvec {  // matvec.comp, matmul.comp
     uint32_t row_bytes;
     uint32_t rows_per_wg;  // matvec.comp with subgroups: rows per workgroup
 };
-struct PcMatmulId {  // matvec.comp with MATMUL_ID: PcMatvec, then the expert fields
+struct PcMatmulId {  // matvec.comp and matmul.comp with MATMUL_ID: PcMatvec, then the expert fields
     uint32_t off[8];
     uint32_t k, m, n;  // n = 1: each workgroup z computes one (token, slot) pair
     uint32_t row_bytes;
@@ -26,7 +26,7 @@ struct PcMatmulId {  // matvec.comp with MATMUL_ID: PcMatvec, then the expert fi
     uint32_t x_per_slot;    // 1: x is [k, n_slots, tokens]; 0: [k, tokens]
     uint32_t n_expert;      // E
     uint32_t expert_bytes;  // bytes of one expert's matrix
-    uint32_t pair0;         // the pair of workgroup z = 0
+    uint32_t pair0;         // the pair of workgroup z = 0 (per-pair dispatches only)
 };
 struct PcGetRows {  // get_rows.comp
     uint32_t off[8];
@@ -100,6 +100,10 @@ struct PcMoeSum {  // moe_sum.comp
     uint32_t off[8];
     uint32_t d, k, n;
 };
+struct PcMoeGroup {  // moe_group.comp
+    uint32_t off[8];
+    uint32_t n_expert, n_pairs, tile;
+};
 struct PcGatherRows {  // gather_rows.comp
     uint32_t off[8];
     uint32_t width, n, n_src;
@@ -119,5 +123,6 @@ static_assert(sizeof(PcAddBias) <= k_max_push_bytes);
 static_assert(sizeof(PcScalarOp) <= k_max_push_bytes);
 static_assert(sizeof(PcMoeRoute) <= k_max_push_bytes);
 static_assert(sizeof(PcMoeSum) <= k_max_push_bytes);
+static_assert(sizeof(PcMoeGroup) <= k_max_push_bytes);
 
 }  // namespace minerva::vk
