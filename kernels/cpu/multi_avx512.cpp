@@ -24,6 +24,7 @@
 #include "cpu/dequant.h"
 #include "cpu/fp16.h"
 #include "cpu/multi.h"
+#include "cpu/prefetch.h"
 #include "cpu/qact.h"
 
 namespace minerva::cpu {
@@ -168,11 +169,6 @@ struct V<16> {
     static void storef(float* p, F v) { _mm512_store_ps(p, v); }
 };
 
-template <size_t N>
-inline void prefetch_span(const uint8_t* p) {
-    for (size_t o = 0; o < N; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T0);
-}
-
 // The R rows' results (acc[r], lane j = column j) to out[j * os + r].
 template <int L, int R>
 inline void store_rows(const typename V<L>::F* acc, int nc, float* out, size_t os) {
@@ -293,10 +289,11 @@ void q40_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
     // Two buffers: chunk c + 1 is unpacked before chunk c is used, so the loads of a chunk never
     // wait for its just-issued stores.
     Q40Chunk buf[2][R];
+    const size_t far = prefetch_far(static_cast<size_t>(R) * ws);
     auto unpack = [&](int64_t c) {
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(c) * GB;
-            prefetch_span<GB>(blk + static_cast<size_t>(R) * ws);  // the same place in the next rows
+            prefetch_block<GB>(blk, static_cast<size_t>(R) * ws, far);  // the next rows, and further on (prefetch.h)
             q40_unpack(blk, nb - 8 * c, ix, buf[c % 2][r]);
         }
     };
@@ -427,11 +424,12 @@ void q40p_rows(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, 
     __m512 acc[NP];
     for (int i = 0; i < NP; ++i) acc[i] = _mm512_setzero_ps();
     Q40Pair buf[2][NP];  // as in q40_rows
+    const size_t far = prefetch_far(static_cast<size_t>(2 * NP) * ws);
     auto unpack = [&](int64_t c) {
         for (int i = 0; i < NP; ++i) {
             const size_t off = static_cast<size_t>(c) * GB;
-            prefetch_span<GB>(row[2 * i] + off + static_cast<size_t>(2 * NP) * ws);
-            prefetch_span<GB>(row[2 * i + 1] + off + static_cast<size_t>(2 * NP) * ws);
+            prefetch_block<GB>(row[2 * i] + off, static_cast<size_t>(2 * NP) * ws, far);
+            prefetch_block<GB>(row[2 * i + 1] + off, static_cast<size_t>(2 * NP) * ws, far);
             q40_unpack_pair(row[2 * i] + off, row[2 * i + 1] + off, nb - 8 * c, ix, px, buf[c % 2][i]);
         }
     };
@@ -505,10 +503,11 @@ void q4k_rows(int64_t k, const uint8_t* w, size_t ws, const void* act, int nc, f
     typename T::F acc[R];
     for (int r = 0; r < R; ++r) acc[r] = T::zerof();
     Q4KSuper buf[2][R];  // as in q40_rows
+    const size_t far = prefetch_far(static_cast<size_t>(R) * ws);
     auto unpack = [&](int64_t sb) {
         for (int r = 0; r < R; ++r) {
             const uint8_t* blk = w + static_cast<size_t>(r) * ws + static_cast<size_t>(sb) * sizeof(BlockQ4_K);
-            prefetch_span<sizeof(BlockQ4_K)>(blk + static_cast<size_t>(R) * ws);
+            prefetch_block<sizeof(BlockQ4_K)>(blk, static_cast<size_t>(R) * ws, far);
             q4k_unpack(blk, buf[sb % 2][r]);
         }
     };
