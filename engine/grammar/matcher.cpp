@@ -34,6 +34,7 @@ namespace {
 constexpr uint32_t DEAD = 0xFFFFFFFFu;
 constexpr uint32_t UNKNOWN = 0xFFFFFFFEu;
 constexpr size_t MASK_BUDGET_BYTES = size_t(512) << 20;  // cached masks beyond this are dropped
+constexpr size_t FIRST_BYTE_MEMO_TOKENS = size_t(8) << 20;  // token ids remembered per first byte (32 MiB)
 
 struct VecHash {
     size_t operator()(const std::vector<uint32_t>& v) const {
@@ -246,7 +247,16 @@ struct GrammarConstraint::Impl {
     // Sets in w the tokens whose whole piece the grammar accepts from (set, pend), by one preorder
     // pass over the trie: a node's state comes from its parent's, and a refused byte skips the
     // node's whole subtree. Subtrees rooted at the nodes of `skip` (sorted) are left out.
-    void walk(uint32_t set, uint32_t pend, uint64_t* w, const std::vector<uint32_t>* skip) {
+    //
+    // The tokens allowed below a first byte depend only on the state after that byte (and on what
+    // is skipped), and many states share it: after the '.' of an e-mail address, whatever the
+    // count before it. So the allowed tokens under each (first byte, state after it, skip class)
+    // are remembered, and a walk that meets that pair again copies them instead of walking.
+    std::unordered_map<uint64_t, std::vector<int32_t>> first_byte_memo;
+    size_t first_byte_memo_size = 0;
+    std::vector<int32_t> collect;  // scratch of walk()
+
+    void walk(uint32_t set, uint32_t pend, uint64_t* w, const std::vector<uint32_t>* skip, uint32_t skip_class = DEAD) {
         walk_set.resize(nodes.size());
         walk_pend.resize(nodes.size());
         walk_set[0] = set;
@@ -254,7 +264,20 @@ struct GrammarConstraint::Impl {
         const uint32_t n_nodes = static_cast<uint32_t>(nodes.size());
         size_t k = 0;
         const size_t n_skip = skip ? skip->size() : 0;
+        const bool memo = pend == 0 && (skip_class == DEAD || skip_class < 0xFFFF);
+        uint64_t key = 0;
+        uint32_t sub_end = 0;  // collecting the tokens of the first-byte subtree [.., sub_end)
+        auto finish = [&] {
+            if (first_byte_memo_size > FIRST_BYTE_MEMO_TOKENS) {
+                first_byte_memo.clear();
+                first_byte_memo_size = 0;
+            }
+            first_byte_memo_size += collect.size() + 8;
+            first_byte_memo.emplace(key, collect);
+            sub_end = 0;
+        };
         for (uint32_t i = 1; i < n_nodes;) {
+            if (sub_end && i >= sub_end) finish();
             if (k < n_skip) {
                 while (k < n_skip && (*skip)[k] < i) ++k;
                 if (k < n_skip && (*skip)[k] == i) {
@@ -278,15 +301,28 @@ struct GrammarConstraint::Impl {
                 i = node_end[i];
                 continue;
             }
+            if (memo && p == 0) {
+                // ASCII: s is the set after the byte; a lead byte: s is still the set before it
+                key = (uint64_t(s) << 24) | (uint64_t(skip_class == DEAD ? 0 : skip_class + 1) << 8) | b;
+                if (auto it = first_byte_memo.find(key); it != first_byte_memo.end()) {
+                    for (int32_t t : it->second) w[size_t(t) >> 6] |= uint64_t(1) << (t & 63);
+                    i = node_end[i];
+                    continue;
+                }
+                collect.clear();
+                sub_end = node_end[i];
+            }
             walk_set[i] = s;
             walk_pend[i] = pd;
             const Node& node = nodes[i];
             for (uint32_t j = 0; j < node.n_toks; ++j) {
                 const int32_t t = node_toks[node.first_tok + j];
                 w[size_t(t) >> 6] |= uint64_t(1) << (t & 63);
+                if (sub_end) collect.push_back(t);
             }
             ++i;
         }
+        if (sub_end) finish();
     }
 
     // ---- Runs of one character class.
@@ -322,7 +358,9 @@ struct GrammarConstraint::Impl {
         };
         std::vector<Group> groups;
         std::vector<uint32_t> groups_at;  // groups of run length L: groups[groups_at[L], groups_at[L + 1])
-        std::vector<uint32_t> skip;       // trie nodes whose path is exactly one character of the class
+        std::vector<uint8_t> tail_in;     // per mixed token: what follows its run is the start of a character of the class
+        std::vector<int32_t> partial;     // tokens that are only the start of a character of the class
+        std::vector<uint32_t> skip;       // trie nodes whose path is one character of the class, or the start of one
         std::unordered_map<uint32_t, std::shared_ptr<const std::vector<uint64_t>>> upto;  // pure tokens of length 1..L
     };
     std::vector<ClassIndex> cidx;                              // per grammar class
@@ -331,7 +369,11 @@ struct GrammarConstraint::Impl {
     std::vector<uint8_t> multi_cp;                             // per class: it holds two code points or more
     std::vector<std::array<uint64_t, 2>> cls_ascii;            // per class: the ASCII characters it holds
     std::vector<uint8_t> cls_rel;                              // [a * n + b]: 0 unknown, 1 a splits b, 2 it does not
-    std::vector<std::pair<uint32_t, uint32_t>> char_nodes;     // (trie node, code point): paths of exactly one character
+    struct CharNode {
+        uint32_t node, lo, hi;  // the path is one character (lo == hi) or the start of one, any of lo..hi
+        bool operator<(const CharNode& o) const { return node < o.node; }
+    };
+    std::vector<CharNode> char_nodes;                          // trie nodes whose path is one character or the start of one
     std::vector<int32_t> trie_tokens;                          // tokens with a piece, in trie order
     std::vector<uint32_t> chain;                               // scratch of mask_by_runs()
 
@@ -380,6 +422,12 @@ struct GrammarConstraint::Impl {
         memo = contains || disjoint ? 2 : 1;
         return memo == 2;
     }
+    // Class c holds every code point in lo..hi.
+    bool class_holds(uint32_t c, uint32_t lo, uint32_t hi) const {
+        const auto& A = cls_cps[c];
+        auto it = std::upper_bound(A.begin(), A.end(), std::make_pair(lo, 0xFFFFFFFFu));
+        return it != A.begin() && std::prev(it)->second >= hi;
+    }
     bool uniform(uint32_t set, uint32_t c) {
         for (uint32_t s : sets[set])
             if (s != 0 && !keeps_whole(g->elems[stacks[s].first].arg, c)) return false;
@@ -407,6 +455,7 @@ struct GrammarConstraint::Impl {
             uint8_t byte;
             int32_t tok;
             uint32_t off;
+            bool tail_in;
         };
         std::vector<Mixed> mixed;
         for (int32_t t : trie_tokens) {
@@ -426,10 +475,21 @@ struct GrammarConstraint::Impl {
                 if (!utf8_range(bytes, total, lo, hi, total2) || !cls.matches(lo)) break;
                 i += total, ++len;
             }
-            if (len == 0) continue;
+            // the rest, when it is only the start of a character that the class holds entirely
+            bool tail_in = false;
+            if (i < p.size() && static_cast<uint8_t>(p[i]) >= 0x80 && p.size() - i < 4) {
+                uint32_t bytes[4] = {0, 0, 0, 0}, lo, hi, total;
+                const uint32_t n = static_cast<uint32_t>(p.size() - i);
+                for (uint32_t k = 0; k < n; ++k) bytes[k] = static_cast<uint8_t>(p[i + k]);
+                tail_in = utf8_range(bytes, n, lo, hi, total) && n < total && class_holds(c, lo, hi);
+            }
+            if (len == 0) {
+                if (tail_in) X.partial.push_back(t);
+                continue;
+            }
             X.max_len = std::max(X.max_len, len);
             if (i == p.size()) pure.emplace_back(len, t);
-            else mixed.push_back({len, static_cast<uint8_t>(p[i]), t, static_cast<uint32_t>(i)});
+            else mixed.push_back({len, static_cast<uint8_t>(p[i]), t, static_cast<uint32_t>(i), tail_in});
         }
         X.n_lead = pure.size() + mixed.size();
         std::sort(pure.begin(), pure.end());
@@ -447,6 +507,7 @@ struct GrammarConstraint::Impl {
         for (size_t i = 0; i < mixed.size(); ++i) {
             X.mixed.push_back(mixed[i].tok);
             X.mixed_off.push_back(mixed[i].off);
+            X.tail_in.push_back(mixed[i].tail_in);
             const std::string_view sfx = std::string_view(pieces[size_t(mixed[i].tok)]).substr(mixed[i].off);
             X.mixed_sfx.push_back(sfx_ids.try_emplace(sfx, static_cast<uint32_t>(sfx_ids.size())).first->second);
             if (i == 0 || mixed[i].len != mixed[i - 1].len || mixed[i].byte != mixed[i - 1].byte) {
@@ -458,8 +519,11 @@ struct GrammarConstraint::Impl {
         for (uint32_t L = 1; L < X.groups_at.size(); ++L) X.groups_at[L] += X.groups_at[L - 1];
         X.sfx_base.assign(sfx_ids.size(), DEAD);
         X.sfx_ok.assign(sfx_ids.size(), 0);
-        for (auto& [node, cp] : char_nodes)
-            if (cls.matches(cp)) X.skip.push_back(node);
+        for (const CharNode& cn : char_nodes)
+            if (class_holds(c, cn.lo, cn.hi)) X.skip.push_back(cn.node);
+        // Below a skipped node: the character's start alone (in `partial` or a mixed tail), a
+        // whole character of the class (a run of 1 or more), or an invalid byte (never allowed).
+        std::sort(X.skip.begin(), X.skip.end());
     }
 
     // Paths from the root of the trie that are exactly one valid character.
@@ -470,8 +534,8 @@ struct GrammarConstraint::Impl {
             bytes[n] = edge_byte[e];
             uint32_t lo, hi, total;
             if (!utf8_range(bytes, n + 1, lo, hi, total)) continue;
-            if (n + 1 == total) char_nodes.emplace_back(edge_child[e], lo);
-            else find_char_nodes(edge_child[e], bytes, n + 1);
+            char_nodes.push_back({edge_child[e], lo, hi});
+            if (n + 1 < total) find_char_nodes(edge_child[e], bytes, n + 1);
         }
     }
 
@@ -519,18 +583,33 @@ struct GrammarConstraint::Impl {
         ClassIndex& X = cidx[best];
         // chain[L]: the set after L class characters, for L = 0 .. r (all alive)
         chain.assign(1, set);
+        bool died = false, looped = false;
         for (uint32_t L = 0; L < X.max_len; ++L) {
             const uint32_t cur = chain.back();
             if (L > 0 && !uniform(cur, best)) return false;
             const uint32_t nx = step_char(cur, cls_rep[best]);
-            if (nx == DEAD) break;
+            if (nx == DEAD) {
+                died = true;
+                break;
+            }
             if (nx == cur) {  // a loop: every longer run stays here
                 chain.resize(X.max_len + 1, cur);
+                looped = true;
                 break;
             }
             chain.push_back(nx);
         }
         const uint32_t r = static_cast<uint32_t>(chain.size() - 1);
+        // Whether the set after L class characters takes one more (some stack's class holds the
+        // class): then the start of any character of the class is allowed there too.
+        bool more_at_r = looped;
+        if (!died && !looped) {
+            if (!uniform(chain[r], best)) return false;
+            more_at_r = step_char(chain[r], cls_rep[best]) != DEAD;
+        }
+        auto takes_more = [&](uint32_t L) { return L < r || more_at_r; };
+        if (takes_more(0))
+            for (int32_t t : X.partial) w[size_t(t) >> 6] |= uint64_t(1) << (t & 63);
         if (r >= 1) {
             const auto& pu = pure_upto(X, r);
             for (size_t i = 0; i < n_words; ++i) w[i] |= pu[i];
@@ -542,22 +621,30 @@ struct GrammarConstraint::Impl {
                 uint32_t t0 = trans[size_t(base) * 256 + grp.byte];
                 if (t0 == UNKNOWN) t0 = row_entry(base, grp.byte);
                 if (t0 == DEAD) continue;
+                const bool more = takes_more(L);
+                // A tail's fate depends only on the set after its first byte: for an ASCII byte
+                // that is t0 (the same for every count of the run before it), else base.
+                const uint32_t from = grp.byte < 0x80 ? t0 : base;
                 for (uint32_t m = grp.begin; m < grp.end; ++m) {
                     const int32_t tok = X.mixed[m];
+                    if (X.tail_in[m]) {
+                        if (more) w[size_t(tok) >> 6] |= uint64_t(1) << (tok & 63);
+                        continue;
+                    }
                     const uint32_t id = X.mixed_sfx[m];
-                    if (X.sfx_base[id] != base) {  // many tokens share a tail ('",', a partial character)
+                    if (X.sfx_base[id] != from) {  // many tokens share a tail ('",')
                         const std::string& p = pieces[size_t(tok)];
-                        uint32_t s = base, pd = 0;
+                        uint32_t s = from, pd = grp.byte < 0x80 ? 0 : (1u << 24) | grp.byte;
                         bool ok = true;
-                        for (size_t i = X.mixed_off[m]; ok && i < p.size(); ++i) ok = byte_step(s, pd, static_cast<uint8_t>(p[i]));
-                        X.sfx_base[id] = base;
+                        for (size_t i = X.mixed_off[m] + 1; ok && i < p.size(); ++i) ok = byte_step(s, pd, static_cast<uint8_t>(p[i]));
+                        X.sfx_base[id] = from;
                         X.sfx_ok[id] = ok;
                     }
                     if (X.sfx_ok[id]) w[size_t(tok) >> 6] |= uint64_t(1) << (tok & 63);
                 }
             }
         }
-        walk(set, 0, w, &X.skip);
+        walk(set, 0, w, &X.skip, best);
         return true;
     }
 
