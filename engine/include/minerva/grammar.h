@@ -78,7 +78,8 @@ class MINERVA_API GrammarConstraint {
 public:
     // Binds a grammar to a vocabulary: builds the byte trie of the token pieces. Control tokens
     // never match grammar text; end-of-generation tokens are allowed exactly when the grammar
-    // is complete. Costs a few ms for a 128k vocabulary.
+    // is complete. Also splits every token at each character class of the grammar (see Speed
+    // above). Costs 0.1-0.3 s for a 128k-152k vocabulary.
     static std::shared_ptr<GrammarConstraint> create(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const Vocab> vocab);
     ~GrammarConstraint();
     const Grammar& grammar() const;
