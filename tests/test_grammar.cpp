@@ -276,6 +276,14 @@ TEST(JsonSchema, OutputsValidate) {
          [](const json& j) { return j.is_string() && std::regex_match(j.get<std::string>(), std::regex(R"([A-Z]{2}-\d{3,4})")); }},
         {R"({"type":"string","minLength":3,"maxLength":5})", [](const json& j) { return j.is_string() && j.get<std::string>().size() >= 3; }},
         {R"({"anyOf":[{"type":"boolean"},{"type":"null"},{"const":"x"}]})", [](const json& j) { return j.is_boolean() || j.is_null() || j == "x"; }},
+        // oneOf with provably exclusive branches: by type, by const, by a required discriminator
+        {R"({"oneOf":[{"type":"integer","minimum":0,"maximum":5},{"type":"string","maxLength":3},{"const":null}]})",
+         [&](const json& j) { return is_int_in(j, 0, 5) || (j.is_string() && j.get<std::string>().size() <= 12) || j.is_null(); }},
+        {R"({"$defs":{"cat":{"type":"object","properties":{"kind":{"const":"cat"},"lives":{"type":"integer","minimum":1,"maximum":9}},"required":["kind","lives"]}},"oneOf":[{"$ref":"#/$defs/cat"},{"type":"object","properties":{"kind":{"enum":["dog","wolf"]},"bark":{"type":"boolean"}},"required":["kind","bark"]}]})",
+         [&](const json& j) {
+             return j.is_object() && ((j["kind"] == "cat" && is_int_in(j["lives"], 1, 9) && j.size() == 2) ||
+                                      ((j["kind"] == "dog" || j["kind"] == "wolf") && j["bark"].is_boolean() && j.size() == 2));
+         }},
         {R"({"type":["integer","null"]})", [](const json& j) { return j.is_number_integer() || j.is_null(); }},
         {R"({"type":"integer","nullable":true,"maximum":3,"minimum":1})", [&](const json& j) { return j.is_null() || is_int_in(j, 1, 3); }},
         {R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer","minimum":0,"maximum":9},"next":{"anyOf":[{"$ref":"#/$defs/node"},{"type":"null"}]}},"required":["v","next"]}},"$ref":"#/$defs/node"})",
@@ -333,6 +341,12 @@ TEST(JsonSchema, UnsupportedKeywordsAreNamed) {
         {R"({"type":"object","required":["x"]})", "required property 'x'"},
         {R"({"type":"string","minLength":5,"maxLength":2})", "'maxLength' is less than 'minLength'"},
         {R"({"type":"object")", "not valid JSON"},
+        // oneOf branches that one value could match both of: a grammar cannot rule that out
+        {R"({"oneOf":[{"type":"string"},{"type":"string","maxLength":3}]})", "'oneOf' at # (branches 0 and 1 may both match"},
+        {R"({"oneOf":[{"type":"number"},{"type":"integer"}]})", "'oneOf' at #"},
+        {R"({"properties":{"p":{"oneOf":[{"enum":["a","b"]},{"enum":["b","c"]}]}}})", "'oneOf' at #/properties/p"},
+        {R"({"oneOf":[{"type":"object","properties":{"k":{"const":"a"}},"required":["k"]},{"type":"object","properties":{"k":{"const":"a"}}}]})",
+         "'oneOf'"},
     };
     for (const Case& c : cases) {
         try {
@@ -434,7 +448,9 @@ struct Naive {
     }
 };
 
-void check_masks(const std::string& vocab_name, const std::string& gbnf, int steps, uint64_t seed) {
+// prefer_long: half the steps take the longest allowed token, so that bounded repetitions
+// (maxLength, digit counts, indentation) reach their limits within a few steps.
+void check_masks(const std::string& vocab_name, const std::string& gbnf, int steps, uint64_t seed, bool prefer_long = false) {
     auto vocab = shared_vocab(vocab_name);
     if (!vocab) {
         if (test::require_shared()) GTEST_FAIL() << "missing ../shared/vocab (MINERVA_REQUIRE_SHARED=1)";
@@ -472,7 +488,10 @@ void check_masks(const std::string& vocab_name, const std::string& gbnf, int ste
             if (got && !vocab->is_eog(t)) allowed.push_back(t);
         }
         if (allowed.empty() || mismatches) break;
-        const int32_t t = allowed[rng() % allowed.size()];
+        int32_t t = allowed[rng() % allowed.size()];
+        if (prefer_long && rng() % 2)
+            for (int32_t a : allowed)
+                if (pieces[size_t(a)].size() > pieces[size_t(t)].size()) t = a;
         ASSERT_TRUE(m.accept(t));
         ASSERT_TRUE(naive.feed(pieces[size_t(t)]));
         text += pieces[size_t(t)];
@@ -495,6 +514,27 @@ TEST_P(GrammarMask, MatchesBruteForce) { check_masks(GetParam(), kMaskGrammar, 1
 TEST_P(GrammarMask, MatchesBruteForceOnUnicodeClasses) {
     // Multi-byte classes exercise tokens that end inside a character.
     check_masks(GetParam(), R"(root ::= "«" [à-ÿ一-龥]{1,12} "»" [ ]? )", 8, 3);
+}
+
+TEST_P(GrammarMask, MatchesBruteForceOnBoundedRepetitions) {
+    // Every count of a bounded repetition is a state of its own; these masks come from the
+    // class-run shortcut (matcher.cpp, mask_by_runs), so they are checked where the counts end:
+    // bounded strings with escapes, digit counts, indentation, and overlapping classes.
+    check_masks(GetParam(), R"(
+root ::= "{" ws "\"s\":" ws str ws "," ws "\"n\":" ws int ws "," ws "\"w\":" ws word ws "}"
+str ::= "\"" ([^"\\\x00-\x1F] | "\\" ["\\/bfnrt]){2,9} "\""
+int ::= "-"? ("0" | [1-9] [0-9]{0,2})
+word ::= "\"" [a-z]{1,4} [a-f0-9]{2,3} ([0-9] | "-"){0,3} "\""
+ws ::= ("\n" [ ]{0,5} | " ")?
+)", 24, 5, true);
+}
+
+TEST_P(GrammarMask, MatchesBruteForceOnSchemaBounds) {
+    // minLength/maxLength, an integer range, an email and bounded whitespace, as the JSON Schema
+    // compiler writes them.
+    const std::string gbnf = json_schema_to_gbnf(
+        R"({"type":"object","properties":{"name":{"type":"string","minLength":3,"maxLength":12},"age":{"type":"integer","minimum":-5,"maximum":120},"email":{"type":"string","format":"email"},"tags":{"type":"array","items":{"type":"string","maxLength":4},"maxItems":2}},"required":["name","age","email","tags"]})");
+    for (uint64_t seed : {11u, 12u}) check_masks(GetParam(), gbnf, 24, seed, true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, GrammarMask, ::testing::Values("llama-spm", "llama-bpe", "qwen2", "gpt-2", "deepseek-llm"),

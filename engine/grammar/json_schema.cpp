@@ -3,6 +3,7 @@
 // the schema: where exact support would be unwieldy the grammar picks a valid subset (documented
 // in minerva/grammar.h and docs/api.md), and a keyword it cannot honour at all is an Error that
 // names it, never dropped.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -251,6 +252,7 @@ private:
         for (const char* kw : {"anyOf", "oneOf"})
             if (const json* alts = get(s, kw)) {
                 if (!alts->is_array() || alts->empty()) invalid(path, std::string("'") + kw + "' must be a non-empty array");
+                if (std::string_view(kw) == "oneOf") check_exclusive(*alts, path);
                 std::string body;
                 for (size_t i = 0; i < alts->size(); ++i)
                     body += (body.empty() ? "" : " | ") + visit((*alts)[i], hint, path + "/" + kw + "/" + std::to_string(i));
@@ -275,6 +277,104 @@ private:
         }
         if (!type->is_string()) invalid(path, "'type' must be a string or a list of strings");
         return typed(s, type->get<std::string>(), hint, path);
+    }
+
+    // ---- oneOf: a grammar can take any branch, but not forbid a value that two branches both
+    // accept. So oneOf is compiled (as a choice of its branches) only when no value can match
+    // two of them, provably: the branches' JSON types do not overlap, or both are const/enum
+    // with no common value, or both are objects with a property both require whose const/enum
+    // values do not overlap (a discriminator). Anything else is refused, naming oneOf.
+    enum Kind : unsigned { K_NULL = 1, K_BOOL = 2, K_INT = 4, K_FRAC = 8, K_STRING = 16, K_ARRAY = 32, K_OBJECT = 64, K_ANY = 127 };
+    static unsigned value_kind(const json& v) {
+        if (v.is_null()) return K_NULL;
+        if (v.is_boolean()) return K_BOOL;
+        if (v.is_number_integer() || v.is_number_unsigned()) return K_INT;
+        if (v.is_number()) return v.get<double>() == std::floor(v.get<double>()) ? K_INT : K_FRAC;
+        if (v.is_string()) return K_STRING;
+        if (v.is_array()) return K_ARRAY;
+        return K_OBJECT;
+    }
+    const json& deref(const json& s, const std::string& path, int depth = 0) {
+        if (s.is_object())
+            if (const json* r = get(s, "$ref"); r && r->is_string() && depth < 32) return deref(resolve_ref(r->get<std::string>(), path), path, depth + 1);
+        return s;
+    }
+    // The JSON kinds the values of a schema can have.
+    unsigned kinds(const json& s0, const std::string& path, int depth = 0) {
+        const json& s = deref(s0, path);
+        if (!s.is_object() || depth > 32) return K_ANY;
+        unsigned k = 0;
+        if (const json* c = get(s, "const")) k = value_kind(*c);
+        else if (const json* e = get(s, "enum"); e && e->is_array()) {
+            for (auto& v : *e) k |= value_kind(v);
+        } else if (const json* alts = get(s, "anyOf"); alts && alts->is_array()) {
+            for (auto& a : *alts) k |= kinds(a, path, depth + 1);
+        } else if (const json* alts1 = get(s, "oneOf"); alts1 && alts1->is_array()) {
+            for (auto& a : *alts1) k |= kinds(a, path, depth + 1);
+        } else if (get(s, "allOf")) {
+            k = K_OBJECT;
+        } else if (const json* t = get(s, "type")) {
+            auto one = [](const json& name) -> unsigned {
+                if (!name.is_string()) return K_ANY;
+                const std::string n = name.get<std::string>();
+                return n == "null" ? K_NULL : n == "boolean" ? K_BOOL : n == "integer" ? K_INT : n == "number" ? K_INT | K_FRAC
+                     : n == "string" ? K_STRING : n == "array" ? K_ARRAY : n == "object" ? K_OBJECT : K_ANY;
+            };
+            if (t->is_array())
+                for (auto& x : *t) k |= one(x);
+            else k = one(*t);
+        } else if (get(s, "properties") || get(s, "additionalProperties")) {
+            k = K_OBJECT;
+        } else if (get(s, "items") || get(s, "prefixItems")) {
+            k = K_ARRAY;
+        } else {
+            k = K_ANY;
+        }
+        if (const json* n = get(s, "nullable"); n && n->is_boolean() && n->get<bool>()) k |= K_NULL;
+        return k;
+    }
+    // The only values a schema allows, when it is a const or an enum.
+    static std::optional<std::vector<json>> values(const json& s) {
+        if (!s.is_object()) return std::nullopt;
+        std::vector<json> out;
+        if (const json* c = get(s, "const")) out.push_back(*c);
+        else if (const json* e = get(s, "enum"); e && e->is_array()) out.assign(e->begin(), e->end());
+        else return std::nullopt;
+        if (const json* n = get(s, "nullable"); n && n->is_boolean() && n->get<bool>()) out.push_back(nullptr);
+        return out;
+    }
+    static bool overlap(const std::vector<json>& a, const std::vector<json>& b) {
+        for (auto& x : a)
+            for (auto& y : b)
+                if (x == y) return true;
+        return false;
+    }
+    bool exclusive(const json& a0, const json& b0, const std::string& path) {
+        if ((kinds(a0, path) & kinds(b0, path)) == 0) return true;
+        const json &a = deref(a0, path), &b = deref(b0, path);
+        const auto va = values(a), vb = values(b);
+        if (va && vb) return !overlap(*va, *vb);
+        // objects told apart by a property both require, with const/enum values that differ
+        const json *pa = get(a, "properties"), *pb = get(b, "properties"), *ra = get(a, "required"), *rb = get(b, "required");
+        if (!pa || !pb || !ra || !rb || !pa->is_object() || !pb->is_object() || !ra->is_array() || !rb->is_array()) return false;
+        for (auto& [name, sa] : pa->items()) {
+            if (!pb->contains(name) || std::find(ra->begin(), ra->end(), name) == ra->end() ||
+                std::find(rb->begin(), rb->end(), name) == rb->end())
+                continue;
+            const auto xa = values(deref(sa, path)), xb = values(deref((*pb)[name], path));
+            if (xa && xb && !overlap(*xa, *xb)) return true;
+        }
+        return false;
+    }
+    void check_exclusive(const json& alts, const std::string& path) {
+        for (size_t i = 0; i < alts.size(); ++i)
+            for (size_t j = i + 1; j < alts.size(); ++j)
+                if (!exclusive(alts[i], alts[j], path))
+                    unsupported("oneOf", path,
+                                "branches " + std::to_string(i) + " and " + std::to_string(j) +
+                                    " may both match, and a grammar cannot forbid that; oneOf is enforced only when no value can "
+                                    "match two branches: different types, different const/enum values, or a required property "
+                                    "with different const/enum values in each. Use anyOf if any branch will do");
     }
 
     json merge_all_of(const json& s, const json& all, const std::string& path) {
