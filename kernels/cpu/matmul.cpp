@@ -36,6 +36,7 @@
 #include "cpu/gemm.h"
 #include "cpu/gemm_amx.h"
 #include "cpu/multi.h"
+#include "cpu/prefetch.h"
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/vec_dot.h"
@@ -92,6 +93,7 @@ void matmul_blas(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
 // The integer GEMM (gemm.h): threads take tiles of 16 weight rows, unpack each once into
 // per-thread scratch and multiply it with every column.
 constexpr int64_t kGemmMinColumns = 4;
+constexpr int64_t kSmallBatchColumns = 16;  // up to this many columns the GEMM streams its weights (see matmul_gemm)
 
 void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     const int64_t k = w.ne[0], m = w.ne[1], n = x.n_rows();
@@ -110,12 +112,24 @@ void matmul_gemm(Context& c, const Tensor& w, const Tensor& x, const Tensor& out
     // On AMX CPUs the tiles go through the tile unit (gemm_amx.h: same layout, same result).
     const GemmTileFn amx = n >= kGemmMinColumns ? gemm_amx_tile_fn() : nullptr;
     const GemmTileFn tile_fn = amx ? amx : gemm_tile;
-    c.pool.parallel_for(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
+    auto run = [&](int64_t r0, int64_t r1, int ith) {
         uint8_t* tile = static_cast<uint8_t*>(c.per_thread[static_cast<size_t>(ith)].get(scratch));
         for (int64_t r = r0; r < r1; r += kGemmTileRows) {
             const int nr = static_cast<int>(std::min<int64_t>(kGemmTileRows, r1 - r));
             gemm_unpack_tile(w.type, wp + rs * static_cast<size_t>(r), rs, nr, k, tile, tile + ts);
             tile_fn(w.type, k, tile, nr, cols, cs, static_cast<int>(n), out.data<float>() + r, m);
+        }
+    };
+    // Batched decode (a few columns) streams the weights: each thread walks its own span of
+    // tiles and fetches the next tile of its span into L2 while it works on this one (the far
+    // prefetch of prefetch.h, one tile of 16 rows ahead). Prefill is compute-bound and takes
+    // tiles in any order.
+    if (n > kSmallBatchColumns || prefetch_ahead_bytes() == 0) return c.pool.parallel_for(m, kGemmTileRows, run);
+    c.pool.parallel_for_spans(m, kGemmTileRows, [&](int64_t r0, int64_t r1, int ith) {
+        for (int64_t r = r0; r < r1; r += kGemmTileRows) {
+            const int64_t next = r + kGemmTileRows;
+            if (next < r1) prefetch_l2(wp + rs * static_cast<size_t>(next), rs * static_cast<size_t>(std::min<int64_t>(kGemmTileRows, r1 - next)));
+            run(r, std::min(r1, next), ith);
         }
     });
 }

@@ -52,4 +52,9 @@ inline void prefetch_block(const uint8_t* p, size_t n, size_t near, size_t far) 
         for (size_t o = 0; o < n; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + far + o), _MM_HINT_T1);
 }
 
+// Fetches [p, p + n) into L2.
+inline void prefetch_l2(const uint8_t* p, size_t n) {
+    for (size_t o = 0; o < n; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + o), _MM_HINT_T1);
+}
+
 }  // namespace minerva::cpu
