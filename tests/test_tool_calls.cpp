@@ -6,12 +6,14 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "byte_vocab.h"
 #include "minerva/grammar.h"
 #include "minerva/model.h"
 #include "minerva/tools.h"
 
 using namespace minerva;
 using json = nlohmann::json;
+using minerva::test_util::byte_vocab;
 
 namespace {
 
@@ -106,43 +108,12 @@ TEST(ToolCalls, DetectsFormatFromTemplate) {
     EXPECT_EQ(detect_tool_format("{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}"), ToolFormat::Generic);
 }
 
-namespace {
-
-class ByteVocab : public Vocab {
-public:
-    Kind kind() const override { return Kind::BPE; }
-    std::string_view pre_tokenizer() const override { return "default"; }
-    int32_t n_tokens() const override { return 257; }
-    std::vector<int32_t> tokenize(std::string_view t, bool, bool) const override {
-        std::vector<int32_t> o;
-        for (char c : t) o.push_back(static_cast<unsigned char>(c));
-        return o;
-    }
-    std::string token_to_piece(int32_t id, bool special) const override { return id == 256 ? (special ? "</s>" : "") : std::string(1, char(id)); }
-    std::string_view token_text(int32_t id) const override { return id == 256 ? "</s>" : "x"; }
-    TokenType token_type(int32_t id) const override { return id == 256 ? TokenType::CONTROL : TokenType::NORMAL; }
-    float token_score(int32_t) const override { return 0; }
-    int32_t bos() const override { return -1; }
-    int32_t eos() const override { return 256; }
-    int32_t eot() const override { return -1; }
-    int32_t pad() const override { return -1; }
-    int32_t unk() const override { return -1; }
-    int32_t sep() const override { return -1; }
-    bool add_bos() const override { return false; }
-    bool add_eos() const override { return false; }
-    bool add_space_prefix() const override { return false; }
-    int32_t find_token(std::string_view) const override { return -1; }
-    bool is_eog(int32_t id) const override { return id == 256; }
-};
-
-}  // namespace
-
 TEST(ToolCalls, ForcedCallGrammarParsesBack) {
     const std::string tools = R"([
       {"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {
          "city": {"type": "string", "maxLength": 6}, "days": {"type": "integer", "minimum": 1, "maximum": 7}}, "required": ["city", "days"]}}},
       {"type": "function", "function": {"name": "time", "parameters": {"type": "object", "properties": {"zone": {"enum": ["UTC", "CET"]}}, "required": ["zone"]}}}])";
-    auto vocab = std::make_shared<ByteVocab>();
+    auto vocab = byte_vocab();
     for (ToolFormat fmt : {ToolFormat::Hermes, ToolFormat::Qwen3Coder, ToolFormat::Mistral, ToolFormat::Llama3, ToolFormat::Generic}) {
         for (bool parallel : {false, true}) {
             for (const std::vector<std::string>& names : {std::vector<std::string>{}, std::vector<std::string>{"time"}}) {
