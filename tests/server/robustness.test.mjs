@@ -676,7 +676,8 @@ test('metrics also under vLLM names', { skip }, async () => {
 // ---- model management ------------------------------------------------------------------------
 
 test('preload, stats, and the eviction policies lru, lfu, fifo', { skip }, async () => {
-  const use = (s, model) => post(s, '/v1/completions', { model, prompt: 'Once', max_tokens: 2 });
+  // greedy, so no request can end early on an end-of-sequence token (the stats count 2 tokens each)
+  const use = (s, model) => post(s, '/v1/completions', { model, prompt: 'Once', max_tokens: 2, temperature: 0 });
   const loaded = async (s) => (await stats(s)).data.filter((m) => m.loaded).map((m) => m.id).sort();
   for (const [policy, expectEvicted] of [['lru', 'stories-q8'], ['lfu', 'stories-q8'], ['fifo', 'stories']]) {
     const cfgHome = fs.mkdtempSync(path.join(os.tmpdir(), 'minerva-home-'));
