@@ -129,40 +129,6 @@ void kv_store(Context& c, const Tensor& k, const Tensor& v, const Tensor& kc, co
     });
 }
 
-namespace {
-
-// AVX2 vectors for the fused attention's work item (attention_impl.h).
-struct Avx2 {
-    static constexpr int W = 8;
-    static float dot(const float* a, const float* b, int64_t n) { return dot_f32_avx2(a, b, n); }
-    static void axpy(float a, const float* x, float* y, int64_t n) { fast::axpy(a, x, y, n); }
-    static void scale(float* y, float a, int64_t n) {
-        const __m256 va = _mm256_set1_ps(a);
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
-        for (; i < n; ++i) y[i] *= a;
-    }
-    static float exp_sum(float* s, int64_t n, float m) {
-        const __m256 vm = _mm256_set1_ps(m), ninf = _mm256_set1_ps(-INFINITY);
-        __m256 vsum = _mm256_setzero_ps();
-        for (int64_t i = 0; i < n; i += 8) {
-            const __m256 x = _mm256_loadu_ps(s + i);
-            const __m256 masked = _mm256_cmp_ps(x, ninf, _CMP_EQ_OQ);
-            const __m256 e = _mm256_andnot_ps(masked, exp8(_mm256_sub_ps(x, vm)));
-            _mm256_storeu_ps(s + i, e);
-            vsum = _mm256_add_ps(vsum, e);
-        }
-        return hsum8(vsum);
-    }
-    static void load_f16(const uint16_t* s, float* dst, int64_t n) {
-        int64_t i = 0;
-        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
-        for (; i < n; ++i) dst[i] = fp16_to_f32_fast(s[i]);
-    }
-};
-
-}  // namespace
-
 // Fused (flash-style) attention. Tokens are grouped into tiles of up to attn::kTileQ consecutive
 // tokens with overlapping spans; one work item is a tile and one KV head (with the query heads
 // that share it), so a K/V row is read once for all of them, and a causal prefill only visits
@@ -200,7 +166,7 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
 
     const int64_t rows_max = static_cast<int64_t>(attn::kTileQ) * group;
     const size_t buf_floats = attn::buf_floats(hd, rows_max);
-    const auto attend = features().avx512 ? attn::attend_part_avx512 : attn::attend_part<Avx2>;
+    const auto attend = features().avx512 ? attn::attend_avx512 : attn::attend<Avx2>;
     const size_t part_floats = static_cast<size_t>(rows_max * (hd + 2));
     const size_t per_thread = (buf_floats + part_floats) * 4;
     for (auto& s : c.per_thread) s.get(per_thread);  // grow before the parallel region
@@ -253,7 +219,7 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
                     L += st[r].l * wgt;
                     axpy(wgt, pb + 2 * rows_max + r * hd, o, hd);
                 }
-                if (L > 0) Avx2::scale(o, 1.f / L, hd);
+                if (L > 0) attn::scale<Avx2>(o, 1.f / L, hd);
             }
         }
     });

@@ -6,15 +6,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "cpu/simd_math.h"
+
 namespace minerva::cpu {
 namespace {
-
-inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
 
 // Quantizes n (multiple of 32) floats with scale 1/id into int8 (round half away from zero),
 // returning the element sums of each 16 in sums16 (n/16 entries).

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/fp16.h"
+#include "cpu/simd_math.h"
 #include "minerva/error.h"
 
 namespace minerva::cpu {
@@ -138,13 +139,6 @@ void q8_0_block(const float* x, uint8_t* b) {
 }
 
 // ---- level sums for the scale search (AVX2, part of the x86-64 baseline of this project) --
-
-inline float hsum8(__m256 v) {
-    __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    a = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    a = _mm_add_ss(a, _mm_movehdup_ps(a));
-    return _mm_cvtss_f32(a);
-}
 
 // For L_i = clamp(round(iscale * (x_i - off)), lo, hi): s[0] = sum w L, s[1] = sum w L^2,
 // s[2] = sum w L x. n is a multiple of 8. Rounding is to nearest even, as round_clamp does.

@@ -10,17 +10,11 @@
 #include "cpu/fp16.h"
 #include "cpu/qact.h"
 #include "cpu/prefetch.h"
+#include "cpu/simd_math.h"
 #include "cpu/vec_dot.h"
 
 namespace minerva::cpu {
 namespace {
-
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 inline int hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -65,7 +59,7 @@ inline void q32_rows(int64_t k, const uint8_t* w, size_t ws, const Q8Pair* a, fl
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(fp16_to_f32_fast(dh) * dx), acc[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
 struct UnpackQ4_0 {
@@ -175,7 +169,7 @@ void q45k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float*
             accm[r] += fp16_to_f32_fast(mh) * x.d * static_cast<float>(min_dot(mn, pair_sums));
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]) - accm[r];
+    for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]) - accm[r];
 }
 
 template <bool Five>
@@ -236,7 +230,7 @@ void q6k_rows(int64_t k, const uint8_t* w, size_t ws, const Q8KBlock* a, float* 
             acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(fp16_to_f32_fast(blk->d) * x.d), acc[r]);
         }
     }
-    for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
+    for (int r = 0; r < R; ++r) out[r] = hsum8(acc[r]);
 }
 
 void q6k_kernel(int64_t k, const uint8_t* w, size_t ws, int nr, const void* act, float* out) {
@@ -282,7 +276,7 @@ void float_rows(int64_t k, const uint8_t* w, size_t ws, const float* x, float* o
         }
     }
     for (int r = 0; r < R; ++r) {
-        float s = hsum(_mm256_add_ps(acc[r][0], acc[r][1]));
+        float s = hsum8(_mm256_add_ps(acc[r][0], acc[r][1]));
         for (int64_t j = i; j < k; ++j) s += scalar_at<T>(w + r * ws, j) * x[j];
         out[r] = s;
     }
