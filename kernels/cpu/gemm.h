@@ -1,5 +1,7 @@
 // kernels/cpu/gemm.h: the integer GEMM for every quantized weight type (prefill, batched decode,
-// and decode of the types without a row kernel). AVX-512 VNNI.
+// and decode of the types without a row kernel). AVX-512 VNNI (gemm_avx512.cpp), or on other
+// CPUs AVX2 (gemm_avx2.cpp: vpmaddubsw/vpmaddwd on the same tiles; there it serves prefill and
+// batched decode of the types with a row kernel, whose activations it quantizes alike).
 //
 // Weights are unpacked one tile of 16 rows at a time into an interleaved form: for every group
 // of 4 consecutive elements (a "granule"), one 64-byte vector holds the 4 unsigned 8-bit quants
@@ -34,7 +36,7 @@ namespace minerva::cpu {
 
 constexpr int kGemmTileRows = 16;
 
-bool gemm_supported(DType t);  // quantized types on a CPU with AVX-512 VNNI
+bool gemm_supported(DType t);  // the quantized types it serves
 
 // Bytes of one unpacked 16-row tile / one quantized column of length k (k a multiple of the
 // type's block size), each a multiple of 64.

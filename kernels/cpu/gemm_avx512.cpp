@@ -1,4 +1,5 @@
-// kernels/cpu/gemm_avx512.cpp: the GEMM's tile unpacking and its VNNI micro-kernels (gemm.h).
+// kernels/cpu/gemm_avx512.cpp: the GEMM's tile unpacking and its VNNI micro-kernels (gemm.h),
+// for CPUs with AVX-512 VNNI (gemm_avx2.cpp serves the others).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -297,7 +298,7 @@ KernelFn super_fn(int nc) {
 
 }  // namespace
 
-void gemm_unpack_tile(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile_v, uint8_t* stage) {
+void gemm_unpack_tile_avx512(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile_v, uint8_t* stage) {
     const GemmLayout L = gemm_layout(t, k);
     uint8_t* tile = static_cast<uint8_t*>(tile_v);
     const uint8_t* rows[16];
@@ -311,7 +312,7 @@ void gemm_unpack_tile(DType t, const uint8_t* src, size_t row_stride, int nr, in
     }
 }
 
-void gemm_tile(DType t, int64_t k, const void* tile_v, int nr, const uint8_t* cols, size_t cs, int nc, float* out, int64_t ldo) {
+void gemm_tile_avx512(DType t, int64_t k, const void* tile_v, int nr, const uint8_t* cols, size_t cs, int nc, float* out, int64_t ldo) {
     const GemmLayout L = gemm_layout(t, k);
     const uint8_t* tile = static_cast<const uint8_t*>(tile_v);
     const __mmask16 rm = static_cast<__mmask16>((1u << nr) - 1);

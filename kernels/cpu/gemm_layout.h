@@ -65,4 +65,12 @@ inline GemmLayout gemm_layout(DType t, int64_t k) {
 // into u (k bytes) and its scales into lane r of the tile's parameter arrays.
 void gemm_stage_row(DType t, const GemmLayout& L, const uint8_t* src, uint8_t* u, int r, uint8_t* tile);
 
+// gemm.h's gemm_unpack_tile and gemm_tile per instruction set (chosen by gemm_unpack.cpp).
+void gemm_unpack_tile_avx512(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile, uint8_t* stage);
+void gemm_tile_avx512(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t col_stride, int nc, float* out,
+                      int64_t ldo);
+void gemm_unpack_tile_avx2(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile, uint8_t* stage);
+void gemm_tile_avx2(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t col_stride, int nc, float* out,
+                    int64_t ldo);
+
 }  // namespace minerva::cpu

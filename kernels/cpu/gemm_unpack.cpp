@@ -1,5 +1,6 @@
 // kernels/cpu/gemm_unpack.cpp: the GEMM's column quantization and the scalar staging of weight
-// rows (gemm.h, gemm_layout.h). Built with the baseline flags: nothing here needs AVX-512.
+// rows (gemm.h, gemm_layout.h), and the choice between the VNNI and AVX2 kernels. Built with
+// the baseline flags: nothing here needs AVX-512.
 #include <immintrin.h>
 
 #include <cstring>
@@ -25,7 +26,6 @@ inline int32_t pack16(int a, int b) {
 }  // namespace
 
 bool gemm_supported(DType t) {
-    if (!features().avx512_vnni) return false;
     switch (t) {
         case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q2_K:
         case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
@@ -33,6 +33,16 @@ bool gemm_supported(DType t) {
         default:
             return false;
     }
+}
+
+void gemm_unpack_tile(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile, uint8_t* stage) {
+    if (features().avx512_vnni) return gemm_unpack_tile_avx512(t, src, row_stride, nr, k, tile, stage);
+    gemm_unpack_tile_avx2(t, src, row_stride, nr, k, tile, stage);
+}
+
+void gemm_tile(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t col_stride, int nc, float* out, int64_t ldo) {
+    if (features().avx512_vnni) return gemm_tile_avx512(t, k, tile, nr, cols, col_stride, nc, out, ldo);
+    gemm_tile_avx2(t, k, tile, nr, cols, col_stride, nc, out, ldo);
 }
 
 size_t gemm_tile_bytes(DType t, int64_t k) { return gemm_layout(t, k).tile_bytes; }

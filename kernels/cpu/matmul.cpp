@@ -9,12 +9,13 @@
 // are read from memory once.
 // Types without an integer kernel dequantize each row to f32 and use an f32 dot product.
 //
-// Prefill and batched decode (n >= 4 columns) on AVX-512 VNNI CPUs go through the integer GEMM
-// of gemm.h instead (tiles of 16 rows unpacked once into an interleaved form, 16 rows x up to 8
-// columns per register block, one float step per 32-block). It quantizes the activations in the
+// Prefill and batched decode (n >= 4 columns) go through the integer GEMM of gemm.h instead
+// (tiles of 16 rows unpacked once into an interleaved form, 16 rows x up to 8 columns per
+// register block on AVX-512 VNNI, 8 rows x 4 columns with vpmaddubsw on AVX2 CPUs, one float
+// step per 32-block). It quantizes the activations in the
 // same blocks and by the same function as the row kernels, so a prefill column agrees with its
 // decode to float rounding (the order of the float sums differs). Types without a row kernel use
-// the GEMM for every n. OpenBLAS sgemm on dequantized tiles is kept as an option
+// the GEMM for every n on VNNI CPUs (on AVX2 ones they keep f32 dot products of dequantized rows). OpenBLAS sgemm on dequantized tiles is kept as an option
 // (MINERVA_PREFILL=blas); it is much slower than the GEMM here (docs/performance.md), so it is
 // not the default. MINERVA_PREFILL=int8 / MINERVA_NO_GEMM=1 force the per-column kernels.
 // On CPUs with AMX the GEMM's tiles run on the tile unit (gemm_amx.h: same layout, same
@@ -31,6 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "cpu/cpu_features.h"
 #include "cpu/dequant.h"
 #include "cpu/fast_ops.h"
 #include "cpu/gemm.h"
@@ -192,13 +194,14 @@ void matmul(Context& c, const Tensor& w, const Tensor& x, const Tensor& out) {
     if (bk == BatchKernel::Cols) return matmul_cols(c, find_cols_kernel(w.type, k, static_cast<int>(n)), w, x, out);
     DotKernel kern = find_dot_kernel(w.type);
     if ((kern.act == ActKind::Q8K || kern.act == ActKind::Q8KNib) && k % 256 != 0) kern = {};  // K types always have k % 256 == 0
-    // The GEMM serves prefill and batched decode, and also decode of the types without a row
-    // kernel (Q4_1, Q5_1, Q2_K, Q3_K).
+    // The GEMM serves prefill and batched decode, and on VNNI CPUs also decode of the types
+    // without a row kernel (Q4_1, Q5_1, Q2_K, Q3_K).
     // Batches up to kMultiColumns go through the type's multi-column row kernel where it has one
     // (the weights are read and unpacked once per row for all columns, with no tile staging),
     // unless batch_kernel() measured the GEMM faster for that type and column count.
     const bool multi = kern.multi && n > 1 && n <= kMultiColumns && bk != BatchKernel::Gemm;
-    if ((n >= kGemmMinColumns || !kern.fn) && !multi && gemm_supported(w.type) && !per_column_forced())
+    const bool gemm = kern.fn ? n >= kGemmMinColumns : features().avx512_vnni;
+    if (gemm && !multi && gemm_supported(w.type) && !per_column_forced())
         return matmul_gemm(c, w, x, out);
 
     const void* act = xp;

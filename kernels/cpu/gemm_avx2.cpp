@@ -1,0 +1,218 @@
+// kernels/cpu/gemm_avx2.cpp: the GEMM's tile unpacking and micro-kernels for CPUs without
+// AVX-512 VNNI (gemm.h): the same tile layout (gemm_layout.h), worked as two halves of 8 rows.
+// A granule's 4 unsigned quants per row meet the column's 4 signed activations in vpmaddubsw
+// (pairs summed to int16), several granules are summed in int16 while that cannot overflow
+// (G16 below: 8 for quants up to 15, 4 up to 31, 2 up to 63), then vpmaddwd widens to int32.
+// Q8_0's quants (up to 255) would saturate vpmaddubsw, so they go signed: |q| against x with q's
+// sign (at most 128 * 127 per product), one granule at a time. The float steps per block are
+// those of the VNNI kernels, so the result agrees with them to float rounding.
+// Built with the baseline (AVX2) flags.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/dequant.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_layout.h"
+
+namespace minerva::cpu {
+namespace {
+
+// 4 rows x 16 bytes (row i at p[i]) -> 4 x 16 bytes: dword j of each of the 4 rows at out + 64 j.
+inline void transpose4x4(const uint8_t* const* p, uint8_t* out) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0]));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[1]));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[2]));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[3]));
+    const __m128i ab0 = _mm_unpacklo_epi32(a, b), ab1 = _mm_unpackhi_epi32(a, b);
+    const __m128i cd0 = _mm_unpacklo_epi32(c, d), cd1 = _mm_unpackhi_epi32(c, d);
+    _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi64(ab0, cd0));
+    _mm_store_si128(reinterpret_cast<__m128i*>(out + 64), _mm_unpackhi_epi64(ab0, cd0));
+    _mm_store_si128(reinterpret_cast<__m128i*>(out + 128), _mm_unpacklo_epi64(ab1, cd1));
+    _mm_store_si128(reinterpret_cast<__m128i*>(out + 192), _mm_unpackhi_epi64(ab1, cd1));
+}
+
+inline __m256i bcast32(const int8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// Stores the first nr of 8 floats.
+inline void store_rows(float* out, __m256 v, int nr) {
+    if (nr >= 8) return _mm256_storeu_ps(out, v);
+    if (nr <= 0) return;
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_maskstore_ps(out, _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), idx), v);
+}
+
+// Block32 micro-kernel: rows 8h .. 8h+7 of the tile x NC columns. G16 granules summed in int16
+// (Q8: the signed form, one granule).
+template <int NC, int G16, bool Q8, bool Min>
+void kernel_block32(const GemmLayout& L, const uint8_t* tile, int h, const uint8_t* cols, size_t cs, float* out, int64_t ldo, int nr) {
+    static_assert(8 % G16 == 0);
+    __m256 acc[NC];
+    const int8_t* q[NC];
+    const float* dx[NC];
+    const float* dxs[NC];
+    const int32_t* bias[NC];
+    for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        const uint8_t* col = cols + cs * c;
+        q[c] = reinterpret_cast<const int8_t*>(col);
+        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
+        dxs[c] = reinterpret_cast<const float*>(col + L.cdxs);
+        bias[c] = reinterpret_cast<const int32_t*>(col + L.cbias);
+    }
+    const uint8_t* W = tile + 32 * h;
+    const float* D = reinterpret_cast<const float*>(tile + L.d) + 8 * h;
+    const float* M = reinterpret_cast<const float*>(tile + L.m) + 8 * h;
+    const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(-128);
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        __m256i ia[NC];
+        for (int c = 0; c < NC; ++c) ia[c] = Q8 ? _mm256_setzero_si256() : _mm256_set1_epi32(bias[c][b]);
+        for (int g0 = 0; g0 < 8; g0 += G16) {
+            __m256i s16[NC];
+            for (int c = 0; c < NC; ++c) s16[c] = _mm256_setzero_si256();
+            for (int g = g0; g < g0 + G16; ++g) {
+                const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(W + 64 * (8 * b + g)));
+                if constexpr (Q8) {
+                    const __m256i sq = _mm256_xor_si256(w, flip), aq = _mm256_sign_epi8(sq, sq);
+                    for (int c = 0; c < NC; ++c)
+                        s16[c] = _mm256_maddubs_epi16(aq, _mm256_sign_epi8(bcast32(q[c] + 32 * b + 4 * g), sq));
+                } else {
+                    for (int c = 0; c < NC; ++c)
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast32(q[c] + 32 * b + 4 * g)));
+                }
+            }
+            for (int c = 0; c < NC; ++c) ia[c] = _mm256_add_epi32(ia[c], _mm256_madd_epi16(s16[c], ones));
+        }
+        const __m256 d = _mm256_load_ps(D + 16 * b);
+        for (int c = 0; c < NC; ++c) acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[c]), _mm256_mul_ps(d, _mm256_set1_ps(dx[c][b])), acc[c]);
+        if constexpr (Min) {
+            const __m256 m = _mm256_load_ps(M + 16 * b);
+            for (int c = 0; c < NC; ++c) acc[c] = _mm256_fmadd_ps(m, _mm256_set1_ps(dxs[c][b]), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) store_rows(out + ldo * c + 8 * h, acc[c], nr - 8 * h);
+}
+
+// Super256 micro-kernel: rows 8h .. 8h+7 x NC columns, sub-blocks of SB elements, G16 granules
+// summed in int16.
+template <int NC, int SB, int G16>
+void kernel_super(const GemmLayout& L, const uint8_t* tile, int h, const uint8_t* cols, size_t cs, float* out, int64_t ldo, int nr) {
+    constexpr int NS = 256 / SB, NP = NS / 2, GS = SB / 4;
+    static_assert(GS % G16 == 0);
+    __m256 acc[NC];
+    const int8_t* q[NC];
+    const float* dx[NC];
+    const int32_t* pair[NC];
+    for (int c = 0; c < NC; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        const uint8_t* col = cols + cs * c;
+        q[c] = reinterpret_cast<const int8_t*>(col);
+        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
+        pair[c] = reinterpret_cast<const int32_t*>(col + L.cpair);
+    }
+    const uint8_t* W = tile + 32 * h;
+    const uint8_t* SC = tile + L.sc + 32 * h;
+    const uint8_t* MN = tile + L.mn + 32 * h;
+    const float* D = reinterpret_cast<const float*>(tile + L.d) + 8 * h;
+    const float* DM = reinterpret_cast<const float*>(tile + L.m) + 8 * h;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        __m256i sa[NC], t[NC];
+        for (int c = 0; c < NC; ++c) sa[c] = _mm256_setzero_si256();
+        for (int s = 0; s < NS; ++s) {
+            for (int c = 0; c < NC; ++c) t[c] = _mm256_setzero_si256();
+            for (int g0 = 0; g0 < GS; g0 += G16) {
+                __m256i s16[NC];
+                for (int c = 0; c < NC; ++c) s16[c] = _mm256_setzero_si256();
+                for (int g = g0; g < g0 + G16; ++g) {
+                    const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(W + 64 * (64 * b + GS * s + g)));
+                    for (int c = 0; c < NC; ++c)
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(w, bcast32(q[c] + 256 * b + SB * s + 4 * g)));
+                }
+                for (int c = 0; c < NC; ++c) t[c] = _mm256_add_epi32(t[c], _mm256_madd_epi16(s16[c], ones));
+            }
+            const __m256i sc = _mm256_load_si256(reinterpret_cast<const __m256i*>(SC + 64 * (NS * b + s)));
+            for (int c = 0; c < NC; ++c) sa[c] = _mm256_add_epi32(sa[c], _mm256_mullo_epi32(t[c], sc));
+        }
+        for (int c = 0; c < NC; ++c) t[c] = _mm256_setzero_si256();
+        for (int p = 0; p < NP; ++p) {
+            const __m256i mn = _mm256_load_si256(reinterpret_cast<const __m256i*>(MN + 64 * (NP * b + p)));
+            for (int c = 0; c < NC; ++c) t[c] = _mm256_add_epi32(t[c], _mm256_madd_epi16(mn, _mm256_set1_epi32(pair[c][NP * b + p])));
+        }
+        const __m256 d = _mm256_load_ps(D + 16 * b), dm = _mm256_load_ps(DM + 16 * b);
+        for (int c = 0; c < NC; ++c) {
+            const __m256 x = _mm256_set1_ps(dx[c][b]);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sa[c]), _mm256_mul_ps(d, x), acc[c]);
+            acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(t[c]), _mm256_mul_ps(dm, x), acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; ++c) store_rows(out + ldo * c + 8 * h, acc[c], nr - 8 * h);
+}
+
+using KernelFn = void (*)(const GemmLayout&, const uint8_t*, int, const uint8_t*, size_t, float*, int64_t, int);
+
+// Columns in blocks of NC, the rest by the kernel for fewer; both halves of the tile (the second
+// only when it holds rows).
+template <int NC, template <int> class K>
+void run_columns(const GemmLayout& L, const uint8_t* tile, const uint8_t* cols, size_t cs, int nc, float* out, int64_t ldo, int nr) {
+    static constexpr KernelFn fns[4] = {K<1>::fn, K<2>::fn, K<3>::fn, K<4>::fn};
+    static_assert(NC <= 4);
+    for (int h = 0; h < (nr > 8 ? 2 : 1); ++h) {
+        int c = 0;
+        for (; c + NC <= nc; c += NC) fns[NC - 1](L, tile, h, cols + cs * c, cs, out + ldo * c, ldo, nr);
+        if (c < nc) fns[nc - c - 1](L, tile, h, cols + cs * c, cs, out + ldo * c, ldo, nr);
+    }
+}
+
+template <int G16, bool Q8, bool Min>
+struct Block32 {
+    template <int NC>
+    struct K {
+        static constexpr KernelFn fn = kernel_block32<NC, G16, Q8, Min>;
+    };
+};
+template <int SB, int G16>
+struct Super {
+    template <int NC>
+    struct K {
+        static constexpr KernelFn fn = kernel_super<NC, SB, G16>;
+    };
+};
+
+}  // namespace
+
+void gemm_unpack_tile_avx2(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile_v, uint8_t* stage) {
+    const GemmLayout L = gemm_layout(t, k);
+    uint8_t* tile = static_cast<uint8_t*>(tile_v);
+    const size_t ku = static_cast<size_t>(k);
+    for (int r = 0; r < 16; ++r) gemm_stage_row(t, L, src + row_stride * static_cast<size_t>(r < nr ? r : nr - 1), stage + ku * r, r, tile);
+    const uint8_t* p[4];
+    for (int64_t s = 0; s < k / 16; ++s)
+        for (int r0 = 0; r0 < 16; r0 += 4) {
+            for (int i = 0; i < 4; ++i) p[i] = stage + ku * static_cast<size_t>(r0 + i) + 16 * s;
+            transpose4x4(p, tile + 64 * 4 * s + 4 * r0);
+        }
+}
+
+void gemm_tile_avx2(DType t, int64_t k, const void* tile_v, int nr, const uint8_t* cols, size_t cs, int nc, float* out, int64_t ldo) {
+    const GemmLayout L = gemm_layout(t, k);
+    const uint8_t* tile = static_cast<const uint8_t*>(tile_v);
+    switch (t) {
+        case DType::Q4_0: return run_columns<4, Block32<8, false, false>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q4_1: return run_columns<4, Block32<8, false, true>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q5_0: return run_columns<4, Block32<4, false, false>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q5_1: return run_columns<4, Block32<4, false, true>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q8_0: return run_columns<4, Block32<1, true, false>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q2_K: case DType::Q3_K: return run_columns<4, Super<16, 4>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q6_K: return run_columns<4, Super<16, 2>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q4_K: return run_columns<4, Super<32, 8>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        case DType::Q5_K: return run_columns<4, Super<32, 4>::K>(L, tile, cols, cs, nc, out, ldo, nr);
+        default: return;
+    }
+}
+
+}  // namespace minerva::cpu
