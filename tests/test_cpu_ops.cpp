@@ -22,71 +22,18 @@
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/thread_pool.h"
+#include "host_tensor.h"
 #include "minerva/error.h"
 
 using namespace minerva;
 using namespace minerva::cpu;
+using namespace minerva::test;
 
 namespace {
 
-struct Buf {
-    std::vector<uint8_t> bytes;
-    Tensor t;
-};
-
-Buf make_buf(DType type, std::initializer_list<int64_t> ne) {
-    Buf b;
-    b.t.type = type;
-    int i = 0;
-    for (int64_t v : ne) b.t.ne[i++] = v;
-    b.bytes.assign(b.t.nbytes() + 64, 0);
-    b.t.host = b.bytes.data();
-    return b;
-}
-
-void fill_normal(const Tensor& t, std::mt19937& rng, float sd = 1.f) {
-    std::normal_distribution<float> nd(0.f, sd);
-    for (int64_t i = 0; i < t.n_elements(); ++i) t.data<float>()[i] = nd(rng);
-}
-
-// Random but valid weight rows: random quant bytes, sane positive fp16 scales.
+// Random but valid weight rows (host_tensor.h).
 void fill_weights(const Tensor& t, std::mt19937& rng) {
-    std::normal_distribution<float> nd(0.f, 0.5f);
-    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-    const int64_t n = t.n_elements();
-    auto* u16 = t.data<uint16_t>();
-    switch (t.type) {
-        case DType::F32:
-            for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = nd(rng);
-            return;
-        case DType::F16:
-            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_fp16(nd(rng));
-            return;
-        case DType::BF16:
-            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_bf16(nd(rng));
-            return;
-        default: break;
-    }
-    uint8_t* p = t.data<uint8_t>();
-    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
-    const auto& info = dtype_info(t.type);
-    const int64_t nblocks = n / info.block_elems;
-    auto put = [&](uint8_t* blk, int off, float v) {
-        const uint16_t h = f32_to_fp16(v);
-        std::memcpy(blk + off, &h, 2);
-    };
-    for (int64_t b = 0; b < nblocks; ++b) {
-        uint8_t* blk = p + b * info.block_bytes;
-        switch (t.type) {
-            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
-            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
-            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
-            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
-            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
-            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
-            default: break;
-        }
-    }
+    ASSERT_TRUE(fill_random_weights(t.type, t.data<uint8_t>(), t.n_elements(), rng)) << "no random fill for " << dtype_name(t.type);
 }
 
 // Matmul error normalised by the magnitude of the products it sums: sqrt(sum_ij (got - want)^2 /
@@ -432,16 +379,6 @@ TEST(SmallBatch, MatmulEveryColumnCountMatchesReference) {
 }
 
 namespace {
-
-double rel_l2(const Tensor& a, const Tensor& b) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < a.n_elements(); ++i) {
-        const double d = static_cast<double>(a.data<float>()[i]) - b.data<float>()[i];
-        num += d * d;
-        den += static_cast<double>(b.data<float>()[i]) * b.data<float>()[i];
-    }
-    return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
-}
 
 Buf copy_of(const Buf& b) {
     Buf c = b;
