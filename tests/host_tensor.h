@@ -10,6 +10,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend.h"
@@ -93,5 +94,8 @@ inline double rel_l2(const Tensor& a, const Tensor& b) {
     }
     return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
 }
+
+// The test-name suffix of a test parametrised by weight type: "Q4_K".
+inline std::string dtype_param_name(const testing::TestParamInfo<DType>& info) { return std::string(dtype_name(info.param)); }
 
 }  // namespace minerva::test

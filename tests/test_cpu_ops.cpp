@@ -151,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                                            DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // Prefill must agree with decode: a matmul over n columns gives, column by column, what n
 // separate one-column matmuls give. Both paths quantize the activations to 8 bits in the same
@@ -210,7 +210,26 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
 INSTANTIATE_TEST_SUITE_P(QuantTypes, PrefillDecodeTest,
                          ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
                                            DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
+
+namespace {
+
+// The exact dot product of a dequantized weight row with quantized activations, and how far a
+// kernel's float sum of it may stray: 1e-5 of the products' magnitude (float rounding only).
+struct ExactDot {
+    double value, tolerance;
+};
+ExactDot exact_dot(const float* row, const float* xq, int64_t k) {
+    double want = 0, mag = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        const double p = static_cast<double>(row[i]) * xq[i];
+        want += p;
+        mag += std::fabs(p);
+    }
+    return {want, 1e-5 * mag + 1e-6};
+}
+
+}  // namespace
 
 // The integer kernels must equal, to float rounding, the exact dot product of the dequantized
 // weights with the *quantized* activations: this isolates kernel bugs from activation rounding.
@@ -268,12 +287,8 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
                 std::vector<float> row(static_cast<size_t>(k));
                 for (int r = 0; r < nr; ++r) {
                     dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
-                    double want = 0, mag = 0;
-                    for (int64_t i = 0; i < k; ++i) {
-                        want += static_cast<double>(row[i]) * xq[i];
-                        mag += std::fabs(static_cast<double>(row[i]) * xq[i]);
-                    }
-                    EXPECT_NEAR(out[r], want, 1e-5 * mag + 1e-6)
+                    const ExactDot want = exact_dot(row.data(), xq.data(), k);
+                    EXPECT_NEAR(out[r], want.value, want.tolerance)
                         << dtype_name(type) << " " << isa_name << " k=" << k << " nr=" << nr << " row " << r;
                 }
             }
@@ -284,7 +299,7 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
 INSTANTIATE_TEST_SUITE_P(FastTypes, DotKernelTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q5_0, DType::Q8_0,
                                            DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // The small-batch kernels (multi.h), called directly for every column count 2..16 and row count
 // 1..4, against the exact dot product of the dequantized weights with each column's quantized
@@ -333,13 +348,8 @@ TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
                         }
                         dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
                         for (int j = 0; j < nc; ++j) {
-                            double want = 0, mag = 0;
-                            for (int64_t i = 0; i < k; ++i) {
-                                const double p = static_cast<double>(row[static_cast<size_t>(i)]) * xq[static_cast<size_t>(j * k + i)];
-                                want += p;
-                                mag += std::fabs(p);
-                            }
-                            EXPECT_NEAR(out[static_cast<size_t>(j) * os + r], want, 1e-5 * mag + 1e-6)
+                            const ExactDot want = exact_dot(row.data(), xq.data() + j * k, k);
+                            EXPECT_NEAR(out[static_cast<size_t>(j) * os + r], want.value, want.tolerance)
                                 << dtype_name(type) << " " << isa_name << " k=" << k << " nc=" << nc << " nr=" << nr << " row " << r
                                 << " column " << j;
                         }
@@ -353,7 +363,7 @@ TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SmallBatchTest, ::testing::Values(DType::Q4_0, DType::Q4_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // Batches of 1..16 columns through be.matmul (the thread split of the small-batch path included)
 // against the reference, with row counts that leave partial groups of four rows and partial
@@ -442,7 +452,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulIdTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                                            DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 class OpsTest : public ::testing::TestWithParam<int> {};  // parameter: thread count
 

@@ -293,7 +293,7 @@ TEST_P(AmxGemmTest, HardwareTilesExactAndEqualToVnni) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, AmxGemmTest, ::testing::ValuesIn(kAllTypes),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         minerva::test::dtype_param_name);
 
 // ---- through the backend: the dispatch in matmul.cpp, 3 threads ------------------------------
 

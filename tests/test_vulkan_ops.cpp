@@ -43,8 +43,6 @@ void fill_weights(const Host& h, std::mt19937& rng) {
 const DType k_weight_types[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                                 DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
-std::string type_name(const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); }
-
 // A row length for the type: odd for plain types, odd numbers of blocks for quantized ones.
 int64_t odd_k(DType t, int which) {
     int64_t be = dtype_info(t).block_elems;
@@ -181,7 +179,7 @@ TEST_P(VulkanWeightOps, MatmulIdMatchesReference) {
         }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), type_name);
+INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), minerva::test::dtype_param_name);
 
 TEST(VulkanOps, RmsNorm) {
     VK_OR_SKIP(vk);
