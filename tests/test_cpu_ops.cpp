@@ -530,6 +530,25 @@ TEST_P(OpsTest, GetRowsKvStoreGather) {
     ASSERT_EQ(o1.bytes, o2.bytes);
 }
 
+namespace {
+
+// A KV cache of `cells` cells of kv_dim values of type ct, written by the reference kv_store from
+// random keys (N(0, 2)) and values (N(0, 1)).
+struct KvCache {
+    Buf k, v;
+};
+KvCache random_kv_cache(DType ct, int64_t kv_dim, int64_t cells, std::mt19937& rng) {
+    KvCache c{make_buf(ct, {kv_dim, cells}), make_buf(ct, {kv_dim, cells})};
+    Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
+    fill_normal(kf.t, rng, 2.f);
+    fill_normal(vf.t, rng);
+    for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
+    ref::kv_store(kf.t, vf.t, c.k.t, c.v.t, all.t);
+    return c;
+}
+
+}  // namespace
+
 TEST_P(OpsTest, AttentionGqaSpans) {
     auto be = make_cpu_backend(GetParam());
     std::mt19937 rng(8);
@@ -538,12 +557,7 @@ TEST_P(OpsTest, AttentionGqaSpans) {
         for (DType ct : {DType::F16, DType::F32})
             for (int64_t n_tokens : {1, 3, 17}) {
                 const int64_t cells = 300, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
-                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
-                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
-                fill_normal(kf.t, rng, 2.f);
-                fill_normal(vf.t, rng);
-                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
-                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                const KvCache kv = random_kv_cache(ct, kv_dim, cells, rng);
                 Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
                 fill_normal(q.t, rng);
                 // two sequences side by side: tokens alternate between cells [0, 150) and [150, 300),
@@ -555,8 +569,8 @@ TEST_P(OpsTest, AttentionGqaSpans) {
                 }
                 Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 const AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim))};
-                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
-                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                be->attention(q.t, kv.k.t, kv.v.t, span.t, got.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, want.t, ap);
                 ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention heads " << cfg.n_head << "/" << cfg.n_head_kv << " hd "
                                                        << cfg.head_dim << " " << dtype_name(ct) << " tokens " << n_tokens;
             }
@@ -633,12 +647,7 @@ TEST_P(OpsTest, AttentionSoftcap) {
         for (DType ct : {DType::F16, DType::F32})
             for (int64_t n_tokens : {1, 3, 17}) {
                 const int64_t cells = 200, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
-                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
-                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
-                fill_normal(kf.t, rng, 2.f);
-                fill_normal(vf.t, rng);
-                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
-                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                const KvCache kv = random_kv_cache(ct, kv_dim, cells, rng);
                 Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
                 fill_normal(q.t, rng, 4.f);
                 for (int64_t t = 0; t < n_tokens; ++t) {
@@ -648,13 +657,13 @@ TEST_P(OpsTest, AttentionSoftcap) {
                 Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 Buf uncapped = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim)), cfg.cap};
-                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
-                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                be->attention(q.t, kv.k.t, kv.v.t, span.t, got.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, want.t, ap);
                 ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention softcap " << cfg.cap << " heads " << cfg.n_head << "/"
                                                        << cfg.n_head_kv << " hd " << cfg.head_dim << " " << dtype_name(ct)
                                                        << " tokens " << n_tokens;
                 ap.softcap = 0.f;
-                ref::attention(q.t, kc.t, vc.t, span.t, uncapped.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, uncapped.t, ap);
                 ASSERT_GT(rel_l2(uncapped.t, want.t), 1e-2) << "softcap " << cfg.cap << " changes nothing";
             }
 }
