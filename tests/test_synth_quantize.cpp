@@ -293,6 +293,14 @@ void expect_synth_error(const SynthOptions& o, const std::vector<std::string>& n
     EXPECT_FALSE(fs::exists(o.out_path)) << needles[0];
 }
 
+// The same for base changed by edit.
+template <class Edit>
+void expect_synth_error(const SynthOptions& base, Edit edit, const std::vector<std::string>& needles) {
+    SynthOptions o = base;
+    edit(o);
+    expect_synth_error(o, needles);
+}
+
 // What synth_shape(name) must hold (head_dim 0: n_embd / n_head).
 struct ShapeWant {
     const char* name;
@@ -341,33 +349,19 @@ TEST(Synth, KnownShapes) {
 TEST(Synth, ClearErrors) {
     MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
     auto o = tiny_options(vocab_path, "Q4_K_M", temp_path("err.gguf"));
-    auto bad = o;
-    bad.type = "Q9_9";
-    expect_synth_error(bad, {"unknown type"});
-    bad = o;
-    bad.shape = "llama-99b";
-    expect_synth_error(bad, {"unknown shape"});
-    bad = o;
-    bad.dims.n_head = 3;
-    expect_synth_error(bad, {"not a multiple of n_head"});
-    bad = o;
-    bad.dims.n_head_kv = 3;
-    expect_synth_error(bad, {"n_head_kv"});
-    bad = o;
-    bad.dims.n_layer = 0;
-    expect_synth_error(bad, {"n_layer"});
-    bad = o;
-    bad.vocab_from = temp_path("does-not-exist.gguf");
-    expect_synth_error(bad, {"cannot open"});
+    expect_synth_error(o, [](SynthOptions& b) { b.type = "Q9_9"; }, {"unknown type"});
+    expect_synth_error(o, [](SynthOptions& b) { b.shape = "llama-99b"; }, {"unknown shape"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_head = 3; }, {"not a multiple of n_head"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_head_kv = 3; }, {"n_head_kv"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_layer = 0; }, {"n_layer"});
+    expect_synth_error(o, [](SynthOptions& b) { b.vocab_from = temp_path("does-not-exist.gguf"); }, {"cannot open"});
     // A GGUF without a vocabulary.
     auto nov = o;
     nov.vocab_from = "";
     nov.dims.n_vocab = 32;
     nov.out_path = temp_path("novocab.gguf");
     synth_file(nov);
-    bad = o;
-    bad.vocab_from = nov.out_path;
-    expect_synth_error(bad, {"tokenizer.ggml.tokens"});
+    expect_synth_error(o, [&](SynthOptions& b) { b.vocab_from = nov.out_path; }, {"tokenizer.ggml.tokens"});
     EXPECT_FALSE(fs::exists(o.out_path));
     EXPECT_FALSE(fs::exists(o.out_path + ".tmp"));
 }
@@ -655,29 +649,18 @@ TEST(Synth, ShapeAsAnotherArchitecture) {
 TEST(Synth, FamilyErrorsNameTheProblem) {
     MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
     auto base = family_options(vocab_path, FamilyCase{"qwen3", 64}, "Q8_0");
-    auto bad = base;
-    bad.arch = "mamba";
-    expect_synth_error(bad, {"unknown architecture 'mamba'", "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3"});
-    bad = base;
-    bad.arch = "qwen3moe";
-    expect_synth_error(bad, {"qwen3moe: needs experts"});
-    bad = base;
-    bad.dims.n_expert = 4, bad.dims.n_expert_used = 2;
-    expect_synth_error(bad, {"qwen3: has no mixture-of-experts layout"});
-    bad = base;
-    bad.arch = "qwen2";
-    expect_synth_error(bad, {"qwen2: head_dim must be n_embd / n_head = 32, got 64"});
-    bad = base;
-    bad.arch = "gemma2";
-    expect_synth_error(bad, {"gemma2: ties the output"});
-    bad = family_options(vocab_path, FamilyCase{"qwen3moe", 64, 8, 9, 0, true}, "Q8_0");
-    expect_synth_error(bad, {"n_expert_used = 9 must be in 1..n_expert (8)"});
-    bad = base;
-    bad.dims.head_dim = 7;
-    expect_synth_error(bad, {"must be even"});
-    bad = base;
-    bad.dims.llama3_rope_scale = 8.0f;
-    expect_synth_error(bad, {"rope_freqs.weight"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "mamba"; },
+                       {"unknown architecture 'mamba'", "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "qwen3moe"; }, {"qwen3moe: needs experts"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.n_expert = 4, b.dims.n_expert_used = 2; },
+                       {"qwen3: has no mixture-of-experts layout"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "qwen2"; },
+                       {"qwen2: head_dim must be n_embd / n_head = 32, got 64"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "gemma2"; }, {"gemma2: ties the output"});
+    expect_synth_error(family_options(vocab_path, FamilyCase{"qwen3moe", 64, 8, 9, 0, true}, "Q8_0"),
+                       {"n_expert_used = 9 must be in 1..n_expert (8)"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.head_dim = 7; }, {"must be even"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.llama3_rope_scale = 8.0f; }, {"rope_freqs.weight"});
 }
 
 TEST(Quantize, ClearErrors) {
