@@ -813,17 +813,20 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     }
 }
 
-void VulkanBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_tensor(gate, "swiglu", "gate");
-    check_tensor(up, "swiglu", "up");
-    check_tensor(out, "swiglu", "out");
+// out = act(gate) * up elementwise: swiglu.comp and geglu.comp take the same arguments.
+void VulkanBackend::gated_unit(const char* op, const Tensor& gate, const Tensor& up, const Tensor& out) {
+    check_tensor(gate, op, "gate");
+    check_tensor(up, op, "up");
+    check_tensor(out, op, "out");
     require(gate.type == DType::F32 && up.type == DType::F32 && out.type == DType::F32 &&
                 up.n_elements() == gate.n_elements() && out.n_elements() == gate.n_elements(),
-            "swiglu", "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
+            op, "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
     PcElementwise pc{};
     pc.n = static_cast<uint32_t>(gate.n_elements());
-    dispatch("swiglu", {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
+    dispatch(op, {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
+
+void VulkanBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) { gated_unit("swiglu", gate, up, out); }
 
 void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     check_tensor(x, "add", "x");
@@ -835,17 +838,7 @@ void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     dispatch("add", {{&x, true}, {&y, false}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
 
-void VulkanBackend::geglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_tensor(gate, "geglu", "gate");
-    check_tensor(up, "geglu", "up");
-    check_tensor(out, "geglu", "out");
-    require(gate.type == DType::F32 && up.type == DType::F32 && out.type == DType::F32 &&
-                up.n_elements() == gate.n_elements() && out.n_elements() == gate.n_elements(),
-            "geglu", "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
-    PcElementwise pc{};
-    pc.n = static_cast<uint32_t>(gate.n_elements());
-    dispatch("geglu", {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
-}
+void VulkanBackend::geglu(const Tensor& gate, const Tensor& up, const Tensor& out) { gated_unit("geglu", gate, up, out); }
 
 void VulkanBackend::add_bias(const Tensor& x, const Tensor& b) {
     check_tensor(x, "add_bias", "x");

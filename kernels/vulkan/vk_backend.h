@@ -137,6 +137,7 @@ private:
     void collect_timings(Frame& f);
     std::string weight_variant(const char* op, DType t) const;
     void check_tensor(const Tensor& t, const char* op, const char* arg) const;
+    void gated_unit(const char* op, const Tensor& gate, const Tensor& up, const Tensor& out);  // swiglu, geglu
 
     std::unique_ptr<Context> ctx_;
     std::unique_ptr<Pipelines> pipes_;
