@@ -203,23 +203,7 @@ Tensor VulkanBackend::arena_alloc(Arena& a, bool zero, DType type, const int64_t
             if (b.map) {
                 std::memset(b.map, 0, size);
             } else {
-                VkCommandBuffer cb;
-                VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-                ai.commandPool = cmd_pool_;
-                ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-                ai.commandBufferCount = 1;
-                check(vkAllocateCommandBuffers(ctx_->device, &ai, &cb), "vkAllocateCommandBuffers");
-                VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                vkBeginCommandBuffer(cb, &bi);
-                vkCmdFillBuffer(cb, b.buf, 0, VK_WHOLE_SIZE, 0);
-                vkEndCommandBuffer(cb);
-                VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                si.commandBufferCount = 1;
-                si.pCommandBuffers = &cb;
-                check(vkQueueSubmit(ctx_->queue, 1, &si, VK_NULL_HANDLE), "vkQueueSubmit");
-                check(vkQueueWaitIdle(ctx_->queue), "vkQueueWaitIdle");
-                vkFreeCommandBuffers(ctx_->device, cmd_pool_, 1, &cb);
+                run_now([&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, b.buf, 0, VK_WHOLE_SIZE, 0); });
             }
         }
     }
@@ -239,7 +223,7 @@ void VulkanBackend::plan_weights(uint64_t total_bytes) {
     next_progress_ = 0;
 }
 
-void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst, uint64_t dst_off, uint64_t bytes) {
+void VulkanBackend::run_now(const std::function<void(VkCommandBuffer)>& record) {
     VkCommandBuffer cb;
     VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
     ai.commandPool = cmd_pool_;
@@ -249,8 +233,7 @@ void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst,
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     vkBeginCommandBuffer(cb, &bi);
-    VkBufferCopy c{src_off, dst_off, bytes};
-    vkCmdCopyBuffer(cb, buffers_[src - 1].buf, buffers_[dst - 1].buf, 1, &c);
+    record(cb);
     vkEndCommandBuffer(cb);
     VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
@@ -258,6 +241,13 @@ void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst,
     check(vkQueueSubmit(ctx_->queue, 1, &si, VK_NULL_HANDLE), "vkQueueSubmit");
     check(vkQueueWaitIdle(ctx_->queue), "vkQueueWaitIdle");
     vkFreeCommandBuffers(ctx_->device, cmd_pool_, 1, &cb);
+}
+
+void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst, uint64_t dst_off, uint64_t bytes) {
+    run_now([&](VkCommandBuffer cb) {
+        VkBufferCopy c{src_off, dst_off, bytes};
+        vkCmdCopyBuffer(cb, buffers_[src - 1].buf, buffers_[dst - 1].buf, 1, &c);
+    });
 }
 
 Tensor VulkanBackend::upload_weight(DType type, const int64_t ne[4], const void* data, const std::string& name) {
