@@ -21,34 +21,37 @@ vec2 q4_0_pair(uint scale_bits, uint q16, uint j) {
     return unpackHalf2x16(scale_bits).x * (vec2(float((q16 >> sh) & 0xFu), float((q16 >> (8u + sh)) & 0xFu)) - 8.0);
 }
 
-vec2 k_pair(uint e) {
+// The pair at element e in buffer buf of a cache that starts at word w0, per cache type; a
+// quantized pair is read from e's 32-value block (KV_BLOCK: its byte offset).
+#define KV_BLOCK(w0, e, block_bytes) ((w0) * 4u + ((e) >> 5) * (block_bytes))
+#define PAIR_Q8_0(buf, w0, e) \
+    q8_0_pair(KV_U16(buf, KV_BLOCK(w0, e, 34u)), KV_U16(buf, KV_BLOCK(w0, e, 34u) + 2u + ((e) & 31u)))
+#define PAIR_Q4_0(buf, w0, e) \
+    q4_0_pair(KV_U16(buf, KV_BLOCK(w0, e, 18u)), KV_U16(buf, KV_BLOCK(w0, e, 18u) + 2u + ((e) & 15u)), (e) & 31u)
+
 #if defined(K_F32)
-    return PAIR_F32(kc, pc.off[1], e);
+#define K_PAIR PAIR_F32
 #elif defined(K_F16)
-    return PAIR_F16(kc, pc.off[1], e);
+#define K_PAIR PAIR_F16
 #elif defined(K_Q8_0)
-    uint b = pc.off[1] * 4u + (e >> 5) * 34u, j = e & 31u;
-    return q8_0_pair(KV_U16(kc, b), KV_U16(kc, b + 2u + j));
+#define K_PAIR PAIR_Q8_0
 #elif defined(K_Q4_0)
-    uint b = pc.off[1] * 4u + (e >> 5) * 18u, j = e & 31u;
-    return q4_0_pair(KV_U16(kc, b), KV_U16(kc, b + 2u + (j & 15u)), j);
+#define K_PAIR PAIR_Q4_0
 #else
 #error "kv_cache.glsl: define one K_<TYPE>"
 #endif
-}
 
-vec2 v_pair(uint e) {
 #if defined(V_F32)
-    return PAIR_F32(vc, pc.off[2], e);
+#define V_PAIR PAIR_F32
 #elif defined(V_F16)
-    return PAIR_F16(vc, pc.off[2], e);
+#define V_PAIR PAIR_F16
 #elif defined(V_Q8_0)
-    uint b = pc.off[2] * 4u + (e >> 5) * 34u, j = e & 31u;
-    return q8_0_pair(KV_U16(vc, b), KV_U16(vc, b + 2u + j));
+#define V_PAIR PAIR_Q8_0
 #elif defined(V_Q4_0)
-    uint b = pc.off[2] * 4u + (e >> 5) * 18u, j = e & 31u;
-    return q4_0_pair(KV_U16(vc, b), KV_U16(vc, b + 2u + (j & 15u)), j);
+#define V_PAIR PAIR_Q4_0
 #else
 #error "kv_cache.glsl: define one V_<TYPE>"
 #endif
-}
+
+vec2 k_pair(uint e) { return K_PAIR(kc, pc.off[1], e); }
+vec2 v_pair(uint e) { return V_PAIR(vc, pc.off[2], e); }

@@ -12,41 +12,16 @@
 #include "backend.h"
 #include "cpu/cpu_features.h"
 #include "cpu/ref_ops.h"
+#include "host_tensor.h"
 #include "minerva/error.h"
 
 using namespace minerva;
+using minerva::test::Buf;
+using minerva::test::fill_normal;
+using minerva::test::make_buf;
+using minerva::test::rel_l2;
 
 namespace {
-
-struct Buf {
-    std::vector<uint8_t> bytes;
-    Tensor t;
-};
-
-Buf make(DType type, std::initializer_list<int64_t> shape) {
-    Buf b;
-    b.t.type = type;
-    int i = 0;
-    for (int64_t d : shape) b.t.ne[i++] = d;
-    b.bytes.assign(b.t.nbytes() + 64, 0);
-    b.t.host = b.bytes.data();
-    return b;
-}
-
-void fill_normal(const Tensor& t, std::mt19937& rng, float sd) {
-    std::normal_distribution<float> nd(0.f, sd);
-    for (int64_t i = 0; i < t.n_elements(); ++i) t.data<float>()[i] = nd(rng);
-}
-
-double rel_l2(const Tensor& a, const Tensor& b) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < a.n_elements(); ++i) {
-        const double d = static_cast<double>(a.data<float>()[i]) - b.data<float>()[i];
-        num += d * d;
-        den += static_cast<double>(b.data<float>()[i]) * b.data<float>()[i];
-    }
-    return std::sqrt(num / std::max(den, 1e-30));
-}
 
 struct Case {
     int n_head, n_head_kv, head_dim;
@@ -70,13 +45,13 @@ double run_case(const Case& c, int threads, std::mt19937& rng) {
     auto be = make_cpu_backend(threads);
     const int64_t n_ctx = c.n_past + c.n_tokens, cells = 2 * n_ctx;
     const int64_t kv_dim = static_cast<int64_t>(c.head_dim) * c.n_head_kv;
-    Buf kf = make(DType::F32, {kv_dim, cells}), vf = make(DType::F32, {kv_dim, cells}), rows = make(DType::I32, {cells});
+    Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), rows = make_buf(DType::I32, {cells});
     fill_normal(kf.t, rng, 1.5f);
     fill_normal(vf.t, rng, 1.f);
     for (int64_t i = 0; i < cells; ++i) rows.t.data<int32_t>()[i] = static_cast<int32_t>(i);
-    Buf kc = make(c.cache, {kv_dim, cells}), vc = make(c.cache, {kv_dim, cells});
+    Buf kc = make_buf(c.cache, {kv_dim, cells}), vc = make_buf(c.cache, {kv_dim, cells});
     cpu::ref::kv_store(kf.t, vf.t, kc.t, vc.t, rows.t);
-    Buf q = make(DType::F32, {c.head_dim, c.n_head, c.n_tokens}), span = make(DType::I32, {2, c.n_tokens});
+    Buf q = make_buf(DType::F32, {c.head_dim, c.n_head, c.n_tokens}), span = make_buf(DType::I32, {2, c.n_tokens});
     fill_normal(q.t, rng, 1.f);
     for (int64_t t = 0; t < c.n_tokens; ++t) {
         const int64_t pos = c.n_past + t;
@@ -85,7 +60,7 @@ double run_case(const Case& c, int threads, std::mt19937& rng) {
         span.t.data<int32_t>()[2 * t] = static_cast<int32_t>(first);
         span.t.data<int32_t>()[2 * t + 1] = static_cast<int32_t>(len);
     }
-    Buf got = make(DType::F32, {c.head_dim, c.n_head, c.n_tokens}), want = make(DType::F32, {c.head_dim, c.n_head, c.n_tokens});
+    Buf got = make_buf(DType::F32, {c.head_dim, c.n_head, c.n_tokens}), want = make_buf(DType::F32, {c.head_dim, c.n_head, c.n_tokens});
     AttentionParams ap{c.n_head, c.n_head_kv, c.head_dim, 1.f / std::sqrt(static_cast<float>(c.head_dim)), c.softcap};
     be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
@@ -166,19 +141,19 @@ TEST_P(FusedAttention, InterleavedSequences) {
     auto be = make_cpu_backend(2);
     const int n_head = 4, n_kv = 2, hd = 64, n_ctx = 200;
     const int64_t kv_dim = int64_t(hd) * n_kv, cells = 2 * n_ctx, n_tokens = 12;
-    Buf kf = make(DType::F32, {kv_dim, cells}), vf = make(DType::F32, {kv_dim, cells}), rows = make(DType::I32, {cells});
+    Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), rows = make_buf(DType::I32, {cells});
     fill_normal(kf.t, rng, 1.f);
     fill_normal(vf.t, rng, 1.f);
     for (int64_t i = 0; i < cells; ++i) rows.t.data<int32_t>()[i] = static_cast<int32_t>(i);
-    Buf kc = make(DType::F16, {kv_dim, cells}), vc = make(DType::F16, {kv_dim, cells});
+    Buf kc = make_buf(DType::F16, {kv_dim, cells}), vc = make_buf(DType::F16, {kv_dim, cells});
     cpu::ref::kv_store(kf.t, vf.t, kc.t, vc.t, rows.t);
-    Buf q = make(DType::F32, {hd, n_head, n_tokens}), span = make(DType::I32, {2, n_tokens});
+    Buf q = make_buf(DType::F32, {hd, n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
     fill_normal(q.t, rng, 1.f);
     for (int64_t t = 0; t < n_tokens; ++t) {
         span.t.data<int32_t>()[2 * t] = static_cast<int32_t>((t % 2) * n_ctx);
         span.t.data<int32_t>()[2 * t + 1] = static_cast<int32_t>(50 + t * 7);
     }
-    Buf got = make(DType::F32, {hd, n_head, n_tokens}), want = make(DType::F32, {hd, n_head, n_tokens});
+    Buf got = make_buf(DType::F32, {hd, n_head, n_tokens}), want = make_buf(DType::F32, {hd, n_head, n_tokens});
     const AttentionParams ap{n_head, n_kv, hd, 0.125f};
     be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
     cpu::ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
@@ -200,29 +175,29 @@ TEST(KvShift, MovedKeysAreRotatedToTheirNewPositions) {
         for (bool factors : {false, true})
             for (DType ct : {DType::F32, DType::F16, DType::Q8_0}) {
                 const RopeParams rp{48, 10000.f, 0.5f, neox, 1.f};
-                Buf ff = make(DType::F32, {24});
+                Buf ff = make_buf(DType::F32, {24});
                 for (int i = 0; i < 24; ++i) ff.t.data<float>()[i] = 1.f + 0.25f * static_cast<float>(i % 5);
                 const Tensor* fp = factors ? &ff.t : nullptr;
-                Buf raw = make(DType::F32, {width, cells}), v = make(DType::F32, {width, cells});
+                Buf raw = make_buf(DType::F32, {width, cells}), v = make_buf(DType::F32, {width, cells});
                 fill_normal(raw.t, rng, 1.f);
                 fill_normal(v.t, rng, 1.f);
-                Buf pos = make(DType::I32, {cells}), rows = make(DType::I32, {cells});
+                Buf pos = make_buf(DType::I32, {cells}), rows = make_buf(DType::I32, {cells});
                 for (int64_t i = 0; i < cells; ++i) pos.t.data<int32_t>()[i] = rows.t.data<int32_t>()[i] = static_cast<int32_t>(i);
                 // The cache as the forward pass leaves it: keys rotated at their cell's position.
-                Buf k = make(DType::F32, {width, cells});
+                Buf k = make_buf(DType::F32, {width, cells});
                 k.bytes = raw.bytes;
                 k.t.host = k.bytes.data();
                 Tensor k_heads = k.t;
                 k_heads.ne[0] = hd, k_heads.ne[1] = nkv, k_heads.ne[2] = cells;
                 cpu::ref::rope(k_heads, pos.t, rp, fp);
-                Buf kc = make(ct, {width, cells}), vc = make(ct, {width, cells});
+                Buf kc = make_buf(ct, {width, cells}), vc = make_buf(ct, {width, cells});
                 cpu::ref::kv_store(k.t, v.t, kc.t, vc.t, rows.t);
                 const std::vector<uint8_t> v_before = vc.bytes, k_before = kc.bytes;
                 be->kv_shift(kc.t, vc.t, dst, src, n, static_cast<int>(delta), hd, rp, fp);
                 // Expected: the raw keys of cells src.. rotated at positions dst..
-                Buf want = make(DType::F32, {width, n});
+                Buf want = make_buf(DType::F32, {width, n});
                 std::memcpy(want.t.host, raw.t.data<float>() + src * width, static_cast<size_t>(n * width) * 4);
-                Buf wpos = make(DType::I32, {n});
+                Buf wpos = make_buf(DType::I32, {n});
                 for (int64_t i = 0; i < n; ++i) wpos.t.data<int32_t>()[i] = static_cast<int32_t>(dst + i);
                 Tensor w_heads = want.t;
                 w_heads.ne[0] = hd, w_heads.ne[1] = nkv, w_heads.ne[2] = n;
@@ -241,7 +216,7 @@ TEST(KvShift, MovedKeysAreRotatedToTheirNewPositions) {
                 EXPECT_EQ(0, std::memcmp(vc.bytes.data(), v_before.data(), static_cast<size_t>(dst) * vr)) << "cells before dst";
                 EXPECT_EQ(0, std::memcmp(kc.bytes.data(), k_before.data(), static_cast<size_t>(dst) * kr)) << "cells before dst";
             }
-    Buf kc = make(DType::F16, {128, 10}), vc = make(DType::F16, {128, 10});
+    Buf kc = make_buf(DType::F16, {128, 10}), vc = make_buf(DType::F16, {128, 10});
     EXPECT_THROW(be->kv_shift(kc.t, vc.t, 5, 3, 2, -2, 64, RopeParams{64}, nullptr), Error);  // dst after src
     EXPECT_THROW(be->kv_shift(kc.t, vc.t, 1, 5, 6, -4, 64, RopeParams{64}, nullptr), Error);  // past the cache
 }

@@ -355,7 +355,7 @@ TEST(ChatTemplateBuiltin, MatchShippedFilesAndResolve) {
 struct FamilyCase {
     const char* file;
     const char* case_file;
-    const char* expected;
+    std::string expected;
 };
 
 struct LoadedCase {
@@ -381,6 +381,54 @@ LoadedCase load_case(const std::string& name) {
     return c;
 }
 
+// Qwen's system turn when tools are given (Qwen2.5 and Qwen3 write the same): the system text,
+// the tools' JSON inside <tools></tools>, then how to call them.
+std::string qwen_tools_system(const std::string& system, const std::string& tools) {
+    return "<|im_start|>system\n" + system +
+           "\n"
+           "\n"
+           "# Tools\n"
+           "\n"
+           "You may call one or more functions to assist with the user query.\n"
+           "\n"
+           "You are provided with function signatures within <tools></tools> XML tags:\n"
+           "<tools>\n" +
+           tools +
+           "\n"
+           "</tools>\n"
+           "\n"
+           "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
+           "<tool_call>\n"
+           "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
+           "</tool_call><|im_end|>\n";
+}
+
+// tools.json and plain.json as Qwen2.5 and Qwen3 both render them.
+const std::string k_qwen_tools =
+    qwen_tools_system("You are a helpful assistant.",
+        "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather for a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"city\"]}}}") +
+    "<|im_start|>user\n"
+    "What is the weather in Paris?<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "<tool_call>\n"
+    "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n"
+    "</tool_call><|im_end|>\n"
+    "<|im_start|>user\n"
+    "<tool_response>\n"
+    "{\"temperature\": 21}\n"
+    "</tool_response><|im_end|>\n"
+    "<|im_start|>assistant\n";
+const std::string k_qwen_plain =
+    "<|im_start|>system\n"
+    "You are a helpful assistant.<|im_end|>\n"
+    "<|im_start|>user\n"
+    "Hello!<|im_end|>\n"
+    "<|im_start|>assistant\n"
+    "Hi there! How can I help?<|im_end|>\n"
+    "<|im_start|>user\n"
+    "Tell me a joke. <|im_end|>\n"
+    "<|im_start|>assistant\n";
+
 class FamilyTemplate : public ::testing::TestWithParam<FamilyCase> {};
 
 TEST_P(FamilyTemplate, RendersExactly) {
@@ -393,34 +441,7 @@ TEST_P(FamilyTemplate, RendersExactly) {
 INSTANTIATE_TEST_SUITE_P(
     Families, FamilyTemplate,
     ::testing::Values(
-        FamilyCase{"qwen2.5.jinja", "tools.json",
-                   "<|im_start|>system\n"
-                       "You are a helpful assistant.\n"
-                       "\n"
-                       "# Tools\n"
-                       "\n"
-                       "You may call one or more functions to assist with the user query.\n"
-                       "\n"
-                       "You are provided with function signatures within <tools></tools> XML tags:\n"
-                       "<tools>\n"
-                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather for a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"city\"]}}}\n"
-                       "</tools>\n"
-                       "\n"
-                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
-                       "<tool_call>\n"
-                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-                       "</tool_call><|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "What is the weather in Paris?<|im_end|>\n"
-                       "<|im_start|>assistant\n"
-                       "<tool_call>\n"
-                       "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n"
-                       "</tool_call><|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "<tool_response>\n"
-                       "{\"temperature\": 21}\n"
-                       "</tool_response><|im_end|>\n"
-                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen2.5.jinja", "tools.json", k_qwen_tools},
         FamilyCase{"qwen2.5.jinja", "thinking.json",
                    "<|im_start|>system\n"
                        "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
@@ -435,44 +456,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "<|im_start|>user\n"
                        "And 3+3?<|im_end|>\n"
                        "<|im_start|>assistant\n"},
-        FamilyCase{"qwen2.5.jinja", "plain.json",
-                   "<|im_start|>system\n"
-                       "You are a helpful assistant.<|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "Hello!<|im_end|>\n"
-                       "<|im_start|>assistant\n"
-                       "Hi there! How can I help?<|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "Tell me a joke. <|im_end|>\n"
-                       "<|im_start|>assistant\n"},
-        FamilyCase{"qwen3.jinja", "tools.json",
-                   "<|im_start|>system\n"
-                       "You are a helpful assistant.\n"
-                       "\n"
-                       "# Tools\n"
-                       "\n"
-                       "You may call one or more functions to assist with the user query.\n"
-                       "\n"
-                       "You are provided with function signatures within <tools></tools> XML tags:\n"
-                       "<tools>\n"
-                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather for a city\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}, \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"city\"]}}}\n"
-                       "</tools>\n"
-                       "\n"
-                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
-                       "<tool_call>\n"
-                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-                       "</tool_call><|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "What is the weather in Paris?<|im_end|>\n"
-                       "<|im_start|>assistant\n"
-                       "<tool_call>\n"
-                       "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n"
-                       "</tool_call><|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "<tool_response>\n"
-                       "{\"temperature\": 21}\n"
-                       "</tool_response><|im_end|>\n"
-                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen2.5.jinja", "plain.json", k_qwen_plain},
+        FamilyCase{"qwen3.jinja", "tools.json", k_qwen_tools},
         FamilyCase{"qwen3.jinja", "thinking.json",
                    "<|im_start|>user\n"
                        "What is 2+2?<|im_end|>\n"
@@ -486,22 +471,8 @@ INSTANTIATE_TEST_SUITE_P(
                        "</think>\n"
                        "\n"},
         FamilyCase{"qwen3.jinja", "reasoning-tools.json",
-                   "<|im_start|>system\n"
-                       "Be brief.\n"
-                       "\n"
-                       "# Tools\n"
-                       "\n"
-                       "You may call one or more functions to assist with the user query.\n"
-                       "\n"
-                       "You are provided with function signatures within <tools></tools> XML tags:\n"
-                       "<tools>\n"
-                       "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}\n"
-                       "</tools>\n"
-                       "\n"
-                       "For each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n"
-                       "<tool_call>\n"
-                       "{\"name\": <function-name>, \"arguments\": <args-json-object>}\n"
-                       "</tool_call><|im_end|>\n"
+                   qwen_tools_system("Be brief.",
+                         "{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", \"properties\": {\"city\": {\"type\": \"string\"}}}}}") +
                        "<|im_start|>user\n"
                        "Weather in Paris?<|im_end|>\n"
                        "<|im_start|>assistant\n"
@@ -520,16 +491,7 @@ INSTANTIATE_TEST_SUITE_P(
                        "21 C\n"
                        "</tool_response><|im_end|>\n"
                        "<|im_start|>assistant\n"},
-        FamilyCase{"qwen3.jinja", "plain.json",
-                   "<|im_start|>system\n"
-                       "You are a helpful assistant.<|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "Hello!<|im_end|>\n"
-                       "<|im_start|>assistant\n"
-                       "Hi there! How can I help?<|im_end|>\n"
-                       "<|im_start|>user\n"
-                       "Tell me a joke. <|im_end|>\n"
-                       "<|im_start|>assistant\n"},
+        FamilyCase{"qwen3.jinja", "plain.json", k_qwen_plain},
         FamilyCase{"phi4.jinja", "plain.json",
                    "<|im_start|>system<|im_sep|>You are a helpful assistant.<|im_end|><|im_start|>user<|im_sep|>Hello!<|im_end|><|im_start|>assistant<|im_sep|>Hi there! How can I help?<|im_end|><|im_start|>user<|im_sep|>Tell me a joke. <|im_end|><|im_start|>assistant<|im_sep|>"},
         FamilyCase{"phi4-mini.jinja", "plain.json",

@@ -22,71 +22,18 @@
 #include "cpu/qact.h"
 #include "cpu/ref_ops.h"
 #include "cpu/thread_pool.h"
+#include "host_tensor.h"
 #include "minerva/error.h"
 
 using namespace minerva;
 using namespace minerva::cpu;
+using namespace minerva::test;
 
 namespace {
 
-struct Buf {
-    std::vector<uint8_t> bytes;
-    Tensor t;
-};
-
-Buf make_buf(DType type, std::initializer_list<int64_t> ne) {
-    Buf b;
-    b.t.type = type;
-    int i = 0;
-    for (int64_t v : ne) b.t.ne[i++] = v;
-    b.bytes.assign(b.t.nbytes() + 64, 0);
-    b.t.host = b.bytes.data();
-    return b;
-}
-
-void fill_normal(const Tensor& t, std::mt19937& rng, float sd = 1.f) {
-    std::normal_distribution<float> nd(0.f, sd);
-    for (int64_t i = 0; i < t.n_elements(); ++i) t.data<float>()[i] = nd(rng);
-}
-
-// Random but valid weight rows: random quant bytes, sane positive fp16 scales.
+// Random but valid weight rows (host_tensor.h).
 void fill_weights(const Tensor& t, std::mt19937& rng) {
-    std::normal_distribution<float> nd(0.f, 0.5f);
-    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-    const int64_t n = t.n_elements();
-    auto* u16 = t.data<uint16_t>();
-    switch (t.type) {
-        case DType::F32:
-            for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = nd(rng);
-            return;
-        case DType::F16:
-            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_fp16(nd(rng));
-            return;
-        case DType::BF16:
-            for (int64_t i = 0; i < n; ++i) u16[i] = f32_to_bf16(nd(rng));
-            return;
-        default: break;
-    }
-    uint8_t* p = t.data<uint8_t>();
-    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
-    const auto& info = dtype_info(t.type);
-    const int64_t nblocks = n / info.block_elems;
-    auto put = [&](uint8_t* blk, int off, float v) {
-        const uint16_t h = f32_to_fp16(v);
-        std::memcpy(blk + off, &h, 2);
-    };
-    for (int64_t b = 0; b < nblocks; ++b) {
-        uint8_t* blk = p + b * info.block_bytes;
-        switch (t.type) {
-            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
-            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
-            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
-            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
-            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
-            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
-            default: break;
-        }
-    }
+    ASSERT_TRUE(fill_random_weights(t.type, t.data<uint8_t>(), t.n_elements(), rng)) << "no random fill for " << dtype_name(t.type);
 }
 
 // Matmul error normalised by the magnitude of the products it sums: sqrt(sum_ij (got - want)^2 /
@@ -204,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                                            DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // Prefill must agree with decode: a matmul over n columns gives, column by column, what n
 // separate one-column matmuls give. Both paths quantize the activations to 8 bits in the same
@@ -263,7 +210,26 @@ TEST_P(PrefillDecodeTest, ColumnsEqualSingleColumnMatmuls) {
 INSTANTIATE_TEST_SUITE_P(QuantTypes, PrefillDecodeTest,
                          ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
                                            DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
+
+namespace {
+
+// The exact dot product of a dequantized weight row with quantized activations, and how far a
+// kernel's float sum of it may stray: 1e-5 of the products' magnitude (float rounding only).
+struct ExactDot {
+    double value, tolerance;
+};
+ExactDot exact_dot(const float* row, const float* xq, int64_t k) {
+    double want = 0, mag = 0;
+    for (int64_t i = 0; i < k; ++i) {
+        const double p = static_cast<double>(row[i]) * xq[i];
+        want += p;
+        mag += std::fabs(p);
+    }
+    return {want, 1e-5 * mag + 1e-6};
+}
+
+}  // namespace
 
 // The integer kernels must equal, to float rounding, the exact dot product of the dequantized
 // weights with the *quantized* activations: this isolates kernel bugs from activation rounding.
@@ -321,12 +287,8 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
                 std::vector<float> row(static_cast<size_t>(k));
                 for (int r = 0; r < nr; ++r) {
                     dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
-                    double want = 0, mag = 0;
-                    for (int64_t i = 0; i < k; ++i) {
-                        want += static_cast<double>(row[i]) * xq[i];
-                        mag += std::fabs(static_cast<double>(row[i]) * xq[i]);
-                    }
-                    EXPECT_NEAR(out[r], want, 1e-5 * mag + 1e-6)
+                    const ExactDot want = exact_dot(row.data(), xq.data(), k);
+                    EXPECT_NEAR(out[r], want.value, want.tolerance)
                         << dtype_name(type) << " " << isa_name << " k=" << k << " nr=" << nr << " row " << r;
                 }
             }
@@ -337,7 +299,7 @@ TEST_P(DotKernelTest, ExactOnQuantizedActivations) {
 INSTANTIATE_TEST_SUITE_P(FastTypes, DotKernelTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q5_0, DType::Q8_0,
                                            DType::Q4_K, DType::Q5_K, DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // The small-batch kernels (multi.h), called directly for every column count 2..16 and row count
 // 1..4, against the exact dot product of the dequantized weights with each column's quantized
@@ -386,13 +348,8 @@ TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
                         }
                         dequantize_row(type, w.t.data<uint8_t>() + r * w.t.row_size(), row.data(), k);
                         for (int j = 0; j < nc; ++j) {
-                            double want = 0, mag = 0;
-                            for (int64_t i = 0; i < k; ++i) {
-                                const double p = static_cast<double>(row[static_cast<size_t>(i)]) * xq[static_cast<size_t>(j * k + i)];
-                                want += p;
-                                mag += std::fabs(p);
-                            }
-                            EXPECT_NEAR(out[static_cast<size_t>(j) * os + r], want, 1e-5 * mag + 1e-6)
+                            const ExactDot want = exact_dot(row.data(), xq.data() + j * k, k);
+                            EXPECT_NEAR(out[static_cast<size_t>(j) * os + r], want.value, want.tolerance)
                                 << dtype_name(type) << " " << isa_name << " k=" << k << " nc=" << nc << " nr=" << nr << " row " << r
                                 << " column " << j;
                         }
@@ -406,7 +363,7 @@ TEST_P(SmallBatchTest, ExactOnQuantizedActivations) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SmallBatchTest, ::testing::Values(DType::Q4_0, DType::Q4_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 // Batches of 1..16 columns through be.matmul (the thread split of the small-batch path included)
 // against the reference, with row counts that leave partial groups of four rows and partial
@@ -432,16 +389,6 @@ TEST(SmallBatch, MatmulEveryColumnCountMatchesReference) {
 }
 
 namespace {
-
-double rel_l2(const Tensor& a, const Tensor& b) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < a.n_elements(); ++i) {
-        const double d = static_cast<double>(a.data<float>()[i]) - b.data<float>()[i];
-        num += d * d;
-        den += static_cast<double>(b.data<float>()[i]) * b.data<float>()[i];
-    }
-    return std::isfinite(num) ? std::sqrt(num / std::max(den, 1e-30)) : INFINITY;
-}
 
 Buf copy_of(const Buf& b) {
     Buf c = b;
@@ -505,7 +452,7 @@ INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulIdTest,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0,
                                            DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K,
                                            DType::Q6_K),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         dtype_param_name);
 
 class OpsTest : public ::testing::TestWithParam<int> {};  // parameter: thread count
 
@@ -583,6 +530,25 @@ TEST_P(OpsTest, GetRowsKvStoreGather) {
     ASSERT_EQ(o1.bytes, o2.bytes);
 }
 
+namespace {
+
+// A KV cache of `cells` cells of kv_dim values of type ct, written by the reference kv_store from
+// random keys (N(0, 2)) and values (N(0, 1)).
+struct KvCache {
+    Buf k, v;
+};
+KvCache random_kv_cache(DType ct, int64_t kv_dim, int64_t cells, std::mt19937& rng) {
+    KvCache c{make_buf(ct, {kv_dim, cells}), make_buf(ct, {kv_dim, cells})};
+    Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
+    fill_normal(kf.t, rng, 2.f);
+    fill_normal(vf.t, rng);
+    for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
+    ref::kv_store(kf.t, vf.t, c.k.t, c.v.t, all.t);
+    return c;
+}
+
+}  // namespace
+
 TEST_P(OpsTest, AttentionGqaSpans) {
     auto be = make_cpu_backend(GetParam());
     std::mt19937 rng(8);
@@ -591,12 +557,7 @@ TEST_P(OpsTest, AttentionGqaSpans) {
         for (DType ct : {DType::F16, DType::F32})
             for (int64_t n_tokens : {1, 3, 17}) {
                 const int64_t cells = 300, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
-                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
-                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
-                fill_normal(kf.t, rng, 2.f);
-                fill_normal(vf.t, rng);
-                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
-                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                const KvCache kv = random_kv_cache(ct, kv_dim, cells, rng);
                 Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
                 fill_normal(q.t, rng);
                 // two sequences side by side: tokens alternate between cells [0, 150) and [150, 300),
@@ -608,8 +569,8 @@ TEST_P(OpsTest, AttentionGqaSpans) {
                 }
                 Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 const AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim))};
-                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
-                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                be->attention(q.t, kv.k.t, kv.v.t, span.t, got.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, want.t, ap);
                 ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention heads " << cfg.n_head << "/" << cfg.n_head_kv << " hd "
                                                        << cfg.head_dim << " " << dtype_name(ct) << " tokens " << n_tokens;
             }
@@ -686,12 +647,7 @@ TEST_P(OpsTest, AttentionSoftcap) {
         for (DType ct : {DType::F16, DType::F32})
             for (int64_t n_tokens : {1, 3, 17}) {
                 const int64_t cells = 200, kv_dim = static_cast<int64_t>(cfg.head_dim) * cfg.n_head_kv;
-                Buf kc = make_buf(ct, {kv_dim, cells}), vc = make_buf(ct, {kv_dim, cells});
-                Buf kf = make_buf(DType::F32, {kv_dim, cells}), vf = make_buf(DType::F32, {kv_dim, cells}), all = make_buf(DType::I32, {cells});
-                fill_normal(kf.t, rng, 2.f);
-                fill_normal(vf.t, rng);
-                for (int i = 0; i < cells; ++i) all.t.data<int32_t>()[i] = i;
-                ref::kv_store(kf.t, vf.t, kc.t, vc.t, all.t);
+                const KvCache kv = random_kv_cache(ct, kv_dim, cells, rng);
                 Buf q = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), span = make_buf(DType::I32, {2, n_tokens});
                 fill_normal(q.t, rng, 4.f);
                 for (int64_t t = 0; t < n_tokens; ++t) {
@@ -701,13 +657,13 @@ TEST_P(OpsTest, AttentionSoftcap) {
                 Buf got = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens}), want = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 Buf uncapped = make_buf(DType::F32, {cfg.head_dim, cfg.n_head, n_tokens});
                 AttentionParams ap{cfg.n_head, cfg.n_head_kv, cfg.head_dim, 1.f / std::sqrt(static_cast<float>(cfg.head_dim)), cfg.cap};
-                be->attention(q.t, kc.t, vc.t, span.t, got.t, ap);
-                ref::attention(q.t, kc.t, vc.t, span.t, want.t, ap);
+                be->attention(q.t, kv.k.t, kv.v.t, span.t, got.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, want.t, ap);
                 ASSERT_LT(rel_l2(got.t, want.t), 2e-6) << "attention softcap " << cfg.cap << " heads " << cfg.n_head << "/"
                                                        << cfg.n_head_kv << " hd " << cfg.head_dim << " " << dtype_name(ct)
                                                        << " tokens " << n_tokens;
                 ap.softcap = 0.f;
-                ref::attention(q.t, kc.t, vc.t, span.t, uncapped.t, ap);
+                ref::attention(q.t, kv.k.t, kv.v.t, span.t, uncapped.t, ap);
                 ASSERT_GT(rel_l2(uncapped.t, want.t), 1e-2) << "softcap " << cfg.cap << " changes nothing";
             }
 }

@@ -32,6 +32,7 @@
 #include "cpu/gemm.h"
 #include "cpu/gemm_amx.h"
 #include "cpu/gemm_layout.h"
+#include "host_tensor.h"
 
 using namespace minerva;
 using namespace minerva::cpu;
@@ -185,28 +186,10 @@ bool is_k_type(DType t) {
     return t == DType::Q2_K || t == DType::Q3_K || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
 
-// Random quant bytes with sane fp16 scales (a random fp16 scale could be inf or NaN).
+// Random quant bytes with sane fp16 scales (host_tensor.h), m rows of k.
 std::vector<uint8_t> random_weights(DType t, int64_t k, int64_t m, std::mt19937& rng) {
-    const auto& info = dtype_info(t);
     std::vector<uint8_t> w(row_bytes(t, k) * static_cast<size_t>(m));
-    for (auto& v : w) v = static_cast<uint8_t>(rng());
-    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-    auto put = [&](uint8_t* blk, int off, float v) {
-        const uint16_t h = f32_to_fp16(v);
-        std::memcpy(blk + off, &h, 2);
-    };
-    for (size_t b = 0; b < w.size() / info.block_bytes; ++b) {
-        uint8_t* blk = w.data() + b * info.block_bytes;
-        switch (t) {
-            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
-            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
-            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
-            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
-            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
-            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
-            default: break;
-        }
-    }
+    if (!minerva::test::fill_random_weights(t, w.data(), k * m, rng)) ADD_FAILURE() << "no random fill for " << dtype_name(t);
     return w;
 }
 
@@ -310,7 +293,7 @@ TEST_P(AmxGemmTest, HardwareTilesExactAndEqualToVnni) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, AmxGemmTest, ::testing::ValuesIn(kAllTypes),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+                         minerva::test::dtype_param_name);
 
 // ---- through the backend: the dispatch in matmul.cpp, 3 threads ------------------------------
 

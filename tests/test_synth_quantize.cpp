@@ -282,72 +282,86 @@ TEST(Synth, VocabularyDecidesNVocab) {
     EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "llama");
 }
 
+// synth_file(o) must throw an Error whose message holds every needle, and leave no output file.
+void expect_synth_error(const SynthOptions& o, const std::vector<std::string>& needles) {
+    try {
+        synth_file(o);
+        ADD_FAILURE() << "no error for " << needles[0];
+    } catch (const Error& e) {
+        for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(o.out_path)) << needles[0];
+}
+
+// The same for base changed by edit.
+template <class Edit>
+void expect_synth_error(const SynthOptions& base, Edit edit, const std::vector<std::string>& needles) {
+    SynthOptions o = base;
+    edit(o);
+    expect_synth_error(o, needles);
+}
+
+// What synth_shape(name) must hold (head_dim 0: n_embd / n_head).
+struct ShapeWant {
+    const char* name;
+    const char* arch;
+    int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_expert, n_expert_used, n_ff_exp;
+    bool tied;
+};
+
+void check_shape(const ShapeWant& w) {
+    auto s = synth_shape(w.name);
+    ASSERT_TRUE(s) << w.name;
+    EXPECT_EQ(s->arch, w.arch) << w.name;
+    EXPECT_EQ(s->n_embd, w.n_embd) << w.name;
+    EXPECT_EQ(s->n_layer, w.n_layer) << w.name;
+    EXPECT_EQ(s->n_head, w.n_head) << w.name;
+    EXPECT_EQ(s->n_head_kv, w.n_head_kv) << w.name;
+    EXPECT_EQ(s->head_dim, w.head_dim) << w.name;
+    EXPECT_EQ(s->n_ff, w.n_ff) << w.name;
+    EXPECT_EQ(s->n_vocab, w.n_vocab) << w.name;
+    EXPECT_EQ(s->n_expert, w.n_expert) << w.name;
+    EXPECT_EQ(s->n_expert_used, w.n_expert_used) << w.name;
+    EXPECT_EQ(s->n_ff_exp, w.n_ff_exp) << w.name;
+    EXPECT_EQ(s->tied_output, w.tied) << w.name;
+    const auto names = synth_shape_names();
+    EXPECT_NE(std::find(names.begin(), names.end(), w.name), names.end()) << w.name;
+}
+
+// The LLaMA shapes (the other families: FamilyShapesHaveTheRealHyperparameters).
 TEST(Synth, KnownShapes) {
+    const ShapeWant wants[] = {
+        {"tinyllama-1.1b", "llama", 2048, 22, 32, 4, 0, 5632, 32000, 0, 0, 0, false},
+        {"llama3.2-1b", "llama", 2048, 16, 32, 8, 0, 8192, 128256, 0, 0, 0, true},
+        {"llama2-7b", "llama", 4096, 32, 32, 32, 0, 11008, 32000, 0, 0, 0, false},
+    };
+    for (const auto& w : wants) check_shape(w);
     auto t = synth_shape("tinyllama-1.1b");
     ASSERT_TRUE(t);
-    EXPECT_EQ(t->n_embd, 2048);
-    EXPECT_EQ(t->n_layer, 22);
-    EXPECT_EQ(t->n_head, 32);
-    EXPECT_EQ(t->n_head_kv, 4);
-    EXPECT_EQ(t->n_ff, 5632);
-    EXPECT_EQ(t->n_vocab, 32000);
     EXPECT_EQ(t->n_ctx, 2048);
     auto l3 = synth_shape("llama3.2-1b");
     ASSERT_TRUE(l3);
-    EXPECT_EQ(l3->n_layer, 16);
-    EXPECT_EQ(l3->n_head_kv, 8);
-    EXPECT_EQ(l3->n_ff, 8192);
-    EXPECT_EQ(l3->n_vocab, 128256);
     EXPECT_EQ(l3->rope_freq_base, 500000.0f);
-    EXPECT_TRUE(l3->tied_output);
     EXPECT_EQ(l3->n_ctx, 131072);
-    auto l7 = synth_shape("llama2-7b");
-    ASSERT_TRUE(l7);
-    EXPECT_EQ(l7->n_embd, 4096);
-    EXPECT_EQ(l7->n_layer, 32);
-    EXPECT_EQ(l7->n_head_kv, 32);
-    EXPECT_EQ(l7->n_ff, 11008);
     EXPECT_FALSE(synth_shape("gpt-5"));
 }
 
 TEST(Synth, ClearErrors) {
     MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
-    auto expect_error = [](const SynthOptions& o, const std::string& needle) {
-        try {
-            synth_file(o);
-            ADD_FAILURE() << "no error for " << needle;
-        } catch (const Error& e) {
-            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-        }
-    };
     auto o = tiny_options(vocab_path, "Q4_K_M", temp_path("err.gguf"));
-    auto bad = o;
-    bad.type = "Q9_9";
-    expect_error(bad, "unknown type");
-    bad = o;
-    bad.shape = "llama-99b";
-    expect_error(bad, "unknown shape");
-    bad = o;
-    bad.dims.n_head = 3;
-    expect_error(bad, "not a multiple of n_head");
-    bad = o;
-    bad.dims.n_head_kv = 3;
-    expect_error(bad, "n_head_kv");
-    bad = o;
-    bad.dims.n_layer = 0;
-    expect_error(bad, "n_layer");
-    bad = o;
-    bad.vocab_from = temp_path("does-not-exist.gguf");
-    expect_error(bad, "cannot open");
+    expect_synth_error(o, [](SynthOptions& b) { b.type = "Q9_9"; }, {"unknown type"});
+    expect_synth_error(o, [](SynthOptions& b) { b.shape = "llama-99b"; }, {"unknown shape"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_head = 3; }, {"not a multiple of n_head"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_head_kv = 3; }, {"n_head_kv"});
+    expect_synth_error(o, [](SynthOptions& b) { b.dims.n_layer = 0; }, {"n_layer"});
+    expect_synth_error(o, [](SynthOptions& b) { b.vocab_from = temp_path("does-not-exist.gguf"); }, {"cannot open"});
     // A GGUF without a vocabulary.
     auto nov = o;
     nov.vocab_from = "";
     nov.dims.n_vocab = 32;
     nov.out_path = temp_path("novocab.gguf");
     synth_file(nov);
-    bad = o;
-    bad.vocab_from = nov.out_path;
-    expect_error(bad, "tokenizer.ggml.tokens");
+    expect_synth_error(o, [&](SynthOptions& b) { b.vocab_from = nov.out_path; }, {"tokenizer.ggml.tokens"});
     EXPECT_FALSE(fs::exists(o.out_path));
     EXPECT_FALSE(fs::exists(o.out_path + ".tmp"));
 }
@@ -587,13 +601,7 @@ INSTANTIATE_TEST_SUITE_P(Families, SynthFamily,
                          });
 
 TEST(Synth, FamilyShapesHaveTheRealHyperparameters) {
-    struct Want {
-        const char* name;
-        const char* arch;
-        int64_t n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_expert, n_expert_used, n_ff_exp;
-        bool tied;
-    };
-    const Want wants[] = {
+    const ShapeWant wants[] = {
         {"qwen2.5-0.5b", "qwen2", 896, 24, 14, 2, 0, 4864, 151936, 0, 0, 0, true},
         {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 128, 3072, 151936, 0, 0, 0, true},
         {"qwen3-30b-a3b", "qwen3moe", 2048, 48, 32, 4, 128, 6144, 151936, 128, 8, 768, false},
@@ -603,24 +611,7 @@ TEST(Synth, FamilyShapesHaveTheRealHyperparameters) {
         {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 256, 6912, 262144, 0, 0, 0, true},
         {"phi3-mini", "phi3", 3072, 32, 32, 32, 0, 8192, 32064, 0, 0, 0, false},
     };
-    for (const auto& w : wants) {
-        auto s = synth_shape(w.name);
-        ASSERT_TRUE(s) << w.name;
-        EXPECT_EQ(s->arch, w.arch) << w.name;
-        EXPECT_EQ(s->n_embd, w.n_embd) << w.name;
-        EXPECT_EQ(s->n_layer, w.n_layer) << w.name;
-        EXPECT_EQ(s->n_head, w.n_head) << w.name;
-        EXPECT_EQ(s->n_head_kv, w.n_head_kv) << w.name;
-        EXPECT_EQ(s->head_dim, w.head_dim) << w.name;
-        EXPECT_EQ(s->n_ff, w.n_ff) << w.name;
-        EXPECT_EQ(s->n_vocab, w.n_vocab) << w.name;
-        EXPECT_EQ(s->n_expert, w.n_expert) << w.name;
-        EXPECT_EQ(s->n_expert_used, w.n_expert_used) << w.name;
-        EXPECT_EQ(s->n_ff_exp, w.n_ff_exp) << w.name;
-        EXPECT_EQ(s->tied_output, w.tied) << w.name;
-        const auto names = synth_shape_names();
-        EXPECT_NE(std::find(names.begin(), names.end(), w.name), names.end()) << w.name;
-    }
+    for (const auto& w : wants) check_shape(w);
     auto g3 = synth_shape("gemma3-1b");
     EXPECT_EQ(g3->n_swa, 512);
     EXPECT_EQ(g3->rope_freq_base, 1e6f);
@@ -657,39 +648,19 @@ TEST(Synth, ShapeAsAnotherArchitecture) {
 
 TEST(Synth, FamilyErrorsNameTheProblem) {
     MINERVA_SHARED_FILE(vocab_path, "models/stories260K-f32.gguf");
-    auto expect_error = [](const SynthOptions& o, const std::vector<std::string>& needles) {
-        try {
-            synth_file(o);
-            ADD_FAILURE() << "no error for " << needles[0];
-        } catch (const Error& e) {
-            for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
-        }
-        EXPECT_FALSE(fs::exists(o.out_path)) << needles[0];
-    };
     auto base = family_options(vocab_path, FamilyCase{"qwen3", 64}, "Q8_0");
-    auto bad = base;
-    bad.arch = "mamba";
-    expect_error(bad, {"unknown architecture 'mamba'", "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3"});
-    bad = base;
-    bad.arch = "qwen3moe";
-    expect_error(bad, {"qwen3moe: needs experts"});
-    bad = base;
-    bad.dims.n_expert = 4, bad.dims.n_expert_used = 2;
-    expect_error(bad, {"qwen3: has no mixture-of-experts layout"});
-    bad = base;
-    bad.arch = "qwen2";
-    expect_error(bad, {"qwen2: head_dim must be n_embd / n_head = 32, got 64"});
-    bad = base;
-    bad.arch = "gemma2";
-    expect_error(bad, {"gemma2: ties the output"});
-    bad = family_options(vocab_path, FamilyCase{"qwen3moe", 64, 8, 9, 0, true}, "Q8_0");
-    expect_error(bad, {"n_expert_used = 9 must be in 1..n_expert (8)"});
-    bad = base;
-    bad.dims.head_dim = 7;
-    expect_error(bad, {"must be even"});
-    bad = base;
-    bad.dims.llama3_rope_scale = 8.0f;
-    expect_error(bad, {"rope_freqs.weight"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "mamba"; },
+                       {"unknown architecture 'mamba'", "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "qwen3moe"; }, {"qwen3moe: needs experts"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.n_expert = 4, b.dims.n_expert_used = 2; },
+                       {"qwen3: has no mixture-of-experts layout"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "qwen2"; },
+                       {"qwen2: head_dim must be n_embd / n_head = 32, got 64"});
+    expect_synth_error(base, [](SynthOptions& b) { b.arch = "gemma2"; }, {"gemma2: ties the output"});
+    expect_synth_error(family_options(vocab_path, FamilyCase{"qwen3moe", 64, 8, 9, 0, true}, "Q8_0"),
+                       {"n_expert_used = 9 must be in 1..n_expert (8)"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.head_dim = 7; }, {"must be even"});
+    expect_synth_error(base, [](SynthOptions& b) { b.dims.llama3_rope_scale = 8.0f; }, {"rope_freqs.weight"});
 }
 
 TEST(Quantize, ClearErrors) {

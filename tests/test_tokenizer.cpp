@@ -59,6 +59,18 @@ std::string ids_str(const std::vector<int32_t>& ids) {
     return s;
 }
 
+// llama.cpp's test vocabularies in ../shared/vocab (the tests' parameter), and the test-name
+// suffix of each: "llama_spm" for "ggml-vocab-llama-spm".
+const std::vector<std::string> k_vocab_names = {"ggml-vocab-llama-spm", "ggml-vocab-llama-bpe", "ggml-vocab-gpt-2",
+                                                "ggml-vocab-qwen2", "ggml-vocab-deepseek-llm"};
+
+std::string vocab_param_name(const ::testing::TestParamInfo<std::string>& info) {
+    std::string s = info.param.substr(11);
+    for (char& c : s)
+        if (c == '-') c = '_';
+    return s;
+}
+
 class VocabVectors : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(VocabVectors, ReproducesReference) {
@@ -83,15 +95,7 @@ TEST_P(VocabVectors, ReproducesReference) {
     std::printf("[%s] %zu vectors, %d mismatches\n", name.c_str(), inputs.size(), failures);
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVocabs, VocabVectors,
-                         ::testing::Values("ggml-vocab-llama-spm", "ggml-vocab-llama-bpe", "ggml-vocab-gpt-2",
-                                           "ggml-vocab-qwen2", "ggml-vocab-deepseek-llm"),
-                         [](const auto& info) {
-                             std::string s = info.param.substr(11);
-                             for (char& c : s)
-                                 if (c == '-') c = '_';
-                             return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllVocabs, VocabVectors, ::testing::ValuesIn(k_vocab_names), vocab_param_name);
 
 
 // ---- the shared vocabularies: special tokens, BOS/EOS, pieces, round trips, streaming ----
@@ -247,15 +251,7 @@ TEST_P(SharedVocab, ThreadsShareOneVocab) {
     for (const auto& g : got) EXPECT_EQ(g, want) << GetParam();
 }
 
-INSTANTIATE_TEST_SUITE_P(AllVocabs, SharedVocab,
-                         ::testing::Values("ggml-vocab-llama-spm", "ggml-vocab-llama-bpe", "ggml-vocab-gpt-2",
-                                           "ggml-vocab-qwen2", "ggml-vocab-deepseek-llm"),
-                         [](const auto& info) {
-                             std::string s = info.param.substr(11);
-                             for (char& c : s)
-                                 if (c == '-') c = '_';
-                             return s;
-                         });
+INSTANTIATE_TEST_SUITE_P(AllVocabs, SharedVocab, ::testing::ValuesIn(k_vocab_names), vocab_param_name);
 
 TEST(Llama3Vocab, ChatTemplateTextAndBos) {
     MINERVA_SHARED_FILE(path, "vocab/ggml-vocab-llama-bpe.gguf");

@@ -21,6 +21,7 @@
 #include "common.h"
 #include "cpu/fp16.h"
 #include "cpu/ref_ops.h"
+#include "host_tensor.h"
 #include "minerva/devices.h"
 #include "minerva/error.h"
 #include "minerva/minerva.h"
@@ -33,43 +34,14 @@ using namespace vk_test;
 
 namespace {
 
-// Random valid weights: random quant bytes with sane fp16 scales written over the scale fields.
+// Random valid weights: random quant bytes with sane fp16 scales (host_tensor.h).
 void fill_weights(const Host& h, std::mt19937& rng) {
-    const Tensor& t = h.t;
-    std::normal_distribution<float> nd(0.f, 0.5f);
-    std::uniform_real_distribution<float> scale(0.002f, 0.02f);
-    auto* u16 = t.data<uint16_t>();
-    switch (t.type) {
-        case DType::F32: for (int64_t i = 0; i < t.n_elements(); ++i) h.f()[i] = nd(rng); return;
-        case DType::F16: for (int64_t i = 0; i < t.n_elements(); ++i) u16[i] = cpu::f32_to_fp16(nd(rng)); return;
-        case DType::BF16: for (int64_t i = 0; i < t.n_elements(); ++i) u16[i] = cpu::f32_to_bf16(nd(rng)); return;
-        default: break;
-    }
-    uint8_t* p = t.data<uint8_t>();
-    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(rng());
-    const auto& info = dtype_info(t.type);
-    auto put = [](uint8_t* blk, int off, float v) {
-        uint16_t x = cpu::f32_to_fp16(v);
-        std::memcpy(blk + off, &x, 2);
-    };
-    for (int64_t b = 0; b < t.n_elements() / info.block_elems; ++b) {
-        uint8_t* blk = p + b * info.block_bytes;
-        switch (t.type) {
-            case DType::Q4_0: case DType::Q5_0: case DType::Q8_0: put(blk, 0, scale(rng)); break;
-            case DType::Q4_1: case DType::Q5_1: put(blk, 0, scale(rng)); put(blk, 2, -8 * scale(rng)); break;
-            case DType::Q2_K: put(blk, 80, scale(rng) / 4); put(blk, 82, scale(rng) / 4); break;
-            case DType::Q3_K: put(blk, 108, scale(rng) / 8); break;
-            case DType::Q4_K: case DType::Q5_K: put(blk, 0, scale(rng) / 8); put(blk, 2, scale(rng) / 8); break;
-            case DType::Q6_K: put(blk, 208, scale(rng) / 16); break;
-            default: FAIL() << "no random fill for " << dtype_name(t.type);
-        }
-    }
+    if (!minerva::test::fill_random_weights(h.t.type, h.t.data<uint8_t>(), h.t.n_elements(), rng))
+        FAIL() << "no random fill for " << dtype_name(h.t.type);
 }
 
 const DType k_weight_types[] = {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
                                 DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-
-std::string type_name(const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); }
 
 // A row length for the type: odd for plain types, odd numbers of blocks for quantized ones.
 int64_t odd_k(DType t, int which) {
@@ -207,7 +179,7 @@ TEST_P(VulkanWeightOps, MatmulIdMatchesReference) {
         }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), type_name);
+INSTANTIATE_TEST_SUITE_P(AllTypes, VulkanWeightOps, testing::ValuesIn(k_weight_types), minerva::test::dtype_param_name);
 
 TEST(VulkanOps, RmsNorm) {
     VK_OR_SKIP(vk);

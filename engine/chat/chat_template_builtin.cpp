@@ -4,6 +4,23 @@
 
 namespace minerva::chat_builtin {
 
+// Zephyr's template, which TinyLlama chat ships too.
+constexpr std::string_view k_zephyr = R"TPL({% for message in messages %}
+{% if message['role'] == 'user' %}
+{{ '<|user|>
+' + message['content'] + eos_token }}
+{% elif message['role'] == 'system' %}
+{{ '<|system|>
+' + message['content'] + eos_token }}
+{% elif message['role'] == 'assistant' %}
+{{ '<|assistant|>
+'  + message['content'] + eos_token }}
+{% endif %}
+{% if loop.last and add_generation_prompt %}
+{{ '<|assistant|>' }}
+{% endif %}
+{% endfor %})TPL";
+
 const std::vector<Builtin>& all() {
     static const std::vector<Builtin> table = {
         {"chatml", "ChatML (Qwen, SmolLM, ...) without a default system prompt",
@@ -100,22 +117,7 @@ const std::vector<Builtin>& all() {
         {{- raise_exception("Only user and assistant roles are supported, with the exception of an initial optional system message!") }}
     {%- endif %}
 {%- endfor %})TPL"},
-        {"zephyr", "Zephyr",
-         R"TPL({% for message in messages %}
-{% if message['role'] == 'user' %}
-{{ '<|user|>
-' + message['content'] + eos_token }}
-{% elif message['role'] == 'system' %}
-{{ '<|system|>
-' + message['content'] + eos_token }}
-{% elif message['role'] == 'assistant' %}
-{{ '<|assistant|>
-'  + message['content'] + eos_token }}
-{% endif %}
-{% if loop.last and add_generation_prompt %}
-{{ '<|assistant|>' }}
-{% endif %}
-{% endfor %})TPL"},
+        {"zephyr", "Zephyr", k_zephyr},
         {"gemma", "Gemma 3 (system message prepended to the first user turn)",
          R"TPL({{ bos_token }}
 {%- if messages[0]['role'] == 'system' -%}
@@ -306,22 +308,7 @@ const std::vector<Builtin>& all() {
         {{- '<think>\n\n</think>\n\n' }}
     {%- endif %}
 {%- endif %})TPL"},
-        {"tinyllama", "TinyLlama chat (Zephyr format)",
-         R"TPL({% for message in messages %}
-{% if message['role'] == 'user' %}
-{{ '<|user|>
-' + message['content'] + eos_token }}
-{% elif message['role'] == 'system' %}
-{{ '<|system|>
-' + message['content'] + eos_token }}
-{% elif message['role'] == 'assistant' %}
-{{ '<|assistant|>
-'  + message['content'] + eos_token }}
-{% endif %}
-{% if loop.last and add_generation_prompt %}
-{{ '<|assistant|>' }}
-{% endif %}
-{% endfor %})TPL"},
+        {"tinyllama", "TinyLlama chat (Zephyr format)", k_zephyr},
     };
     return table;
 }

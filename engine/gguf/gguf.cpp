@@ -152,6 +152,19 @@ private:
     std::string ctx_;
 };
 
+// A metadata key or tensor name (`what`): not empty, valid UTF-8 and not in `seen` (which it
+// joins). From here on errors name it ("<label> 'name'").
+std::string_view read_name(Cursor& cur, const std::string& what, const std::string& label,
+                           std::unordered_set<std::string_view>& seen) {
+    const size_t at = cur.pos();
+    std::string_view name = cur.read_string(what.c_str());
+    if (name.empty()) cur.fail("empty " + what, at);
+    if (!valid_utf8(name)) cur.fail(what + " \"" + printable(name) + "\" is not valid UTF-8", at);
+    cur.set_context(label + " '" + display(name) + "'");
+    if (!seen.insert(name).second) cur.fail("duplicate " + what, at);
+    return name;
+}
+
 Value read_value(Cursor& c, ValueType type, uint32_t depth);
 
 Value read_scalar(Cursor& c, ValueType type) {
@@ -408,12 +421,7 @@ void File::parse() {
     kv_.reserve(reserve_for(n_kv));
     for (uint64_t i = 0; i < n_kv; ++i) {
         cur.set_context("metadata entry " + std::to_string(i));
-        size_t key_at = cur.pos();
-        std::string_view key = cur.read_string("key");
-        if (key.empty()) cur.fail("empty key", key_at);
-        if (!valid_utf8(key)) cur.fail("key \"" + printable(key) + "\" is not valid UTF-8", key_at);
-        cur.set_context("key '" + display(key) + "'");
-        if (!seen.insert(key).second) cur.fail("duplicate key", key_at);
+        std::string_view key = read_name(cur, "key", "key", seen);
         size_t t_at = cur.pos();
         uint32_t t = cur.read<uint32_t>("value type");
         if (!known_value_type(t, version_)) cur.fail(unknown_type_message("value type", t, version_), t_at);
@@ -440,12 +448,7 @@ void File::parse() {
     offset_field_at.reserve(reserve_for(n_tensors));
     for (uint64_t i = 0; i < n_tensors; ++i) {
         cur.set_context("tensor " + std::to_string(i));
-        size_t name_at = cur.pos();
-        std::string_view name = cur.read_string("tensor name");
-        if (name.empty()) cur.fail("empty tensor name", name_at);
-        if (!valid_utf8(name)) cur.fail("tensor name \"" + printable(name) + "\" is not valid UTF-8", name_at);
-        cur.set_context("tensor '" + display(name) + "'");
-        if (!names.insert(name).second) cur.fail("duplicate tensor name", name_at);
+        std::string_view name = read_name(cur, "tensor name", "tensor", names);
         TensorInfo ti;
         ti.name = std::string(name);
         size_t nd_at = cur.pos();

@@ -3,6 +3,7 @@
 
 #include <cassert>
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/fp16.h"
 
@@ -129,35 +130,26 @@ void deq_q3_k(const BlockQ3_K* b, float* y, int64_t nb) {
     }
 }
 
-void deq_q4_k(const BlockQ4_K* b, float* y, int64_t nb) {
+// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; element l of sub-block s is the
+// low (s even) or high (s odd) nibble of qs[l] of its 64-element pair, and for Q5_K bit s of
+// qh[l] above it (for Q4_K the fifth bit is 0 and folds away).
+template <class Block>
+void deq_q45_k(const Block* b, float* y, int64_t nb) {
+    constexpr bool kHigh = std::is_same_v<Block, BlockQ5_K>;
     for (int64_t i = 0; i < nb; ++i) {
         const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
         const uint8_t* q = b[i].qs;
+        auto high = [&](int l, int s) -> int {
+            if constexpr (kHigh) return ((b[i].qh[l] >> s) & 1) << 4;
+            else return 0;
+        };
         for (int j = 0; j < 4; ++j, q += 32) {
             uint8_t s0, m0, s1, m1;
             k4_scale_min(2 * j, b[i].scales, s0, m0);
             k4_scale_min(2 * j + 1, b[i].scales, s1, m1);
             const float d0 = d * s0, mm0 = dmin * m0, d1 = d * s1, mm1 = dmin * m1;
-            for (int l = 0; l < 32; ++l) *y++ = d0 * static_cast<float>(q[l] & 0x0f) - mm0;
-            for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] >> 4) - mm1;
-        }
-    }
-}
-
-void deq_q5_k(const BlockQ5_K* b, float* y, int64_t nb) {
-    for (int64_t i = 0; i < nb; ++i) {
-        const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
-        const uint8_t* q = b[i].qs;
-        for (int j = 0; j < 4; ++j, q += 32) {
-            uint8_t s0, m0, s1, m1;
-            k4_scale_min(2 * j, b[i].scales, s0, m0);
-            k4_scale_min(2 * j + 1, b[i].scales, s1, m1);
-            const float d0 = d * s0, mm0 = dmin * m0, d1 = d * s1, mm1 = dmin * m1;
-            const int b0 = 2 * j, b1 = 2 * j + 1;  // qh bit of each half
-            for (int l = 0; l < 32; ++l)
-                *y++ = d0 * static_cast<float>((q[l] & 0x0f) | (((b[i].qh[l] >> b0) & 1) << 4)) - mm0;
-            for (int l = 0; l < 32; ++l)
-                *y++ = d1 * static_cast<float>((q[l] >> 4) | (((b[i].qh[l] >> b1) & 1) << 4)) - mm1;
+            for (int l = 0; l < 32; ++l) *y++ = d0 * static_cast<float>((q[l] & 0x0f) | high(l, 2 * j)) - mm0;
+            for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>((q[l] >> 4) | high(l, 2 * j + 1)) - mm1;
         }
     }
 }
@@ -200,8 +192,8 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
         case DType::Q8_0: deq_q8_0(static_cast<const BlockQ8_0*>(src), dst, n / QK); return;
         case DType::Q2_K: deq_q2_k(static_cast<const BlockQ2_K*>(src), dst, n / QK_K); return;
         case DType::Q3_K: deq_q3_k(static_cast<const BlockQ3_K*>(src), dst, n / QK_K); return;
-        case DType::Q4_K: deq_q4_k(static_cast<const BlockQ4_K*>(src), dst, n / QK_K); return;
-        case DType::Q5_K: deq_q5_k(static_cast<const BlockQ5_K*>(src), dst, n / QK_K); return;
+        case DType::Q4_K: deq_q45_k(static_cast<const BlockQ4_K*>(src), dst, n / QK_K); return;
+        case DType::Q5_K: deq_q45_k(static_cast<const BlockQ5_K*>(src), dst, n / QK_K); return;
         case DType::Q6_K: deq_q6_k(static_cast<const BlockQ6_K*>(src), dst, n / QK_K); return;
         default: assert(false && "dequantize_row: unsupported type"); return;
     }

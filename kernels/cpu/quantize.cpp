@@ -352,25 +352,35 @@ void q2_k_block(const float* x, uint8_t* b) {
     }
 }
 
+// The scales of Q3_K and Q6_K: 16 sub-blocks of 16 values, each fitted symmetrically with levels
+// -nneg..nneg-1, its scale then an integer ls[s] in -nscale..nscale-1 of one super-scale D,
+// which is stored as f16 at d_out (the rounded D is what the integers are refined against and
+// what is returned).
+float fit_scales_16x16(const float* x, int nneg, int nscale, uint8_t* d_out, int* ls) {
+    float w[256], d[16];
+    for (int s = 0; s < 16; ++s) {
+        make_weights(x + 16 * s, 16, w + 16 * s);
+        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, nneg);
+    }
+    float vmax = signed_absmax(d, 16);
+    float D = vmax != 0.0f ? vmax / -static_cast<float>(nscale) : 0.0f;
+    for (int s = 0; s < 16; ++s) ls[s] = D != 0.0f ? round_clamp(d[s] / D, -nscale, nscale - 1) : 0;
+    D = store_f16(d_out, D);
+    for (int s = 0; s < 16; ++s)
+        ls[s] = refine_symmetric_int(x + 16 * s, w + 16 * s, 16, nneg, D, -nscale, nscale - 1, ls[s]);
+    return D;
+}
+
 // Q3_K: 16 sub-blocks of 16, levels -4..3 (2 low bits in qs, the third in hmask: set means
 // "no -4"), signed 6-bit sub-block scales packed in 12 bytes. Layout: hmask[32], qs[64],
 // scales[12], d.
 void q3_k_block(const float* x, uint8_t* b) {
-    float w[256], d[16];
-    for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w + 16 * s);
-        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 4);
-    }
     uint8_t* hmask = b;
     uint8_t* qs = b + 32;
     uint8_t* sc = b + 96;
     std::memset(b, 0, 110);
-    float vmax = signed_absmax(d, 16);
-    float D = vmax != 0.0f ? vmax / -32.0f : 0.0f;
     int ls[16];
-    for (int s = 0; s < 16; ++s) ls[s] = D != 0.0f ? round_clamp(d[s] / D, -32, 31) : 0;
-    D = store_f16(b + 108, D);
-    for (int s = 0; s < 16; ++s) ls[s] = refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 4, D, -32, 31, ls[s]);
+    const float D = fit_scales_16x16(x, 4, 32, b + 108, ls);
     for (int s = 0; s < 16; ++s) {
         int l = ls[s] + 32;  // 0..63
         if (s < 8) sc[s] = static_cast<uint8_t>(l & 15);
@@ -440,21 +450,13 @@ void q45_k_block(const float* x, uint8_t* b, int nbits) {
 // Q6_K: 16 sub-blocks of 16, levels -32..31 (low 4 bits in ql, high 2 in qh), int8 scales.
 // Layout: ql[128], qh[64], scales[16], d.
 void q6_k_block(const float* x, uint8_t* b) {
-    float w[256], d[16];
-    for (int s = 0; s < 16; ++s) {
-        make_weights(x + 16 * s, 16, w + 16 * s);
-        d[s] = fit_symmetric(x + 16 * s, w + 16 * s, 16, 32);
-    }
     uint8_t* ql = b;
     uint8_t* qh = b + 128;
     auto* sc = reinterpret_cast<int8_t*>(b + 192);
     std::memset(b, 0, 210);
-    float vmax = signed_absmax(d, 16);
-    float D = vmax != 0.0f ? vmax / -128.0f : 0.0f;
-    for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(D != 0.0f ? round_clamp(d[s] / D, -128, 127) : 0);
-    D = store_f16(b + 208, D);
-    for (int s = 0; s < 16; ++s)
-        sc[s] = static_cast<int8_t>(refine_symmetric_int(x + 16 * s, w + 16 * s, 16, 32, D, -128, 127, sc[s]));
+    int ls[16];
+    const float D = fit_scales_16x16(x, 32, 128, b + 208, ls);
+    for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(ls[s]);
     for (int s = 0; s < 16; ++s) {
         float ds = D * sc[s];
         float id = ds != 0.0f ? 1.0f / ds : 0.0f;

@@ -203,23 +203,7 @@ Tensor VulkanBackend::arena_alloc(Arena& a, bool zero, DType type, const int64_t
             if (b.map) {
                 std::memset(b.map, 0, size);
             } else {
-                VkCommandBuffer cb;
-                VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-                ai.commandPool = cmd_pool_;
-                ai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-                ai.commandBufferCount = 1;
-                check(vkAllocateCommandBuffers(ctx_->device, &ai, &cb), "vkAllocateCommandBuffers");
-                VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
-                bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
-                vkBeginCommandBuffer(cb, &bi);
-                vkCmdFillBuffer(cb, b.buf, 0, VK_WHOLE_SIZE, 0);
-                vkEndCommandBuffer(cb);
-                VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
-                si.commandBufferCount = 1;
-                si.pCommandBuffers = &cb;
-                check(vkQueueSubmit(ctx_->queue, 1, &si, VK_NULL_HANDLE), "vkQueueSubmit");
-                check(vkQueueWaitIdle(ctx_->queue), "vkQueueWaitIdle");
-                vkFreeCommandBuffers(ctx_->device, cmd_pool_, 1, &cb);
+                run_now([&](VkCommandBuffer cb) { vkCmdFillBuffer(cb, b.buf, 0, VK_WHOLE_SIZE, 0); });
             }
         }
     }
@@ -239,7 +223,7 @@ void VulkanBackend::plan_weights(uint64_t total_bytes) {
     next_progress_ = 0;
 }
 
-void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst, uint64_t dst_off, uint64_t bytes) {
+void VulkanBackend::run_now(const std::function<void(VkCommandBuffer)>& record) {
     VkCommandBuffer cb;
     VkCommandBufferAllocateInfo ai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
     ai.commandPool = cmd_pool_;
@@ -249,8 +233,7 @@ void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst,
     VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
     bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     vkBeginCommandBuffer(cb, &bi);
-    VkBufferCopy c{src_off, dst_off, bytes};
-    vkCmdCopyBuffer(cb, buffers_[src - 1].buf, buffers_[dst - 1].buf, 1, &c);
+    record(cb);
     vkEndCommandBuffer(cb);
     VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
@@ -258,6 +241,13 @@ void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst,
     check(vkQueueSubmit(ctx_->queue, 1, &si, VK_NULL_HANDLE), "vkQueueSubmit");
     check(vkQueueWaitIdle(ctx_->queue), "vkQueueWaitIdle");
     vkFreeCommandBuffers(ctx_->device, cmd_pool_, 1, &cb);
+}
+
+void VulkanBackend::immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst, uint64_t dst_off, uint64_t bytes) {
+    run_now([&](VkCommandBuffer cb) {
+        VkBufferCopy c{src_off, dst_off, bytes};
+        vkCmdCopyBuffer(cb, buffers_[src - 1].buf, buffers_[dst - 1].buf, 1, &c);
+    });
 }
 
 Tensor VulkanBackend::upload_weight(DType type, const int64_t ne[4], const void* data, const std::string& name) {
@@ -813,17 +803,20 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& kc, const Tensor& v
     }
 }
 
-void VulkanBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_tensor(gate, "swiglu", "gate");
-    check_tensor(up, "swiglu", "up");
-    check_tensor(out, "swiglu", "out");
+// out = act(gate) * up elementwise: swiglu.comp and geglu.comp take the same arguments.
+void VulkanBackend::gated_unit(const char* op, const Tensor& gate, const Tensor& up, const Tensor& out) {
+    check_tensor(gate, op, "gate");
+    check_tensor(up, op, "up");
+    check_tensor(out, op, "out");
     require(gate.type == DType::F32 && up.type == DType::F32 && out.type == DType::F32 &&
                 up.n_elements() == gate.n_elements() && out.n_elements() == gate.n_elements(),
-            "swiglu", "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
+            op, "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
     PcElementwise pc{};
     pc.n = static_cast<uint32_t>(gate.n_elements());
-    dispatch("swiglu", {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
+    dispatch(op, {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
+
+void VulkanBackend::swiglu(const Tensor& gate, const Tensor& up, const Tensor& out) { gated_unit("swiglu", gate, up, out); }
 
 void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     check_tensor(x, "add", "x");
@@ -835,17 +828,7 @@ void VulkanBackend::add(const Tensor& x, const Tensor& y) {
     dispatch("add", {{&x, true}, {&y, false}}, &pc, sizeof pc, ceil_div(pc.n, 256));
 }
 
-void VulkanBackend::geglu(const Tensor& gate, const Tensor& up, const Tensor& out) {
-    check_tensor(gate, "geglu", "gate");
-    check_tensor(up, "geglu", "up");
-    check_tensor(out, "geglu", "out");
-    require(gate.type == DType::F32 && up.type == DType::F32 && out.type == DType::F32 &&
-                up.n_elements() == gate.n_elements() && out.n_elements() == gate.n_elements(),
-            "geglu", "shapes " + shape_str(gate) + " " + shape_str(up) + " " + shape_str(out));
-    PcElementwise pc{};
-    pc.n = static_cast<uint32_t>(gate.n_elements());
-    dispatch("geglu", {{&gate, false}, {&up, false}, {&out, true}}, &pc, sizeof pc, ceil_div(pc.n, 256));
-}
+void VulkanBackend::geglu(const Tensor& gate, const Tensor& up, const Tensor& out) { gated_unit("geglu", gate, up, out); }
 
 void VulkanBackend::add_bias(const Tensor& x, const Tensor& b) {
     check_tensor(x, "add_bias", "x");

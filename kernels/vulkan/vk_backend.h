@@ -11,6 +11,7 @@
 #pragma once
 #include <vulkan/vulkan.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -133,10 +134,14 @@ private:
     VkDescriptorSet alloc_set(Frame& f);
     void dispatch(const std::string& pipeline, std::initializer_list<Arg> args, void* push, size_t push_bytes,
                   uint32_t gx, uint32_t gy = 1, uint32_t gz = 1);
+    // Records commands into a one-time command buffer, submits it and waits for the queue (set-up
+    // work outside the frames: zero fills, staged uploads).
+    void run_now(const std::function<void(VkCommandBuffer)>& record);
     void immediate_copy(uint64_t src, uint64_t src_off, uint64_t dst, uint64_t dst_off, uint64_t bytes);
     void collect_timings(Frame& f);
     std::string weight_variant(const char* op, DType t) const;
     void check_tensor(const Tensor& t, const char* op, const char* arg) const;
+    void gated_unit(const char* op, const Tensor& gate, const Tensor& up, const Tensor& out);  // swiglu, geglu
 
     std::unique_ptr<Context> ctx_;
     std::unique_ptr<Pipelines> pipes_;
