@@ -5,7 +5,8 @@
 // (G16 below: 8 for quants up to 15, 4 up to 31, 2 up to 63), then vpmaddwd widens to int32.
 // Q8_0's quants (up to 255) would saturate vpmaddubsw, so they go signed: |q| against x with q's
 // sign (at most 128 * 127 per product), one granule at a time. The float steps per block are
-// those of the VNNI kernels, so the result agrees with them to float rounding.
+// those of the VNNI kernels, so the result agrees with them to float rounding. Q4_0 and Q8_0
+// tiles are transposed straight from the blocks, the other types through a staging row.
 // Built with the baseline (AVX2) flags.
 #include <immintrin.h>
 
@@ -18,18 +19,73 @@
 namespace minerva::cpu {
 namespace {
 
-// 4 rows x 16 bytes (row i at p[i]) -> 4 x 16 bytes: dword j of each of the 4 rows at out + 64 j.
-inline void transpose4x4(const uint8_t* const* p, uint8_t* out) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0]));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[1]));
-    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[2]));
-    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[3]));
-    const __m128i ab0 = _mm_unpacklo_epi32(a, b), ab1 = _mm_unpackhi_epi32(a, b);
-    const __m128i cd0 = _mm_unpacklo_epi32(c, d), cd1 = _mm_unpackhi_epi32(c, d);
-    _mm_store_si128(reinterpret_cast<__m128i*>(out), _mm_unpacklo_epi64(ab0, cd0));
-    _mm_store_si128(reinterpret_cast<__m128i*>(out + 64), _mm_unpackhi_epi64(ab0, cd0));
-    _mm_store_si128(reinterpret_cast<__m128i*>(out + 128), _mm_unpacklo_epi64(ab1, cd1));
-    _mm_store_si128(reinterpret_cast<__m128i*>(out + 192), _mm_unpackhi_epi64(ab1, cd1));
+// 8 rows x 16 bytes (row i at p[i]) -> out[j] = dword j of every row (lane i = row i): the
+// 32-byte half of a granule. Rows i and i + 4 share a vector, one per 128-bit lane.
+inline void transpose8x16(const uint8_t* const* p, __m256i out[4]) {
+    auto rows = [&](int i) {
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i]))),
+                                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[i + 4])), 1);
+    };
+    const __m256i a = rows(0), b = rows(1), c = rows(2), d = rows(3);
+    const __m256i ab0 = _mm256_unpacklo_epi32(a, b), ab1 = _mm256_unpackhi_epi32(a, b);
+    const __m256i cd0 = _mm256_unpacklo_epi32(c, d), cd1 = _mm256_unpackhi_epi32(c, d);
+    out[0] = _mm256_unpacklo_epi64(ab0, cd0);
+    out[1] = _mm256_unpackhi_epi64(ab0, cd0);
+    out[2] = _mm256_unpacklo_epi64(ab1, cd1);
+    out[3] = _mm256_unpackhi_epi64(ab1, cd1);
+}
+
+// Half h (rows 8h .. 8h+7) of granule g.
+inline __m256i* half_granule(uint8_t* tile, int64_t g, int h) { return reinterpret_cast<__m256i*>(tile + 64 * g + 32 * h); }
+
+// The 16 fp16 values at rows[r] + off -> f32 lanes r of dst.
+inline void halves16(const uint8_t* const* rows, size_t off, float* dst) {
+    alignas(32) uint16_t h[16];
+    for (int r = 0; r < 16; ++r) std::memcpy(&h[r], rows[r] + off, 2);
+    _mm256_store_ps(dst, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h))));
+    _mm256_store_ps(dst + 8, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h + 8))));
+}
+
+// Fetches bytes [off, off + len) of every row a few blocks ahead (16 short streams).
+inline void prefetch_rows(const uint8_t* const* rows, size_t off, size_t len) {
+    for (int r = 0; r < 16; ++r)
+        for (size_t o = 0; o < len; o += 64) _mm_prefetch(reinterpret_cast<const char*>(rows[r] + off + o), _MM_HINT_T0);
+}
+
+// Q4_0 and Q8_0 straight from the blocks: a block's 16 bytes of nibbles (Q4_0: element l low,
+// l + 16 high) or 2 x 16 bytes of quants (Q8_0) per row, transposed 8 rows at a time.
+void unpack_q4_0(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const uint8_t* p[8];
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        if (b % 4 == 0) prefetch_rows(rows, 18 * static_cast<size_t>(b + 16), 72);
+        for (int h = 0; h < 2; ++h) {
+            for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 18 * b + 2;
+            __m256i t[4];
+            transpose8x16(p, t);
+            for (int j = 0; j < 4; ++j) {
+                _mm256_store_si256(half_granule(tile, 8 * b + j, h), _mm256_and_si256(t[j], m4));
+                _mm256_store_si256(half_granule(tile, 8 * b + 4 + j, h), _mm256_and_si256(_mm256_srli_epi16(t[j], 4), m4));
+            }
+        }
+        halves16(rows, 18 * static_cast<size_t>(b), reinterpret_cast<float*>(tile + L.d) + 16 * b);
+    }
+}
+
+void unpack_q8_0(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile) {
+    const __m256i flip = _mm256_set1_epi8(-128);
+    const uint8_t* p[8];
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        if (b % 2 == 0) prefetch_rows(rows, 34 * static_cast<size_t>(b + 8), 68);
+        for (int hb = 0; hb < 2; ++hb)
+            for (int h = 0; h < 2; ++h) {
+                for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 34 * b + 2 + 16 * hb;
+                __m256i t[4];
+                transpose8x16(p, t);
+                for (int j = 0; j < 4; ++j) _mm256_store_si256(half_granule(tile, 8 * b + 4 * hb + j, h), _mm256_xor_si256(t[j], flip));
+            }
+        halves16(rows, 34 * static_cast<size_t>(b), reinterpret_cast<float*>(tile + L.d) + 16 * b);
+    }
 }
 
 inline __m256i bcast32(const int8_t* p) {
@@ -188,13 +244,20 @@ struct Super {
 void gemm_unpack_tile_avx2(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile_v, uint8_t* stage) {
     const GemmLayout L = gemm_layout(t, k);
     uint8_t* tile = static_cast<uint8_t*>(tile_v);
+    const uint8_t* rows[16];
+    for (int r = 0; r < 16; ++r) rows[r] = src + row_stride * static_cast<size_t>(r < nr ? r : nr - 1);  // pad: repeat the last row
+    if (t == DType::Q4_0) return unpack_q4_0(L, rows, tile);
+    if (t == DType::Q8_0) return unpack_q8_0(L, rows, tile);
+    // The other types through a row-major staging of their quants.
     const size_t ku = static_cast<size_t>(k);
-    for (int r = 0; r < 16; ++r) gemm_stage_row(t, L, src + row_stride * static_cast<size_t>(r < nr ? r : nr - 1), stage + ku * r, r, tile);
-    const uint8_t* p[4];
+    for (int r = 0; r < 16; ++r) gemm_stage_row(t, L, rows[r], stage + ku * r, r, tile);
+    const uint8_t* p[8];
     for (int64_t s = 0; s < k / 16; ++s)
-        for (int r0 = 0; r0 < 16; r0 += 4) {
-            for (int i = 0; i < 4; ++i) p[i] = stage + ku * static_cast<size_t>(r0 + i) + 16 * s;
-            transpose4x4(p, tile + 64 * 4 * s + 4 * r0);
+        for (int h = 0; h < 2; ++h) {
+            for (int i = 0; i < 8; ++i) p[i] = stage + ku * static_cast<size_t>(8 * h + i) + 16 * s;
+            __m256i v[4];
+            transpose8x16(p, v);
+            for (int j = 0; j < 4; ++j) _mm256_store_si256(half_granule(tile, 4 * s + j, h), v[j]);
         }
 }
 
