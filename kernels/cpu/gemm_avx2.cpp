@@ -5,8 +5,8 @@
 // (G16 below: 8 for quants up to 15, 4 up to 31, 2 up to 63), then vpmaddwd widens to int32.
 // Q8_0's quants (up to 255) would saturate vpmaddubsw, so they go signed: |q| against x with q's
 // sign (at most 128 * 127 per product), one granule at a time. The float steps per block are
-// those of the VNNI kernels, so the result agrees with them to float rounding. Q4_0 and Q8_0
-// tiles are transposed straight from the blocks, the other types through a staging row.
+// those of the VNNI kernels, so the result agrees with them to float rounding. Q4_0, Q8_0, Q4_K
+// and Q6_K tiles are transposed straight from the blocks, the other types through a staging row.
 // Built with the baseline (AVX2) flags.
 #include <immintrin.h>
 
@@ -239,6 +239,88 @@ struct Super {
     };
 };
 
+// Q4_K: chunk j (64 elements) of a super-block has qs[32j + l]: low nibble element 64j + l,
+// high nibble element 64j + 32 + l.
+void unpack_q4_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const uint8_t* p[8];
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        prefetch_rows(rows, 144 * static_cast<size_t>(b + 2), 144);
+        for (int s = 0; s < 8; ++s) {  // 16-byte slabs of qs
+            const int j = s / 2, l0 = 16 * (s % 2);
+            const int64_t g_lo = 64 * b + (64 * j + l0) / 4, g_hi = g_lo + 8;
+            for (int h = 0; h < 2; ++h) {
+                for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 144 * b + 16 + 32 * j + l0;
+                __m256i t[4];
+                transpose8x16(p, t);
+                for (int i = 0; i < 4; ++i) {
+                    _mm256_store_si256(half_granule(tile, g_lo + i, h), _mm256_and_si256(t[i], m4));
+                    _mm256_store_si256(half_granule(tile, g_hi + i, h), _mm256_and_si256(_mm256_srli_epi32(t[i], 4), m4));
+                }
+            }
+        }
+        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 8 * 16 * b;
+        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 4 * 16 * b;
+        for (int r = 0; r < 16; ++r) {
+            const uint8_t* blk = rows[r] + 144 * b;
+            uint8_t s8[8], m8[8];
+            for (int s = 0; s < 8; ++s) k4_scale_min(s, blk + 4, s8[s], m8[s]);
+            for (int s = 0; s < 8; ++s) sc[16 * s + r] = s8[s];
+            for (int q = 0; q < 4; ++q) mn[16 * q + r] = static_cast<int32_t>(m8[2 * q] | (static_cast<uint32_t>(m8[2 * q + 1]) << 16));
+        }
+        halves16(rows, 144 * static_cast<size_t>(b), reinterpret_cast<float*>(tile + L.d) + 16 * b);
+        halves16(rows, 144 * static_cast<size_t>(b) + 2, reinterpret_cast<float*>(tile + L.m) + 16 * b);
+    }
+}
+
+// Q6_K: half hh, byte l of ql[64hh + l] (low nibble: element 128hh + l, high: 128hh + 64 + l),
+// ql[64hh + 32 + l] (elements +32, +96), qh[32hh + l] (2 bits for each of the four).
+void unpack_q6_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const uint8_t* p[8];
+    for (int64_t b = 0; b < L.nblk; ++b) {
+        prefetch_rows(rows, 210 * static_cast<size_t>(b + 2), 210);
+        for (int hh = 0; hh < 2; ++hh)
+            for (int s = 0; s < 2; ++s) {
+                const int l0 = 16 * s;
+                const int64_t g0 = 64 * b + 32 * hh + l0 / 4;
+                for (int h = 0; h < 2; ++h) {
+                    __m256i A[4], B[4], H[4];
+                    for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 210 * b + 64 * hh + l0;
+                    transpose8x16(p, A);
+                    for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 210 * b + 64 * hh + 32 + l0;
+                    transpose8x16(p, B);
+                    for (int i = 0; i < 8; ++i) p[i] = rows[8 * h + i] + 210 * b + 128 + 32 * hh + l0;
+                    transpose8x16(p, H);
+                    for (int i = 0; i < 4; ++i) {
+                        const __m256i hb = H[i];
+                        _mm256_store_si256(half_granule(tile, g0 + i, h),
+                                           _mm256_or_si256(_mm256_and_si256(A[i], m4), _mm256_and_si256(_mm256_slli_epi32(hb, 4), m30)));
+                        _mm256_store_si256(half_granule(tile, g0 + 8 + i, h),
+                                           _mm256_or_si256(_mm256_and_si256(B[i], m4), _mm256_and_si256(_mm256_slli_epi32(hb, 2), m30)));
+                        _mm256_store_si256(half_granule(tile, g0 + 16 + i, h),
+                                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(A[i], 4), m4), _mm256_and_si256(hb, m30)));
+                        _mm256_store_si256(half_granule(tile, g0 + 24 + i, h),
+                                           _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(B[i], 4), m4),
+                                                           _mm256_and_si256(_mm256_srli_epi32(hb, 2), m30)));
+                    }
+                }
+            }
+        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 16 * 16 * b;
+        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 8 * 16 * b;
+        for (int r = 0; r < 16; ++r) {
+            const int8_t* s8 = reinterpret_cast<const int8_t*>(rows[r] + 210 * b + 192);
+            for (int s = 0; s < 16; ++s) sc[16 * s + r] = s8[s];
+            for (int q = 0; q < 8; ++q)
+                mn[16 * q + r] = static_cast<int32_t>(static_cast<uint16_t>(32 * s8[2 * q]) |
+                                                      (static_cast<uint32_t>(static_cast<uint16_t>(32 * s8[2 * q + 1])) << 16));
+        }
+        const size_t off = 210 * static_cast<size_t>(b) + 208;
+        halves16(rows, off, reinterpret_cast<float*>(tile + L.d) + 16 * b);
+        halves16(rows, off, reinterpret_cast<float*>(tile + L.m) + 16 * b);
+    }
+}
+
 }  // namespace
 
 void gemm_unpack_tile_avx2(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile_v, uint8_t* stage) {
@@ -248,6 +330,8 @@ void gemm_unpack_tile_avx2(DType t, const uint8_t* src, size_t row_stride, int n
     for (int r = 0; r < 16; ++r) rows[r] = src + row_stride * static_cast<size_t>(r < nr ? r : nr - 1);  // pad: repeat the last row
     if (t == DType::Q4_0) return unpack_q4_0(L, rows, tile);
     if (t == DType::Q8_0) return unpack_q8_0(L, rows, tile);
+    if (t == DType::Q4_K) return unpack_q4_k(L, rows, tile);
+    if (t == DType::Q6_K) return unpack_q6_k(L, rows, tile);
     // The other types through a row-major staging of their quants.
     const size_t ku = static_cast<size_t>(k);
     for (int r = 0; r < 16; ++r) gemm_stage_row(t, L, rows[r], stage + ku * r, r, tile);
