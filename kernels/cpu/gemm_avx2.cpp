@@ -108,18 +108,12 @@ template <int NC, int G16, bool Q8, bool Min>
 void kernel_block32(const GemmLayout& L, const uint8_t* tile, int h, const uint8_t* cols, size_t cs, float* out, int64_t ldo, int nr) {
     static_assert(8 % G16 == 0);
     __m256 acc[NC];
-    const int8_t* q[NC];
-    const float* dx[NC];
-    const float* dxs[NC];
-    const int32_t* bias[NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm256_setzero_ps();
-        const uint8_t* col = cols + cs * c;
-        q[c] = reinterpret_cast<const int8_t*>(col);
-        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
-        dxs[c] = reinterpret_cast<const float*>(col + L.cdxs);
-        bias[c] = reinterpret_cast<const int32_t*>(col + L.cbias);
-    }
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const GemmCols<NC> C(L, cols, cs);
+    const auto& q = C.q;
+    const auto& dx = C.dx;
+    const auto& dxs = C.dxs;
+    const auto& bias = C.bias;
     const uint8_t* W = tile + 32 * h;
     const float* D = reinterpret_cast<const float*>(tile + L.d) + 8 * h;
     const float* M = reinterpret_cast<const float*>(tile + L.m) + 8 * h;
@@ -160,16 +154,11 @@ void kernel_super(const GemmLayout& L, const uint8_t* tile, int h, const uint8_t
     constexpr int NS = 256 / SB, NP = NS / 2, GS = SB / 4;
     static_assert(GS % G16 == 0);
     __m256 acc[NC];
-    const int8_t* q[NC];
-    const float* dx[NC];
-    const int32_t* pair[NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm256_setzero_ps();
-        const uint8_t* col = cols + cs * c;
-        q[c] = reinterpret_cast<const int8_t*>(col);
-        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
-        pair[c] = reinterpret_cast<const int32_t*>(col + L.cpair);
-    }
+    for (int c = 0; c < NC; ++c) acc[c] = _mm256_setzero_ps();
+    const GemmCols<NC> C(L, cols, cs);
+    const auto& q = C.q;
+    const auto& dx = C.dx;
+    const auto& pair = C.pair;
     const uint8_t* W = tile + 32 * h;
     const uint8_t* SC = tile + L.sc + 32 * h;
     const uint8_t* MN = tile + L.mn + 32 * h;
@@ -259,15 +248,7 @@ void unpack_q4_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile)
                 }
             }
         }
-        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 8 * 16 * b;
-        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 4 * 16 * b;
-        for (int r = 0; r < 16; ++r) {
-            const uint8_t* blk = rows[r] + 144 * b;
-            uint8_t s8[8], m8[8];
-            for (int s = 0; s < 8; ++s) k4_scale_min(s, blk + 4, s8[s], m8[s]);
-            for (int s = 0; s < 8; ++s) sc[16 * s + r] = s8[s];
-            for (int q = 0; q < 4; ++q) mn[16 * q + r] = static_cast<int32_t>(m8[2 * q] | (static_cast<uint32_t>(m8[2 * q + 1]) << 16));
-        }
+        gemm_params_q4_k(L, rows, b, tile);
         halves16(rows, 144 * static_cast<size_t>(b), reinterpret_cast<float*>(tile + L.d) + 16 * b);
         halves16(rows, 144 * static_cast<size_t>(b) + 2, reinterpret_cast<float*>(tile + L.m) + 16 * b);
     }
@@ -306,15 +287,7 @@ void unpack_q6_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile)
                     }
                 }
             }
-        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 16 * 16 * b;
-        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 8 * 16 * b;
-        for (int r = 0; r < 16; ++r) {
-            const int8_t* s8 = reinterpret_cast<const int8_t*>(rows[r] + 210 * b + 192);
-            for (int s = 0; s < 16; ++s) sc[16 * s + r] = s8[s];
-            for (int q = 0; q < 8; ++q)
-                mn[16 * q + r] = static_cast<int32_t>(static_cast<uint16_t>(32 * s8[2 * q]) |
-                                                      (static_cast<uint32_t>(static_cast<uint16_t>(32 * s8[2 * q + 1])) << 16));
-        }
+        gemm_params_q6_k(L, rows, b, tile);
         const size_t off = 210 * static_cast<size_t>(b) + 208;
         halves16(rows, off, reinterpret_cast<float*>(tile + L.d) + 16 * b);
         halves16(rows, off, reinterpret_cast<float*>(tile + L.m) + 16 * b);

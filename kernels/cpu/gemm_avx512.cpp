@@ -100,15 +100,7 @@ void unpack_q4_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile)
                 _mm512_store_si512(granule(tile, g_hi + i), _mm512_and_si512(_mm512_srli_epi32(t[i], 4), m4));
             }
         }
-        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 8 * 16 * b;
-        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 4 * 16 * b;
-        for (int r = 0; r < 16; ++r) {
-            const uint8_t* blk = rows[r] + 144 * b;
-            uint8_t s8[8], m8[8];
-            for (int s = 0; s < 8; ++s) k4_scale_min(s, blk + 4, s8[s], m8[s]);
-            for (int s = 0; s < 8; ++s) sc[16 * s + r] = s8[s];
-            for (int q = 0; q < 4; ++q) mn[16 * q + r] = static_cast<int32_t>(m8[2 * q] | (static_cast<uint32_t>(m8[2 * q + 1]) << 16));
-        }
+        gemm_params_q4_k(L, rows, b, tile);
         for (int r = 0; r < 16; ++r) p[r] = rows[r] + 144 * b;
         _mm512_store_ps(reinterpret_cast<float*>(tile + L.d) + 16 * b, halves16(p, 0));
         _mm512_store_ps(reinterpret_cast<float*>(tile + L.m) + 16 * b, halves16(p, 2));
@@ -145,15 +137,7 @@ void unpack_q6_k(const GemmLayout& L, const uint8_t* const* rows, uint8_t* tile)
                                                                                    _mm512_and_si512(_mm512_srli_epi32(hb, 2), m30)));
                 }
             }
-        int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 16 * 16 * b;
-        int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 8 * 16 * b;
-        for (int r = 0; r < 16; ++r) {
-            const int8_t* s8 = reinterpret_cast<const int8_t*>(rows[r] + 210 * b + 192);
-            for (int s = 0; s < 16; ++s) sc[16 * s + r] = s8[s];
-            for (int q = 0; q < 8; ++q)
-                mn[16 * q + r] = static_cast<int32_t>(static_cast<uint16_t>(32 * s8[2 * q]) |
-                                                      (static_cast<uint32_t>(static_cast<uint16_t>(32 * s8[2 * q + 1])) << 16));
-        }
+        gemm_params_q6_k(L, rows, b, tile);
         for (int r = 0; r < 16; ++r) p[r] = rows[r] + 210 * b;
         const __m512 d = halves16(p, 208);
         _mm512_store_ps(reinterpret_cast<float*>(tile + L.d) + 16 * b, d);
@@ -183,18 +167,12 @@ inline __m512i bcast32(const int8_t* p) {
 template <int NC, bool Min>
 void kernel_block32(const GemmLayout& L, const uint8_t* tile, const uint8_t* cols, size_t cs, float* out, int64_t ldo, __mmask16 rm) {
     __m512 acc[NC];
-    const int8_t* q[NC];
-    const float* dx[NC];
-    const float* dxs[NC];
-    const int32_t* bias[NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm512_setzero_ps();
-        const uint8_t* col = cols + cs * c;
-        q[c] = reinterpret_cast<const int8_t*>(col);
-        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
-        dxs[c] = reinterpret_cast<const float*>(col + L.cdxs);
-        bias[c] = reinterpret_cast<const int32_t*>(col + L.cbias);
-    }
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const GemmCols<NC> C(L, cols, cs);
+    const auto& q = C.q;
+    const auto& dx = C.dx;
+    const auto& dxs = C.dxs;
+    const auto& bias = C.bias;
     const __m512i* W = reinterpret_cast<const __m512i*>(tile);
     const float* D = reinterpret_cast<const float*>(tile + L.d);
     const float* M = reinterpret_cast<const float*>(tile + L.m);
@@ -220,16 +198,11 @@ template <int NC, int SB>
 void kernel_super(const GemmLayout& L, const uint8_t* tile, const uint8_t* cols, size_t cs, float* out, int64_t ldo, __mmask16 rm) {
     constexpr int NS = 256 / SB, NP = NS / 2, GS = SB / 4;
     __m512 acc[NC];
-    const int8_t* q[NC];
-    const float* dx[NC];
-    const int32_t* pair[NC];
-    for (int c = 0; c < NC; ++c) {
-        acc[c] = _mm512_setzero_ps();
-        const uint8_t* col = cols + cs * c;
-        q[c] = reinterpret_cast<const int8_t*>(col);
-        dx[c] = reinterpret_cast<const float*>(col + L.cdx);
-        pair[c] = reinterpret_cast<const int32_t*>(col + L.cpair);
-    }
+    for (int c = 0; c < NC; ++c) acc[c] = _mm512_setzero_ps();
+    const GemmCols<NC> C(L, cols, cs);
+    const auto& q = C.q;
+    const auto& dx = C.dx;
+    const auto& pair = C.pair;
     const __m512i* W = reinterpret_cast<const __m512i*>(tile);
     const __m512i* SC = reinterpret_cast<const __m512i*>(tile + L.sc);
     const __m512i* MN = reinterpret_cast<const __m512i*>(tile + L.mn);

@@ -65,6 +65,35 @@ inline GemmLayout gemm_layout(DType t, int64_t k) {
 // into u (k bytes) and its scales into lane r of the tile's parameter arrays.
 void gemm_stage_row(DType t, const GemmLayout& L, const uint8_t* src, uint8_t* u, int r, uint8_t* tile);
 
+// The integer scales (sc) and min pairs (mn) of super-block b of the 16 rows into the tile:
+// Q4_K's 6-bit scales and mins, Q6_K's int8 scales (mins 32 * scale). Shared by the unpackers.
+void gemm_params_q4_k(const GemmLayout& L, const uint8_t* const* rows, int64_t b, uint8_t* tile);
+void gemm_params_q6_k(const GemmLayout& L, const uint8_t* const* rows, int64_t b, uint8_t* tile);
+
+// Where column c of NC quantized columns (gemm_quantize_col's layout, cs bytes apart) keeps its
+// quants, scales and per-block terms (dxs and bias for Block32, pair for Super256). In an
+// anonymous namespace: each GEMM TU, built for its own instruction set, has its own copy.
+namespace {
+template <int NC>
+struct GemmCols {
+    const int8_t* q[NC];
+    const float* dx[NC];
+    const float* dxs[NC];
+    const int32_t* bias[NC];
+    const int32_t* pair[NC];
+    GemmCols(const GemmLayout& L, const uint8_t* cols, size_t cs) {
+        for (int c = 0; c < NC; ++c) {
+            const uint8_t* col = cols + cs * c;
+            q[c] = reinterpret_cast<const int8_t*>(col);
+            dx[c] = reinterpret_cast<const float*>(col + L.cdx);
+            dxs[c] = reinterpret_cast<const float*>(col + L.cdxs);
+            bias[c] = reinterpret_cast<const int32_t*>(col + L.cbias);
+            pair[c] = reinterpret_cast<const int32_t*>(col + L.cpair);
+        }
+    }
+};
+}  // namespace
+
 // gemm.h's gemm_unpack_tile and gemm_tile per instruction set (chosen by gemm_unpack.cpp).
 void gemm_unpack_tile_avx512(DType t, const uint8_t* src, size_t row_stride, int nr, int64_t k, void* tile, uint8_t* stage);
 void gemm_tile_avx512(DType t, int64_t k, const void* tile, int nr, const uint8_t* cols, size_t col_stride, int nc, float* out,

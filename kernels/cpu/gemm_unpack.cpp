@@ -77,6 +77,30 @@ void gemm_quantize_col(DType t, const float* x, int64_t k, void* dst) {
     }
 }
 
+void gemm_params_q4_k(const GemmLayout& L, const uint8_t* const* rows, int64_t b, uint8_t* tile) {
+    int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 8 * 16 * b;
+    int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 4 * 16 * b;
+    for (int r = 0; r < 16; ++r) {
+        const uint8_t* blk = rows[r] + 144 * b;
+        uint8_t s8[8], m8[8];
+        for (int s = 0; s < 8; ++s) k4_scale_min(s, blk + 4, s8[s], m8[s]);
+        for (int s = 0; s < 8; ++s) sc[16 * s + r] = s8[s];
+        for (int q = 0; q < 4; ++q) mn[16 * q + r] = static_cast<int32_t>(m8[2 * q] | (static_cast<uint32_t>(m8[2 * q + 1]) << 16));
+    }
+}
+
+void gemm_params_q6_k(const GemmLayout& L, const uint8_t* const* rows, int64_t b, uint8_t* tile) {
+    int32_t* sc = reinterpret_cast<int32_t*>(tile + L.sc) + 16 * 16 * b;
+    int32_t* mn = reinterpret_cast<int32_t*>(tile + L.mn) + 8 * 16 * b;
+    for (int r = 0; r < 16; ++r) {
+        const int8_t* s8 = reinterpret_cast<const int8_t*>(rows[r] + 210 * b + 192);
+        for (int s = 0; s < 16; ++s) sc[16 * s + r] = s8[s];
+        for (int q = 0; q < 8; ++q)
+            mn[16 * q + r] = static_cast<int32_t>(static_cast<uint16_t>(32 * s8[2 * q]) |
+                                                  (static_cast<uint32_t>(static_cast<uint16_t>(32 * s8[2 * q + 1])) << 16));
+    }
+}
+
 void gemm_stage_row(DType t, const GemmLayout& L, const uint8_t* src, uint8_t* u, int r, uint8_t* tile) {
     const int64_t k = L.k;
     switch (t) {
