@@ -23,13 +23,6 @@ namespace {
 // Rows per scheduling unit so that one chunk is ~16K floats of work.
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_len)); }
 
-inline void axpy(float a, const float* x, float* y, int64_t n) {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; ++i) y[i] += a * x[i];
-}
-
 }  // namespace
 
 void get_rows(Context& c, const Tensor& table, const Tensor& ids, const Tensor& out) {
@@ -217,7 +210,7 @@ void attention(Context& c, const Tensor& q, const Tensor& kc, const Tensor& vc, 
                     if (!(st[r].l > 0)) continue;
                     const float wgt = std::exp(st[r].m - M);
                     L += st[r].l * wgt;
-                    axpy(wgt, pb + 2 * rows_max + r * hd, o, hd);
+                    attn::axpy<Avx2>(wgt, pb + 2 * rows_max + r * hd, o, hd);
                 }
                 if (L > 0) attn::scale<Avx2>(o, 1.f / L, hd);
             }
@@ -346,7 +339,7 @@ void moe_sum(Context& c, const Tensor& y, const Tensor& weights, const Tensor& o
         for (int64_t t = b; t < e; ++t) {
             float* o = out.data<float>() + t * d;
             std::memset(o, 0, static_cast<size_t>(d) * 4);
-            for (int64_t j = 0; j < k; ++j) axpy(weights.data<float>()[t * k + j], y.data<float>() + (t * k + j) * d, o, d);
+            for (int64_t j = 0; j < k; ++j) attn::axpy<Avx2>(weights.data<float>()[t * k + j], y.data<float>() + (t * k + j) * d, o, d);
         }
     });
 }
